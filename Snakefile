@@ -1,0 +1,25 @@
+# phonion: lattice-dynamics screening of solid ion conductors.
+# Run: snakemake --cores 2 (local) or snakemake --profile profiles/slurm.
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/intake.smk"
+include: "workflow/rules/relax.smk"
+include: "workflow/rules/campaign.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,30 @@
+"""Space-group and primitive-cell helpers (spglib)."""
+
+from __future__ import annotations
+
+import numpy as np
+import spglib
+from ase import Atoms
+
+
+def _cell(atoms: Atoms) -> tuple:
+    return (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+
+
+def spacegroup(atoms: Atoms, symprec: float = 1e-3) -> tuple[str, int]:
+    """International symbol and number of the space group at tolerance ``symprec`` (Å)."""
+    data = spglib.get_symmetry_dataset(_cell(atoms), symprec=symprec)
+    if data is None:
+        return ("P1", 1)
+    return (str(data.international), int(data.number))
+
+
+def primitive(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
+    """Standardised primitive cell (spglib); the input is returned if spglib fails."""
+    result = spglib.standardize_cell(_cell(atoms), to_primitive=True, no_idealize=False,
+                                     symprec=symprec)
+    if result is None:
+        return atoms.copy()
+    lattice, frac, numbers = result
+    prim = Atoms(numbers=numbers, cell=lattice, scaled_positions=np.mod(frac, 1.0), pbc=True)
+    return prim

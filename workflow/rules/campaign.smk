@@ -1,0 +1,18 @@
+localrules:
+    status,
+
+
+rule status:
+    input:
+        expand(material_path("intake", "intake.json"), mid=MATERIALS),
+        expand(material_path("relax", "relax.json"), mid=MATERIALS),
+    output:
+        f"{CAMPAIGN_DIR}/status.tsv",
+    params:
+        rejected=DISCOVERY.rejected,
+    log:
+        f"{CAMPAIGN_DIR}/status.log",
+    run:
+        from phonion.status import campaign_status
+
+        campaign_status(input, output[0], params.rejected, log[0])

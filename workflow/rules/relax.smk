@@ -1,0 +1,23 @@
+rule relax:
+    input:
+        material_path("intake", "intake.json"),
+    output:
+        result=material_path("relax", "relax.json"),
+        poscar=material_path("relax", "POSCAR"),
+    params:
+        python=backend_python(),
+        settings=settings_json("relax"),
+        calculator=calculator_json(),
+    log:
+        material_path("relax", "relax.log"),
+    benchmark:
+        material_path("relax", "benchmark.tsv")
+    resources:
+        runtime=config["slurm"]["relax_runtime_min"],
+        mem_mb=config["slurm"]["relax_mem_mb"],
+    conda:
+        backend_conda_env()
+    shell:
+        "{PHONION_PATH} {params.python} -m phonion relax --input {input:q} --settings {params.settings:q}"
+        " --calculator {params.calculator:q} --out {output.result:q}"
+        " --structure-out {output.poscar:q} > {log:q} 2>&1"
