@@ -14,12 +14,18 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    mid=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+
+
 include: "workflow/rules/intake.smk"
 include: "workflow/rules/relax.smk"
 include: "workflow/rules/campaign.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -103,7 +103,7 @@ def _mace_cached_foundation(name: str) -> Path:
 
 
 def load_fairchem(model: str, device: str, dtype: str) -> Loaded:
-    """fairchem-core 2.x (UMA, eSEN) or 1.x (EquiformerV2, OCPCalculator) from a local checkpoint."""
+    """fairchem-core 2.x (UMA, eSEN) or 1.x (EquiformerV2) from a local checkpoint file."""
     try:
         version = metadata.version("fairchem-core")
     except metadata.PackageNotFoundError:

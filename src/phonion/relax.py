@@ -61,7 +61,7 @@ class RelaxResult:
 
 def relax(atoms: Atoms, calculator: Calculator, fmax_eV_A: float = 0.005,
           max_steps: int = 500, optimizer: str = "FIRE", cell_filter: str = "frechet",
-          fix_symmetry: bool = False, symprec: float = 1e-3,
+          fix_symmetry: bool = False, symprec: float = 1e-2,
           logfile: str | None = "-") -> RelaxResult:
     """Relax positions (and the cell unless ``cell_filter='none'``) to ``fmax_eV_A``.
 

@@ -6,6 +6,14 @@ import numpy as np
 import spglib
 from ase import Atoms
 
+try:  # spglib >= 2.5: raise SpglibError instead of returning None
+    import spglib.error
+
+    spglib.error.OLD_ERROR_HANDLING = False
+    _SpglibError: type[Exception] = spglib.error.SpglibError
+except (ImportError, AttributeError):  # older spglib returns None on failure
+    _SpglibError = RuntimeError
+
 
 def _cell(atoms: Atoms) -> tuple:
     return (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
@@ -13,7 +21,10 @@ def _cell(atoms: Atoms) -> tuple:
 
 def spacegroup(atoms: Atoms, symprec: float = 1e-3) -> tuple[str, int]:
     """International symbol and number of the space group at tolerance ``symprec`` (Å)."""
-    data = spglib.get_symmetry_dataset(_cell(atoms), symprec=symprec)
+    try:
+        data = spglib.get_symmetry_dataset(_cell(atoms), symprec=symprec)
+    except _SpglibError:
+        data = None
     if data is None:
         return ("P1", 1)
     return (str(data.international), int(data.number))
@@ -21,8 +32,11 @@ def spacegroup(atoms: Atoms, symprec: float = 1e-3) -> tuple[str, int]:
 
 def primitive(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
     """Standardised primitive cell (spglib); the input is returned if spglib fails."""
-    result = spglib.standardize_cell(_cell(atoms), to_primitive=True, no_idealize=False,
-                                     symprec=symprec)
+    try:
+        result = spglib.standardize_cell(_cell(atoms), to_primitive=True, no_idealize=False,
+                                         symprec=symprec)
+    except _SpglibError:
+        result = None
     if result is None:
         return atoms.copy()
     lattice, frac, numbers = result

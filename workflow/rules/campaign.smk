@@ -8,10 +8,10 @@ rule status:
         expand(material_path("relax", "relax.json"), mid=MATERIALS),
     output:
         f"{CAMPAIGN_DIR}/status.tsv",
-    params:
-        rejected=DISCOVERY.rejected,
     log:
         f"{CAMPAIGN_DIR}/status.log",
+    params:
+        rejected=DISCOVERY.rejected,
     run:
         from phonion.status import campaign_status
 

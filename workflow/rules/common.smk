@@ -1,5 +1,5 @@
 # Config validation, the materials table and the small input/param functions
-# every rule uses. Nothing here reads a structure file: parsing must stay fast
+# shared by all stages. Nothing here reads a structure file; parsing must stay fast
 # for thousands of materials (and every SLURM job re-parses the Snakefile).
 
 import copy
@@ -11,7 +11,6 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from phonion.intake import discover
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -31,10 +30,6 @@ for _mid, _over in config["overrides"].items():
         {"relax": {**config["relax"], **_over.get("relax", {})}},
         schema="../schemas/config.schema.yaml",
     )
-
-
-wildcard_constraints:
-    mid=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
 
 
 def settings(mid, section):
@@ -58,7 +53,11 @@ def backend_python(backend=None):
     backend = backend or config["calculator"]["backend"]
     env = config["environments"].get(backend, "")
     if not env:
-        return "python" if DeploymentMethod.CONDA in deployment_methods() else sys.executable
+        return (
+            "python"
+            if DeploymentMethod.CONDA in deployment_methods()
+            else sys.executable
+        )
     path = Path(env).expanduser()
     return str(path / "bin" / "python") if path.is_dir() else str(path)
 
@@ -69,12 +68,17 @@ def deployment_methods():
 
 def backend_conda_env():
     """Conda environment file of the backend (used only with --sdm conda)."""
-    env = config["calculator"]["conda_env"] or f"envs/{config['calculator']['backend']}.yaml"
+    env = (
+        config["calculator"]["conda_env"]
+        or f"envs/{config['calculator']['backend']}.yaml"
+    )
     return str(Path(workflow.basedir) / env)
 
 
-# Backend environments need not have phonion installed: rules put this src/ first.
-PHONION_PATH = f"PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}}"
+def pythonpath():
+    """Shell prefix putting this workflow's src/ first: backend environments need
+    not have phonion installed, and every environment runs the same phonion code."""
+    return f"PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}}"
 
 
 def calculator_json():

@@ -1,0 +1,97 @@
+"""Shared fixtures: repository paths, small structures, and a Snakemake runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "config" / "demo" / "structures"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+PARTIAL_CIF = """data_NaKCl
+_symmetry_space_group_name_H-M 'F m -3 m'
+_symmetry_Int_Tables_number 225
+_cell_length_a 5.9
+_cell_length_b 5.9
+_cell_length_c 5.9
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Na1 Na 0 0 0 0.5
+K1 K 0 0 0 0.5
+Cl1 Cl 0.5 0.5 0.5 1
+"""
+
+BROKEN_CIF = """data_broken
+_cell_length_a 5.6
+loop_
+_atom_site_label
+_atom_site_fract_x
+Na1 0.0 0.0
+"""
+
+KCL_POSCAR = """KCl rock salt (no sodium)
+1.0
+0.0 3.1465 3.1465
+3.1465 0.0 3.1465
+3.1465 3.1465 0.0
+K Cl
+1 1
+Direct
+0 0 0
+0.5 0.5 0.5
+"""
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None,
+              check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml``."""
+    if config is not None:
+        write_config(workdir, config)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-5000:]}")
+    return proc
+
+
+def read_status(workdir: Path) -> dict[str, dict[str, str]]:
+    lines = (workdir / "results" / "campaign" / "status.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
+    return {r["id"]: r for r in rows}
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Path:
+    """A workdir with a structures/ folder holding NaCl and Na2O from the demo set."""
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    for name in ("NaCl", "Na2O"):
+        (folder / f"{name}.cif").write_text((DEMO / f"{name}.cif").read_text())
+    return tmp_path
+
+
+RIGID = {"calculator": {"backend": "rigid_ion", "model": ""}}

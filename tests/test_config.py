@@ -1,0 +1,55 @@
+"""Config schema: defaults filled, unknown keys and bad values rejected with the key named."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from conftest import ROOT, snakemake
+
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_defaults_are_filled():
+    cfg = {"structures": {"folder": "x"}}
+    validate(cfg, SCHEMA)
+    assert cfg["mobile_ion"] == "Na"
+    assert cfg["relax"]["fmax_eV_A"] == 0.005
+    assert cfg["calculator"]["backend"] == "sevenn"
+    assert cfg["structures"]["max_atoms"] == 64
+
+
+def test_shipped_config_is_valid():
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    validate(copy.deepcopy(cfg), SCHEMA)
+
+
+@pytest.mark.parametrize("cfg, key", [
+    ({"relax": {"fmax": 0.01}}, "fmax"),                       # typo of fmax_eV_A
+    ({"relx": {}}, "relx"),                                     # unknown section
+    ({"relax": {"fmax_eV_A": -1}}, "fmax_eV_A"),                # bad value
+    ({"calculator": {"backend": "lammps"}}, "lammps"),          # unknown backend
+    ({"mobile_ion": "sodium"}, "sodium"),                       # not an element symbol
+])
+def test_bad_config_is_rejected_naming_the_key(cfg, key):
+    with pytest.raises(Exception) as err:
+        validate(cfg, SCHEMA)
+    assert key in str(err.value)
+
+
+def test_typo_fails_at_parse_time(campaign):
+    proc = snakemake(campaign, "-n", check=False,
+                     config={"structures": {"folder": "structures"}, "relax": {"fmax": 1}})
+    assert proc.returncode != 0
+    assert "fmax" in proc.stderr + proc.stdout
+
+
+def test_bad_override_is_rejected(campaign):
+    proc = snakemake(campaign, "-n", check=False, config={
+        "structures": {"folder": "structures"},
+        "overrides": {"NaCl": {"relax": {"max_steps": 0}}}})
+    assert proc.returncode != 0
+    assert "max_steps" in proc.stderr + proc.stdout

@@ -1,0 +1,93 @@
+"""End-to-end Snakemake runs on tiny campaigns with the analytic potential."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import BROKEN_CIF, DEMO, KCL_POSCAR, PARTIAL_CIF, RIGID, ROOT, read_status, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def _planned(workdir, config) -> dict[str, set[str]]:
+    """rule -> materials a dry run would (re)run."""
+    out = snakemake(workdir, "-n", config=config).stdout
+    planned: dict[str, set[str]] = {}
+    for block in out.split("\nrule ")[1:] + out.split("\nlocalrule ")[1:]:
+        rule = block.split(":", 1)[0].strip()
+        mids = set(re.findall(r"output: results/materials/([^/]+)/", block))
+        planned.setdefault(rule, set()).update(mids or {"*"})
+    return planned
+
+
+def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    (folder / "NaCl.cif").write_text((DEMO / "NaCl.cif").read_text())
+    (folder / "broken.cif").write_text(BROKEN_CIF)
+    (folder / "POSCAR-KCl").write_text(KCL_POSCAR)
+    (folder / "NaKCl-disordered.cif").write_text(PARTIAL_CIF)
+    (folder / "Na3PS4.cif").write_text((DEMO / "Na3PS4-cubic.cif").read_text())
+    (folder / "bad name.cif").write_text((DEMO / "NaCl.cif").read_text())
+    proc = snakemake(tmp_path, "--cores", "2",
+                     config={**RIGID, "structures": {"folder": "structures"}})
+    assert proc.returncode == 0  # bad materials never take the campaign down
+    status = read_status(tmp_path)
+    assert status["NaCl"]["status"] == "ok" and status["NaCl"]["stage"] == "relax"
+    assert status["broken"]["status"] == "rejected" and "unreadable" in status["broken"]["reason"]
+    assert status["POSCAR-KCl"]["reason"].startswith("no mobile ion Na")
+    assert "partial occupancy" in status["NaKCl-disordered"]["reason"]
+    assert status["Na3PS4"]["stage"] == "relax"
+    assert "elements P not supported by rigid_ion" in status["Na3PS4"]["reason"]
+    assert "not a safe file name" in status["bad name"]["reason"]
+    assert len(status) == 6
+
+    relaxed = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())
+    assert relaxed["converged"] and relaxed["spacegroup_final"] == "Fm-3m"
+    prov = relaxed["provenance"]
+    assert prov["packages"]["ase"] and prov["packages"]["numpy"]
+    assert prov["model"]["backend"] == "rigid_ion"
+    assert prov["parameters"]["fmax_eV_A"] == 0.005
+    intake = json.loads((tmp_path / "results/materials/NaCl/intake/intake.json").read_text())
+    assert len(intake["source_sha256"]) == 64
+    poscar = (tmp_path / "results/materials/NaCl/relax/POSCAR").read_text()
+    assert "Na" in poscar and "Cl" in poscar
+
+
+def test_reruns_touch_only_the_changed_material(campaign):
+    config = {**RIGID, "structures": {"folder": "structures"}}
+    snakemake(campaign, "--cores", "2", config=config)
+    assert _planned(campaign, config) == {}
+
+    # editing one structure file reruns that material's chain and the aggregate only
+    time.sleep(1.1)
+    cif = campaign / "structures" / "NaCl.cif"
+    cif.write_text(cif.read_text().replace("5.6402", "5.6500"))
+    planned = _planned(campaign, config)
+    assert planned["intake"] == {"NaCl"} and planned["relax"] == {"NaCl"}
+    assert "status" in planned
+    snakemake(campaign, "--cores", "2", config=config)
+
+    # a per-material setting reruns that material's relax only
+    config["overrides"] = {"Na2O": {"relax": {"fmax_eV_A": 0.002}}}
+    planned = _planned(campaign, config)
+    assert planned["relax"] == {"Na2O"} and "intake" not in planned
+    snakemake(campaign, "--cores", "2", config=config)
+    relax = json.loads((campaign / "results/materials/Na2O/relax/relax.json").read_text())
+    assert relax["provenance"]["parameters"]["fmax_eV_A"] == 0.002
+    assert _planned(campaign, config) == {}
+
+
+def test_lint_and_default_dry_run_are_clean():
+    base = [sys.executable, "-m", "snakemake", "-d", str(ROOT), "-s", str(ROOT / "Snakefile")]
+    lint = subprocess.run([*base, "--lint"], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Congratulations" in lint.stdout + lint.stderr
+    dry = subprocess.run([*base, "-n", "--quiet"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
