@@ -22,6 +22,11 @@ wildcard_constraints:
 
 include: "workflow/rules/intake.smk"
 include: "workflow/rules/relax.smk"
+include: "workflow/rules/displace.smk"
+include: "workflow/rules/forces.smk"
+include: "workflow/rules/fit_ifc.smk"
+include: "workflow/rules/stability.smk"
+include: "workflow/rules/phonon_descriptors.smk"
 include: "workflow/rules/campaign.smk"
 
 

@@ -105,6 +105,230 @@ def cmd_relax(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upstream(path: str, stage: str) -> tuple[dict, dict | None]:
+    """Read an upstream result; return (result, skipped-result or None)."""
+    up = read_json(path)
+    if up["status"] != "ok":
+        skipped = _result(up["material_id"], stage, "skipped",
+                          f"{up['stage']}: {up['status']}")
+        return up, skipped
+    return up, None
+
+
+def _run_stage(stage: str, mid: str, body) -> dict:
+    """Run ``body()`` → result dict; turn exceptions into a status line."""
+    try:
+        return body()
+    except Exception as exc:  # noqa: BLE001 - recorded in the status table
+        status, reason = _error_status(exc)
+        print(f"[{stage}] {mid}: {status}: {reason}", flush=True)
+        return _result(mid, stage, status, reason)
+
+
+def cmd_displace(args: argparse.Namespace) -> int:
+    from .displace import displace
+
+    settings = json.loads(args.settings)
+    up, res = _upstream(args.input, "displace")
+    mid = up["material_id"]
+
+    def body() -> dict:
+        t0 = time.perf_counter()
+        prim = atoms_from_dict(up["structure"])
+        orders = (2, 3) if settings["fc3"] else (2,)
+        d = displace(prim, settings["amplitude_A"], settings["min_atoms"], settings["max_atoms"],
+                     settings["min_length_A"], orders, settings["safety_factor"],
+                     settings["min_snapshots"], settings["seed"], settings["symprec"])
+        out = _result(mid, "displace", "ok", **d.summary(),
+                      wall_time_s=time.perf_counter() - t0,
+                      primitive=atoms_to_dict(prim), supercell=atoms_to_dict(d.supercell),
+                      displacements_A=d.displacements_A)
+        print(f"[displace] {mid}: supercell {d.choice.supercell_matrix.tolist()} "
+              f"({len(d.supercell)} atoms), {len(d.displacements_A)} snapshots of "
+              f"{d.amplitude_A} Å for {d.n_free} free parameters", flush=True)
+        return out
+
+    res = res or _run_stage("displace", mid, body)
+    res["provenance"] = provenance(settings)
+    write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_forces(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .calculators import get_calculator
+    from .forces import ForceSet, compute_forces, write_forceset
+
+    calc_cfg = json.loads(args.calculator)
+    up, res = _upstream(args.input, "forces")
+    mid = up["material_id"]
+    model: dict = {}
+    fs = None
+
+    def body() -> dict:
+        nonlocal fs, model
+        t0 = time.perf_counter()
+        sc = atoms_from_dict(up["supercell"])
+        loaded = get_calculator(calc_cfg["backend"], calc_cfg.get("model", ""),
+                                calc_cfg.get("device", "cpu"), calc_cfg.get("dtype", "float64"))
+        model = loaded.description
+        fs = compute_forces(sc, np.asarray(up["displacements_A"]), loaded.calculator)
+        fs.meta = {"source": "mlp", "model": model}
+        wall = time.perf_counter() - t0
+        n_eval = len(fs.displacements_A) + 1
+        print(f"[forces] {mid}: {n_eval} force evaluations of {len(sc)} atoms in {wall:.1f} s; "
+              f"max residual force {np.abs(fs.residual_forces_eV_A).max():.2e} eV/Å",
+              flush=True)
+        return _result(mid, "forces", "ok", n_force_evaluations=n_eval, wall_time_s=wall,
+                       max_residual_force_eV_A=float(np.abs(fs.residual_forces_eV_A).max()),
+                       max_force_eV_A=float(np.abs(fs.forces_eV_A).max()))
+
+    res = res or _run_stage("forces", mid, body)
+    res["provenance"] = provenance({}, model)
+    if fs is None:  # no forces: an empty, flagged set (downstream reads the status first)
+        from ase import Atoms
+
+        fs = ForceSet(Atoms(), np.zeros((0, 0, 3)), np.zeros((0, 0, 3)), np.zeros((0, 3)),
+                      np.zeros(0), {"status": res["status"]})
+    write_forceset(args.forceset, fs)
+    write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_fit_ifc(args: argparse.Namespace) -> int:
+    from .fit_ifc import fit_force_constants, force_rmse
+    from .forces import read_forceset
+    from .phonons import write_fc2
+
+    settings = json.loads(args.settings)
+    disp = read_json(args.displace)
+    up, res = _upstream(args.forces_result, "fit_ifc")
+    mid = up["material_id"]
+    fc2 = None
+
+    def body() -> dict:
+        nonlocal fc2
+        import numpy as np
+
+        from .displace import SupercellChoice, phonopy_for
+
+        fs = read_forceset(args.forceset)
+        choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
+        ph = phonopy_for(atoms_from_dict(disp["primitive"]), choice)
+        fit = fit_force_constants(
+            ph, fs.displacements_A, fs.forces_eV_A, fc3=settings["fc3"],
+            fc3_cutoff_A=settings["fc3_cutoff_A"], alpha_min_exp=settings["alpha_min_log10"],
+            alpha_max_exp=settings["alpha_max_log10"],
+            rotational_sum_rules=settings["rotational_sum_rules"],
+            symprec=settings["symprec"], python=args.python or None)
+        fc2 = fit.fc2
+        if fit.fc3 is not None:
+            import h5py
+
+            from .io import atomic_path
+
+            with atomic_path(args.fc3) as tmp, h5py.File(tmp, "w") as h5:
+                h5["fc3"] = fit.fc3
+        diag = fit.diagnostics
+        diag["rmse_check_eV_A"] = force_rmse(fc2, fs.displacements_A, fs.forces_eV_A)
+        asr = float(np.abs(fc2.sum(axis=1)).max())
+        reason = ""
+        if diag["alpha_on_bound"]:
+            reason = (f"alpha = {diag['alpha']:.1e} sits on a search bound "
+                      f"(10^{diag['alpha_search_log10']}): the fit is effectively "
+                      "least squares (lower bound) or over-regularised (upper bound)")
+            print(f"[fit_ifc] {mid}: WARNING {reason}", flush=True)
+        print(f"[fit_ifc] {mid}: alpha {diag['alpha']:.2e}, RMSE {diag['rmse_eV_A']:.2e} eV/Å, "
+              f"CV RMSE {diag['cv_rmse_eV_A']:.2e} eV/Å, {diag['n_free_parameters']:.0f} free "
+              f"parameters, ASR residual {asr:.1e} eV/Å²", flush=True)
+        return _result(mid, "fit_ifc", "ok", reason, **diag,
+                       acoustic_sum_rule_residual_eV_A2=asr)
+
+    res = res or _run_stage("fit_ifc", mid, body)
+    res["provenance"] = provenance(settings)
+    write_fc2(args.fc2, fc2, res["status"])
+    if args.fc3 and fc2 is None:
+        write_fc2(args.fc3, None, res["status"])
+    write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from .displace import SupercellChoice, phonopy_for
+    from .phonons import read_fc2
+    from .stability import assess_stability
+
+    settings = json.loads(args.settings)
+    disp = read_json(args.displace)
+    up, res = _upstream(args.fit, "stability")
+    mid = up["material_id"]
+
+    def body() -> dict:
+        import numpy as np
+
+        choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
+        ph = phonopy_for(atoms_from_dict(disp["primitive"]), choice)
+        ph.force_constants = read_fc2(args.fc2)
+        st = assess_stability(ph, settings["stability_mesh_length_A"],
+                              settings["stability_tolerance_THz"], settings["band_points"])
+        status = "ok" if st["stable"] else "failed"
+        print(f"[stability] {mid}: {'stable' if st['stable'] else st['reason']} (lowest "
+              f"{st['lowest_frequency_THz']:.3f} THz)", flush=True)
+        return _result(mid, "stability", status, st.pop("reason"), **st)
+
+    res = res or _run_stage("stability", mid, body)
+    res["provenance"] = provenance(settings)
+    write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_phonons(args: argparse.Namespace) -> int:
+    from .descriptors import phonon_descriptors
+    from .displace import SupercellChoice, phonopy_for
+    from .phonons import read_fc2, write_arrays
+    from .plots import plot_coupling_pdos, plot_msd_modes
+
+    settings = json.loads(args.settings)
+    disp = read_json(args.displace)
+    up, res = _upstream(args.stability, "phonon_descriptors")
+    mid = up["material_id"]
+    mobile = args.mobile_ion
+
+    def body() -> dict:
+        import numpy as np
+
+        t0 = time.perf_counter()
+        prim = atoms_from_dict(disp["primitive"])
+        choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
+        ph = phonopy_for(prim, choice)
+        ph.force_constants = read_fc2(args.fc2)
+        scalars, arrays = phonon_descriptors(
+            ph, mobile, settings["temperatures_K"], settings["mesh_start_length_A"],
+            settings["mesh_max_length_A"], settings["msd_tolerance"],
+            settings["low_frequency_THz"], settings["band_points"])
+        write_arrays(args.modes, arrays)
+        formula = prim.get_chemical_formula(mode="metal")
+        t_hi = max(settings["temperatures_K"])
+        title = f"{mid} ({formula})"
+        plot_msd_modes(arrays, t_hi, f"{title}: {mobile} MSD by mode, {t_hi:g} K",
+                       args.fig_msd)
+        plot_coupling_pdos(arrays, scalars, f"{title}: {mobile}–host coupling and PDOS",
+                           args.fig_coupling)
+        hot = scalars["by_temperature_K"][f"{t_hi:g}"]
+        print(f"[phonons] {mid}: {mobile} MSD {hot['msd_mobile_mean_A2']:.4f} Å² at {t_hi:g} K "
+              f"(mesh {scalars['mesh']}), acoustic cutoff {scalars['acoustic_cutoff_THz']:.2f} "
+              f"THz, {mobile} PDOS centre {scalars['pdos_mobile_centre_THz']:.2f} THz "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        return _result(mid, "phonon_descriptors", "ok", **scalars,
+                       wall_time_s=time.perf_counter() - t0)
+
+    res = res or _run_stage("phonon_descriptors", mid, body)
+    res["provenance"] = provenance(settings)
+    write_json_atomic(args.out, res)
+    return 0
+
+
 def _write_poscar(res: dict, path: str) -> None:
     """A VASP POSCAR of the relaxed cell for people and other codes (empty if none)."""
     from ase.io import write
@@ -136,6 +360,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--structure-out", default=None, help="also write the relaxed POSCAR here")
     p.set_defaults(func=cmd_relax)
+
+    p = sub.add_parser("displace", help="supercell and random displacements")
+    p.add_argument("--input", required=True, help="relax result JSON")
+    p.add_argument("--settings", required=True, help="JSON of the phonons config section")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_displace)
+
+    p = sub.add_parser("forces", help="MLP forces on all displaced supercells")
+    p.add_argument("--input", required=True, help="displace result JSON")
+    p.add_argument("--calculator", required=True)
+    p.add_argument("--forceset", required=True, help="HDF5 force set to write")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_forces)
+
+    p = sub.add_parser("fit-ifc", help="force constants with pheasy")
+    p.add_argument("--displace", required=True)
+    p.add_argument("--forceset", required=True)
+    p.add_argument("--forces-result", required=True)
+    p.add_argument("--settings", required=True)
+    p.add_argument("--python", default="", help="interpreter that has pheasy")
+    p.add_argument("--fc2", required=True)
+    p.add_argument("--fc3", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fit_ifc)
+
+    p = sub.add_parser("stability", help="dynamic stability screen")
+    p.add_argument("--displace", required=True)
+    p.add_argument("--fit", required=True)
+    p.add_argument("--fc2", required=True)
+    p.add_argument("--settings", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_stability)
+
+    p = sub.add_parser("phonons", help="phonon descriptors and figures")
+    p.add_argument("--displace", required=True)
+    p.add_argument("--stability", required=True)
+    p.add_argument("--fc2", required=True)
+    p.add_argument("--settings", required=True)
+    p.add_argument("--mobile-ion", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--modes", required=True)
+    p.add_argument("--fig-msd", required=True, help="figure base name (no suffix)")
+    p.add_argument("--fig-coupling", required=True, help="figure base name (no suffix)")
+    p.set_defaults(func=cmd_phonons)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,8 +4,8 @@ localrules:
 
 rule status:
     input:
-        expand(material_path("intake", "intake.json"), mid=MATERIALS),
-        expand(material_path("relax", "relax.json"), mid=MATERIALS),
+        results=campaign_results,
+        figures=phonon_figures,
     output:
         f"{CAMPAIGN_DIR}/status.tsv",
     log:
@@ -15,4 +15,4 @@ rule status:
     run:
         from phonion.status import campaign_status
 
-        campaign_status(input, output[0], params.rejected, log[0])
+        campaign_status(input.results, output[0], params.rejected, log[0])

@@ -27,7 +27,7 @@ if not MATERIALS and not DISCOVERY.rejected:
 
 for _mid, _over in config["overrides"].items():
     validate(
-        {"relax": {**config["relax"], **_over.get("relax", {})}},
+        {s: {**config[s], **_over.get(s, {})} for s in ("relax", "phonons")},
         schema="../schemas/config.schema.yaml",
     )
 
@@ -87,6 +87,57 @@ def calculator_json():
 
 def material_path(stage, name):
     return f"{MATERIALS_DIR}/{{mid}}/{stage}/{name}"
+
+
+def fit_ifc_outputs():
+    out = {
+        "result": material_path("fit_ifc", "fit_ifc.json"),
+        "fc2": material_path("fit_ifc", "fc2.hdf5"),
+    }
+    if config["phonons"]["fc3"]:
+        out["fc3"] = material_path("fit_ifc", "fc3.hdf5")
+    return out
+
+
+def _status_ok(path):
+    with open(path) as fh:
+        return json.load(fh)["status"] == "ok"
+
+
+def material_results(mid):
+    """Stage result files of one material, in pipeline order, as far as its chain goes.
+
+    relax and stability are checkpoints: a material that fails relaxation gets no
+    phonon jobs, and an unstable one gets no descriptor (or MD) jobs.
+    """
+    base = f"{MATERIALS_DIR}/{mid}"
+    files = [f"{base}/intake/intake.json"]
+    relax = checkpoints.relax.get(mid=mid).output.result
+    files.append(relax)
+    if not _status_ok(relax):
+        return files
+    files += [f"{base}/displace/displace.json", f"{base}/forces/forces.json"]
+    files.append(f"{base}/fit_ifc/fit_ifc.json")
+    stability = checkpoints.stability.get(mid=mid).output[0]
+    files.append(stability)
+    if not _status_ok(stability):
+        return files
+    files.append(f"{base}/phonons/phonons.json")
+    return files
+
+
+def campaign_results(wildcards):
+    return [f for mid in MATERIALS for f in material_results(mid)]
+
+
+def phonon_figures(wildcards):
+    return [
+        f"{MATERIALS_DIR}/{mid}/phonons/{name}.{ext}"
+        for mid in MATERIALS
+        if material_results(mid)[-1].endswith("phonons.json")
+        for name in ("msd_modes", "coupling_pdos")
+        for ext in ("png", "svg")
+    ]
 
 
 def all_targets():

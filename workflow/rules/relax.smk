@@ -1,4 +1,4 @@
-rule relax:
+checkpoint relax:
     input:
         material_path("intake", "intake.json"),
     output:

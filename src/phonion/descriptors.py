@@ -1,0 +1,190 @@
+"""Phonon descriptors (seed 000 §2.5, §3.3–3.4) from harmonic force constants.
+
+The verb is :func:`phonon_descriptors`. It returns scalars (JSON, units in the
+key names) and per-mode arrays (HDF5). Definitions:
+
+- mean-square displacement (MSD, eq. 5) of every atom and direction from
+  phonopy's thermal displacements on a uniform q-mesh refined until the mean
+  mobile-ion MSD at the highest temperature changes by less than
+  ``msd_tolerance`` (the MSD is dominated by the softest modes, so an
+  unconverged mesh is a wrong number, not a detail);
+- acoustic cutoff: the highest frequency of the three lowest branches along
+  the band path (seed 000 §3.3);
+- DOS moments of the mobile ion and of all atoms: centre (first moment, the
+  analogue of eq. 7), width (standard deviation), skewness and excess
+  kurtosis, computed exactly from the mode weights on the mesh (no smearing);
+- per mode: mobile-ion MSD contribution (eq. 5 decomposed), participation
+  ratio (eq. 8), mobile–host coupling factor (eq. 9; :mod:`phonion.phonons`);
+- low-frequency summaries below ``low_frequency_THz`` (default 1.5 THz, the
+  range of strong coupling in seed 000 Fig. 5): share of the mobile-ion MSD,
+  mean coupling and mean participation ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import PhonionError
+from .phonons import (
+    Modes,
+    band_path,
+    coupling_factor,
+    mesh_modes,
+    mesh_numbers,
+    mode_msd,
+    participation_ratio,
+)
+
+
+class MeshNotConverged(PhonionError):
+    """The MSD did not converge within the allowed q-mesh lengths."""
+
+
+def mesh_msd(ph, mesh, temperatures_K) -> tuple[np.ndarray, Modes]:
+    """⟨u_α²(j)⟩ (Å²), shape (nT, N, 3), on a full mesh (Γ acoustic excluded), and the modes."""
+    modes = mesh_modes(ph, mesh)
+    msd = np.array([mode_msd(modes, T).sum(axis=(0, 1)) for T in temperatures_K])
+    return msd, modes
+
+
+def converge_mesh(ph, temperatures_K, mobile: np.ndarray, start_length_A: float = 20.0,
+                  factor: float = 1.5, max_length_A: float = 200.0,
+                  tolerance: float = 0.01) -> tuple[list[int], list[dict]]:
+    """Refine the mesh until the mobile-ion mean MSD at max(T) changes < ``tolerance``.
+
+    The MSD converges like 1/n in the mesh number n (the Γ cell, where acoustic
+    modes diverge as 1/ω², is left out), so the last change bounds the
+    remaining error to about twice ``tolerance`` for ``factor`` = 1.5; the
+    history holds the Richardson extrapolation (n₂M₂ − n₁M₁)/(n₂ − n₁).
+    """
+    history: list[dict] = []
+    length, previous, last_mesh = start_length_A, None, None
+    t_max = [max(temperatures_K)]
+    while length <= max_length_A * (1 + 1e-9):
+        mesh = mesh_numbers(ph, length)
+        if mesh != last_mesh:
+            msd = float(mesh_msd(ph, mesh, t_max)[0][0][mobile].mean())
+            change = None if previous is None else abs(msd / previous - 1)
+            extrapolated = None if previous is None else (
+                (mesh[0] * msd - last_mesh[0] * previous) / (mesh[0] - last_mesh[0]))
+            history.append({"length_A": length, "mesh": mesh, "msd_mobile_mean_A2": msd,
+                            "relative_change": change,
+                            "msd_mobile_mean_extrapolated_A2": extrapolated})
+            if change is not None and change < tolerance:
+                return mesh, history
+            previous, last_mesh = msd, mesh
+        length *= factor
+    raise MeshNotConverged(
+        f"mobile-ion MSD not converged to {tolerance:.1%} up to a q-mesh of {last_mesh} "
+        f"(last change {history[-1]['relative_change']:.1%}); raise phonons.max_mesh_length_A")
+
+
+def dos_moments(frequencies_THz: np.ndarray, weights: np.ndarray) -> dict:
+    """Centre, width (std), skewness and excess kurtosis of a weighted frequency set."""
+    keep = (frequencies_THz > 0) & (weights > 0)
+    f, w = frequencies_THz[keep], weights[keep]
+    w = w / w.sum()
+    centre = float(np.sum(w * f))
+    var = float(np.sum(w * (f - centre) ** 2))
+    std = np.sqrt(var)
+    return {
+        "centre_THz": centre,
+        "width_THz": std,
+        "skewness": float(np.sum(w * (f - centre) ** 3) / std**3),
+        "kurtosis_excess": float(np.sum(w * (f - centre) ** 4) / var**2 - 3.0),
+    }
+
+
+def _projection(modes: Modes, atoms: np.ndarray) -> np.ndarray:
+    """Weight of each mode on a set of atoms, Σ_{j∈S,α} |e_jα|² × q-weight; (nq, nb)."""
+    nq, three_n, nb = modes.eigenvectors.shape
+    e2 = (np.abs(modes.eigenvectors) ** 2).reshape(nq, three_n // 3, 3, nb).sum(axis=2)
+    return e2[:, atoms].sum(axis=1) * modes.weights[:, None]
+
+
+def acoustic_cutoff(path_modes: Modes) -> float:
+    """Highest frequency of the three lowest branches on the band path (THz)."""
+    return float(np.sort(path_modes.frequencies_THz, axis=1)[:, :3].max())
+
+
+def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
+                       start_length_A: float = 20.0, max_length_A: float = 200.0,
+                       msd_tolerance: float = 0.01, low_frequency_THz: float = 1.5,
+                       npoints: int = 51) -> tuple[dict, dict]:
+    """Scalars (dict for JSON) and arrays (dict for HDF5) of the harmonic descriptors."""
+    temperatures_K = [float(t) for t in temperatures_K]
+    symbols = np.array(ph.primitive.symbols)
+    mobile = symbols == mobile_symbol
+    mesh, history = converge_mesh(ph, temperatures_K, mobile, start_length_A,
+                                  max_length_A=max_length_A, tolerance=msd_tolerance)
+    msd, modes = mesh_msd(ph, mesh, temperatures_K)  # (nT, N, 3)
+    path = band_path(ph, npoints)
+    pr_mesh, pr_path = participation_ratio(modes), participation_ratio(path.modes)
+    c_mesh, c_path = coupling_factor(modes, mobile), coupling_factor(path.modes, mobile)
+    f = modes.frequencies_THz
+    low = (f > 0) & (f < low_frequency_THz)
+    w_mode = np.broadcast_to(modes.weights[:, None], f.shape)
+
+    ph.run_thermal_properties(temperatures=temperatures_K)
+    thermo = ph.get_thermal_properties_dict()
+    gamma = ph.get_frequencies([0, 0, 0])
+
+    scalars: dict = {
+        "mobile_ion": mobile_symbol,
+        "n_mobile_sites": int(mobile.sum()),
+        "mesh": mesh,
+        "mesh_convergence": history,
+        "msd_mobile_mean_extrapolated_A2_at_max_T": history[-1]["msd_mobile_mean_extrapolated_A2"],
+        "acoustic_cutoff_THz": acoustic_cutoff(path.modes),
+        "lowest_optical_gamma_THz": float(np.sort(gamma)[3]) if len(gamma) > 3 else None,
+        "low_frequency_THz": low_frequency_THz,
+        "coupling_mean_below_low_frequency": float(np.nansum(c_mesh[low] * w_mode[low])
+                                                   / np.sum(w_mode[low] * ~np.isnan(c_mesh[low])))
+        if low.any() else None,
+        "participation_ratio_mean_below_low_frequency":
+            float(np.sum(pr_mesh[low] * w_mode[low]) / np.sum(w_mode[low])) if low.any() else None,
+    }
+    for name, sel in (("mobile", mobile), ("host", ~mobile), ("all", np.ones_like(mobile))):
+        if sel.any():
+            mom = dos_moments(f.ravel(), _projection(modes, sel).ravel())
+            scalars.update({f"pdos_{name}_{k}": v for k, v in mom.items()})
+    arrays: dict = {
+        "mesh/qpoints": modes.qpoints, "mesh/weights": modes.weights,
+        "mesh/frequencies_THz": f, "mesh/participation_ratio": pr_mesh,
+        "mesh/coupling_factor": c_mesh,
+        "mesh/mobile_weight": _projection(modes, mobile) / modes.weights[:, None],
+        "path/qpoints": path.modes.qpoints, "path/distances": np.concatenate(path.distances),
+        "path/segment_lengths": np.array([len(d) for d in path.distances]),
+        "path/frequencies_THz": path.modes.frequencies_THz,
+        "path/participation_ratio": pr_path, "path/coupling_factor": c_path,
+        "path/label_positions": np.array(path.label_positions),
+        "temperatures_K": np.array(temperatures_K),
+    }
+    arrays["path/labels"] = np.array(path.labels, dtype="S")
+    by_t = {}
+    for it, T in enumerate(temperatures_K):
+        m = msd[it]
+        per_mode = mode_msd(modes, T)[..., mobile, :].sum(axis=(2, 3)) / mobile.sum()  # (nq, nb)
+        total_mode = per_mode.sum()
+        path_mode = mode_msd(path.modes, T)[..., mobile, :].sum(axis=(2, 3)) / mobile.sum()
+        arrays[f"mesh/msd_mobile_per_mode_A2_{T:g}K"] = per_mode
+        arrays[f"path/msd_mobile_per_mode_A2_{T:g}K"] = path_mode / path.modes.weights[:, None]
+        arrays[f"msd_A2_{T:g}K"] = m
+        i_t = int(np.argmin(np.abs(np.asarray(thermo["temperatures"]) - T)))
+        by_t[f"{T:g}"] = {
+            "msd_mobile_mean_A2": float(m[mobile].mean()),
+            "msd_mobile_max_A2": float(m[mobile].max()),
+            "msd_mobile_x_A2": float(m[mobile, 0].mean()),
+            "msd_mobile_y_A2": float(m[mobile, 1].mean()),
+            "msd_mobile_z_A2": float(m[mobile, 2].mean()),
+            "msd_mobile_sites_A2": m[mobile].mean(axis=1).tolist(),
+            "msd_host_mean_A2": float(m[~mobile].mean()) if (~mobile).any() else None,
+            "msd_host_max_A2": float(m[~mobile].max()) if (~mobile).any() else None,
+            "msd_mobile_mode_sum_A2": float(total_mode / 3),
+            "msd_share_below_low_frequency": float(per_mode[low].sum() / total_mode),
+            "free_energy_kJ_mol": float(thermo["free_energy"][i_t]),
+            "entropy_J_K_mol": float(thermo["entropy"][i_t]),
+            "heat_capacity_J_K_mol": float(thermo["heat_capacity"][i_t]),
+        }
+    scalars["by_temperature_K"] = by_t
+    return scalars, arrays

@@ -1,0 +1,206 @@
+"""Displace: phonon supercell and randomly displaced snapshots (seed 000 §2.3).
+
+Verbs: :func:`choose_supercell` (near-isotropic, at least ``min_atoms`` atoms),
+:func:`count_free_parameters` (symmetry-independent force constants, symfc),
+:func:`n_snapshots` (snapshots from free parameters × safety factor) and
+:func:`displace` (phonopy random displacements of fixed amplitude).
+
+Seed 000 uses a fixed 30 snapshots of 0.03 Å for every structure. Here the
+count follows from the fit: each snapshot of an N-atom supercell gives 3N
+force equations, so ``ceil(safety_factor × n_free / 3N)`` snapshots give
+``safety_factor`` equations per unknown (docs/phonons.md compares the numbers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.build.supercells import eval_length_deviation, find_optimal_cell_shape
+
+from .errors import StructureRejected
+
+
+def to_phonopy(atoms: Atoms):
+    """ASE → PhonopyAtoms."""
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
+                        scaled_positions=atoms.get_scaled_positions())
+
+
+def to_ase(patoms) -> Atoms:
+    """PhonopyAtoms → ASE."""
+    return Atoms(symbols=patoms.symbols, cell=patoms.cell,
+                 scaled_positions=patoms.scaled_positions, pbc=True)
+
+
+def inscribed_diameter_A(cell: np.ndarray) -> float:
+    """Smallest distance between opposite faces of a cell (Å): the periodic-image length."""
+    volume = abs(np.linalg.det(cell))
+    return float(min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                     for i in range(3)))
+
+
+def _point_group_rotations(atoms: Atoms, symprec: float) -> np.ndarray:
+    """Rotations of the space group in fractional coordinates of ``atoms.cell``."""
+    import spglib
+
+    data = spglib.get_symmetry((atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers),
+                               symprec=symprec)
+    return np.unique(data["rotations"], axis=0)
+
+
+def _keeps_symmetry(P: np.ndarray, rotations: np.ndarray) -> bool:
+    """True when the supercell lattice P (rows, primitive coordinates) is invariant
+    under every rotation W, i.e. P W^T P^-1 is an integer matrix."""
+    Pinv = np.linalg.inv(P)
+    return all(np.allclose(M, np.rint(M), atol=1e-6) for M in (P @ W.T @ Pinv for W in rotations))
+
+
+def _conventional_matrix(atoms: Atoms, symprec: float) -> np.ndarray:
+    """Integer M with conventional lattice = M @ primitive lattice (spglib, no idealisation)."""
+    import spglib
+
+    std = spglib.standardize_cell((atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers),
+                                  to_primitive=False, no_idealize=True, symprec=symprec)
+    return np.rint(std[0] @ np.linalg.inv(atoms.cell.array)).astype(int)
+
+
+@dataclass
+class SupercellChoice:
+    """Supercell = diag(dim) × unit cell, unit cell = ``unit_matrix`` × primitive cell.
+
+    pheasy only accepts a diagonal supercell of its input cell, so a general
+    supercell matrix P of the primitive cell is factored as P = diag(dim) · M
+    with M the "unit cell" handed to phonopy and pheasy.
+    """
+
+    unit_matrix: np.ndarray  # M (integer, rows in primitive lattice vectors)
+    dim: np.ndarray  # (3,) integers
+
+    @property
+    def supercell_matrix(self) -> np.ndarray:
+        return np.diag(self.dim) @ self.unit_matrix
+
+
+def choose_supercell(atoms: Atoms, min_atoms: int = 80, max_atoms: int = 400,
+                     min_length_A: float = 0.0, symprec: float = 1e-3) -> SupercellChoice:
+    """Near-isotropic supercell with ≥ ``min_atoms`` atoms that keeps the full point group.
+
+    Candidates are diagonal multiples of the primitive and of the conventional
+    cell and ASE's most cubic shapes (``find_optimal_cell_shape``) of the
+    smallest allowed sizes. Only supercells whose lattice keeps every rotation
+    of the crystal are kept (otherwise the force constants lose symmetry); of
+    those within ``max_atoms`` and with every face-to-face distance ≥
+    ``min_length_A``, the one minimising ``atoms × (1 + 2 × length deviation)``
+    wins (ASE ``eval_length_deviation``: 0 for a cube).
+    """
+    n_prim = len(atoms)
+    n_min = max(1, math.ceil(min_atoms / n_prim))
+    n_max = math.floor(max_atoms / n_prim)
+    rotations = _point_group_rotations(atoms, symprec)
+    conv = _conventional_matrix(atoms, symprec)
+    eye = np.eye(3, dtype=int)
+    candidates = [SupercellChoice(eye, np.array(d)) for d in
+                  itertools.product(range(1, 9), repeat=3)]
+    candidates += [SupercellChoice(conv, np.array(d)) for d in
+                   itertools.product(range(1, 6), repeat=3)]
+    for n in range(n_min, min(n_max, n_min + 3) + 1):  # ASE's search costs ~1 s per size
+        P = np.rint(find_optimal_cell_shape(atoms.cell, n, "sc")).astype(int)
+        candidates.append(SupercellChoice(P if np.linalg.det(P) > 0 else -P, np.ones(3, int)))
+    best = None
+    for cand in candidates:
+        P = cand.supercell_matrix
+        n = round(abs(np.linalg.det(P)))
+        if not n_min <= n <= n_max:
+            continue
+        sc = P @ atoms.cell.array
+        if inscribed_diameter_A(sc) < min_length_A - 1e-9 or not _keeps_symmetry(P, rotations):
+            continue
+        cost = n * n_prim * (1 + 2 * float(eval_length_deviation(sc, "sc")))
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, cand)
+    if best is None:
+        raise StructureRejected(
+            f"no symmetry-preserving supercell with {min_atoms}..{max_atoms} atoms "
+            f"(phonons.min_atoms/max_atoms) and face distances >= {min_length_A} Å")
+    return best[1]
+
+
+def phonopy_for(primitive: Atoms, choice: SupercellChoice):
+    """Phonopy object whose unit cell is M·primitive, supercell diag(dim), primitive back."""
+    from phonopy import Phonopy
+
+    unit = to_phonopy(primitive)
+    M = choice.unit_matrix
+    if not np.array_equal(M, np.eye(3, dtype=int)):
+        from phonopy.structure.cells import get_supercell
+
+        unit = get_supercell(unit, M)
+    return Phonopy(unit, supercell_matrix=np.diag(choice.dim),
+                   primitive_matrix=np.linalg.inv(M).T if M.any() else None, log_level=0)
+
+
+def count_free_parameters(supercell: Atoms, orders: tuple[int, ...] = (2,)) -> dict[int, int]:
+    """Number of symmetry-independent force constants per order (symfc basis size)."""
+    from symfc import Symfc
+
+    sym = Symfc(to_phonopy(supercell), use_mkl=False, log_level=0)
+    sym.compute_basis_set(orders=list(orders))
+    return {o: int(sym.basis_set[o].basis_set.shape[1]) for o in orders}
+
+
+def n_snapshots(n_free: dict[int, int], n_atoms_supercell: int, safety_factor: float = 4.0,
+                min_snapshots: int = 2) -> int:
+    """Snapshots so that force equations ≥ ``safety_factor`` × free parameters."""
+    equations = 3 * n_atoms_supercell
+    return max(min_snapshots, math.ceil(safety_factor * sum(n_free.values()) / equations))
+
+
+@dataclass
+class Displacements:
+    """Supercell, snapshots and the numbers that decided them."""
+
+    choice: SupercellChoice
+    supercell: Atoms
+    displacements_A: np.ndarray  # (n_snapshots, n_atoms, 3)
+    n_free: dict[int, int]
+    amplitude_A: float
+    seed: int
+
+    def summary(self) -> dict:
+        return {
+            "supercell_matrix": self.choice.supercell_matrix.tolist(),
+            "unit_matrix": self.choice.unit_matrix.tolist(),
+            "dim": self.choice.dim.tolist(),
+            "n_atoms_supercell": len(self.supercell),
+            "supercell_min_length_A": inscribed_diameter_A(self.supercell.cell.array),
+            "n_snapshots": len(self.displacements_A),
+            "n_free_parameters": {f"fc{k}": v for k, v in self.n_free.items()},
+            "amplitude_A": self.amplitude_A,
+            "seed": self.seed,
+        }
+
+
+def displace(atoms: Atoms, amplitude_A: float = 0.03, min_atoms: int = 80,
+             max_atoms: int = 400, min_length_A: float = 0.0, orders: tuple[int, ...] = (2,),
+             safety_factor: float = 4.0, min_snapshots: int = 2, seed: int = 0,
+             symprec: float = 1e-3) -> Displacements:
+    """Supercell of the (relaxed primitive) cell and random displacements of fixed norm.
+
+    Every atom of every snapshot is displaced by exactly ``amplitude_A`` in a
+    random direction (phonopy ``generate_displacements(number_of_snapshots=…,
+    distance=…)``, seed 000).
+    """
+    choice = choose_supercell(atoms, min_atoms, max_atoms, min_length_A, symprec)
+    ph = phonopy_for(atoms, choice)
+    supercell = to_ase(ph.supercell)
+    n_free = count_free_parameters(supercell, orders)
+    n = n_snapshots(n_free, len(supercell), safety_factor, min_snapshots)
+    ph.generate_displacements(distance=amplitude_A, number_of_snapshots=n, random_seed=seed)
+    disp = np.asarray(ph.dataset["displacements"], dtype=float)
+    return Displacements(choice, supercell, disp, n_free, amplitude_A, seed)

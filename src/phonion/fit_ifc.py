@@ -1,0 +1,169 @@
+"""fit_ifc: force constants by compressive sensing with pheasy (seed 000 eq. 3).
+
+The verb is :func:`fit_force_constants`. pheasy 0.0.2 is a command-line
+program that works on files in a directory; this module writes its inputs
+(POSCAR of the unit cell, ``disp_matrix.pkl``, ``force_matrix.pkl``), runs its
+four steps (cluster space, null space with the acoustic and — with
+``rotational_sum_rules`` — rotational/Huang conditions, sensing matrix, LASSO
+fit with cross-validated alpha) and reads back ``FORCE_CONSTANTS`` (full
+supercell form) and, for 3rd order, ``fc3.hdf5`` (phono3py format).
+
+pheasy 0.0.2 calls ``numpy.math.factorial``, removed in NumPy 2. It runs here
+through a four-line shim (:data:`PHEASY_SHIM`) that restores ``numpy.math`` as
+the standard-library ``math`` module before pheasy is imported; nothing else in
+pheasy uses removed NumPy API, and the shim gives byte-identical force
+constants to pheasy under NumPy 1.26 (docs/phonons.md). A separate interpreter
+(e.g. a NumPy-1 environment) can be used instead through ``python``.
+
+:func:`fit_symfc` is the independent route used by the tests: phonopy + symfc
+least squares on the same displacements and forces.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PhonionError
+
+#: Restores numpy.math (removed in NumPy 2) and runs pheasy's command line.
+PHEASY_SHIM = (
+    "import math, numpy\n"
+    "if not hasattr(numpy, 'math'):\n"
+    "    numpy.math = math\n"
+    "from pheasy.run_pheasy import main\n"
+    "main()\n"
+)
+
+
+class FitError(PhonionError):
+    """pheasy failed; the message holds the end of its log."""
+
+
+@dataclass
+class FitResult:
+    """Fitted force constants (eV/Å², eV/Å³) and the fit diagnostics pheasy reports."""
+
+    fc2: np.ndarray  # (N, N, 3, 3) full supercell form, phonopy order
+    fc3: np.ndarray | None
+    diagnostics: dict = field(default_factory=dict)
+
+
+def _grab(log: str, key: str) -> float | None:
+    found = re.findall(rf"- {re.escape(key)}: ([-+0-9.eE]+)", log)
+    return float(found[-1]) if found else None
+
+
+def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
+                        fc3: bool = False, fc3_cutoff_A: float = 4.5,
+                        alpha_min_exp: int = -12, alpha_max_exp: int = -2, n_alpha: int = 50,
+                        cv_folds: int = 5, rotational_sum_rules: str = "BHH",
+                        symprec: float = 1e-3, python: str | None = None,
+                        workdir: str | Path | None = None, log=sys.stdout) -> FitResult:
+    """LASSO fit of fc2 (and fc3) with pheasy on the supercell of ``ph`` (phonopy object
+    whose supercell matrix is diagonal), from displacements (Å) and forces (eV/Å) with
+    residual forces already subtracted; shapes (n_snapshots, N, 3)."""
+    from phonopy.file_IO import parse_FORCE_CONSTANTS
+    from phonopy.interface.vasp import write_vasp
+
+    dim = np.diag(ph.supercell_matrix).astype(int)
+    if not np.array_equal(np.diag(dim), ph.supercell_matrix):
+        raise FitError("pheasy needs a diagonal supercell of the unit cell")
+    n = len(displacements_A)
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="pheasy-")
+        workdir = tmp.name
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.iterdir():  # pheasy silently reuses files it finds
+        if stale.is_file():
+            stale.unlink()
+    write_vasp(str(work / "POSCAR"), ph.unitcell)
+    with open(work / "disp_matrix.pkl", "wb") as fh:
+        pickle.dump(np.asarray(displacements_A, dtype="double"), fh)
+    with open(work / "force_matrix.pkl", "wb") as fh:
+        pickle.dump(np.asarray(forces_eV_A, dtype="double"), fh)
+
+    exe = [python or sys.executable, "-c", PHEASY_SHIM]
+    base = [*exe, "--dim", *map(str, dim), "-w", "3" if fc3 else "2", "--symprec", str(symprec)]
+    cluster = base + ["-s"] + (["--c3", str(fc3_cutoff_A)] if fc3 else [])
+    null = base + ["-c"] + (["--rasr", rotational_sum_rules] if rotational_sum_rules != "none"
+                            else [])
+    steps = [
+        ("cluster space", cluster),
+        ("null space (sum rules)", null),
+        ("sensing matrix", base + ["-d", "--disp_file", "-n", str(n)]),
+        ("LASSO fit", base + ["-f", "-n", str(n), "--full_ifc", "--hdf5", "-l", "LASSO",
+                              "--alpha_min", str(alpha_min_exp), "--alpha_max",
+                              str(alpha_max_exp), "--nalpha", str(n_alpha), "--cv",
+                              str(cv_folds), "--tol", "1e-8", "--seed", "103"]),
+    ]
+    t0 = time.perf_counter()
+    with open(work / "pheasy.log", "w") as out:
+        for name, cmd in steps:
+            proc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
+            if log:
+                print(f"[fit_ifc] pheasy {name}: {time.perf_counter() - t0:.1f} s", file=log,
+                      flush=True)
+            if proc.returncode:
+                tail = (work / "pheasy.log").read_text()[-1500:]
+                raise FitError(f"pheasy step '{name}' failed ({proc.returncode}): {tail}")
+    text = (work / "pheasy.log").read_text()
+    fc2 = parse_FORCE_CONSTANTS(str(work / "FORCE_CONSTANTS"))
+    fc3_arr = None
+    if fc3:
+        import h5py
+
+        with h5py.File(work / "fc3.hdf5", "r") as h5:
+            fc3_arr = h5["fc3"][()]
+    alpha = _grab(text, "alpha_opt")
+    diag = {
+        "method": "pheasy LASSO",
+        "orders": [2, 3] if fc3 else [2],
+        "alpha": alpha,
+        "alpha_search_log10": [alpha_min_exp, alpha_max_exp],
+        "alpha_on_bound": bool(alpha is not None and (
+            np.isclose(np.log10(alpha), alpha_min_exp, atol=1e-6)
+            or np.isclose(np.log10(alpha), alpha_max_exp, atol=1e-6))),
+        "rmse_eV_A": _grab(text, "RMSE"),
+        "cv_rmse_eV_A": _grab(text, "RMSE_CV"),
+        "relative_force_error": _grab(text, "Relative error"),
+        "n_free_parameters": _grab(text, "Free IFC terms"),
+        "n_nonzero_parameters": _grab(text, "Non-zero IFC terms"),
+        "rotational_sum_rules": rotational_sum_rules,
+        "fc3_cutoff_A": fc3_cutoff_A if fc3 else None,
+        "n_snapshots": n,
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    if tmp is not None:
+        tmp.cleanup()
+    return FitResult(fc2, fc3_arr, diag)
+
+
+def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> np.ndarray:
+    """Independent route: phonopy + symfc least-squares fc2 (full form) on the same data."""
+    ph = ph.copy()
+    ph.dataset = {"displacements": np.asarray(displacements_A),
+                  "forces": np.asarray(forces_eV_A)}
+    ph.produce_force_constants(fc_calculator="symfc", show_drift=False)
+    fc = ph.force_constants
+    if fc.shape[0] != fc.shape[1]:
+        from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+        fc = compact_fc_to_full_fc(ph.primitive, fc)
+    return fc
+
+
+def force_rmse(fc2: np.ndarray, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> float:
+    """RMSE (eV/Å) of harmonic forces F = −Φu against the given forces."""
+    pred = -np.einsum("ijab,sjb->sia", fc2, displacements_A)
+    return float(np.sqrt(np.mean((pred - forces_eV_A) ** 2)))

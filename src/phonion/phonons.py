@@ -1,0 +1,227 @@
+"""Shared harmonic-phonon machinery: a phonopy object from fc2, meshes, band paths,
+and the mode-level quantities of seed 000 (eqs. 5, 8, 9) computed from eigenvectors.
+
+Units: frequencies THz, masses amu, mean-square displacements Å², temperatures K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from .displace import to_phonopy
+from .errors import PhonionError
+
+# Physical constants (CODATA 2018), SI.
+HBAR_J_S = 1.054571817e-34
+KB_J_K = 1.380649e-23
+AMU_KG = 1.66053906660e-27
+
+
+def write_fc2(path, fc2: np.ndarray | None, status: str = "ok") -> None:
+    """fc2 in phonopy's HDF5 format (dataset ``force_constants``); a file with no dataset
+    and the stage status as attribute when there are no force constants."""
+    import h5py
+
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["status"] = status
+        if fc2 is not None:
+            h5["force_constants"] = fc2
+
+
+def read_fc2(path) -> np.ndarray:
+    """Read :func:`write_fc2` output (phonopy's ``read_force_constants_hdf5`` reads it too)."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        if "force_constants" not in h5:
+            raise PhonionError(f"{path} holds no force constants (status "
+                               f"{h5.attrs.get('status', '?')})")
+        return h5["force_constants"][()]
+
+
+def write_arrays(path, arrays: dict) -> None:
+    """Write a flat {'group/name': array} dict to HDF5 atomically."""
+    import h5py
+
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for key, value in arrays.items():
+            h5[key] = value
+
+
+def read_arrays(path) -> dict:
+    """Inverse of :func:`write_arrays`."""
+    import h5py
+
+    out: dict = {}
+    with h5py.File(path, "r") as h5:
+        h5.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset)
+                      else None)
+    return out
+
+
+def build_phonopy(primitive: Atoms, supercell_matrix, fc2: np.ndarray):
+    """Phonopy object of ``primitive`` with supercell ``supercell_matrix`` and force constants."""
+    from phonopy import Phonopy
+
+    ph = Phonopy(to_phonopy(primitive), supercell_matrix=np.asarray(supercell_matrix),
+                 primitive_matrix=None, log_level=0)
+    ph.force_constants = fc2
+    return ph
+
+
+@dataclass
+class Modes:
+    """Phonon modes on a set of q-points.
+
+    ``frequencies_THz`` (nq, nb); ``eigenvectors`` (nq, 3N, nb) as phonopy returns
+    them (column b is mode b, normalised); ``weights`` (nq,) sum to 1.
+    """
+
+    qpoints: np.ndarray
+    weights: np.ndarray
+    frequencies_THz: np.ndarray
+    eigenvectors: np.ndarray
+    masses_amu: np.ndarray
+
+
+def mesh_modes(ph, mesh, gamma_center: bool = False) -> Modes:
+    """Modes on a uniform mesh without symmetry reduction (all q-points, equal weights).
+
+    ``mesh`` is three integers or a length (Å) that phonopy turns into a mesh.
+    """
+    ph.run_mesh(mesh, with_eigenvectors=True, is_mesh_symmetry=False,
+                is_gamma_center=gamma_center)
+    d = ph.get_mesh_dict()
+    nq = len(d["qpoints"])
+    return Modes(d["qpoints"], np.full(nq, 1.0 / nq), d["frequencies"], d["eigenvectors"],
+                 ph.primitive.masses)
+
+
+def mesh_numbers(ph, mesh) -> list[int]:
+    """Integer mesh for ``mesh`` (integers, or a length in Å as in phonopy), rounded up
+    to even numbers: an even Monkhorst–Pack mesh avoids Γ, where acoustic modes
+    diverge, and converges the MSD faster than a Γ-centred one (docs/phonons.md)."""
+    from phonopy.phonon.grid import length2mesh
+
+    if np.ndim(mesh) == 0:
+        mesh = length2mesh(float(mesh), ph.primitive.cell)
+    return [int(2 * np.ceil(int(x) / 2)) for x in mesh]
+
+
+@dataclass
+class BandPath:
+    """Modes along the seekpath band path, split into segments for plotting."""
+
+    distances: list[np.ndarray]
+    labels: list[str]
+    label_positions: list[float]
+    modes: Modes
+
+
+def band_path(ph, npoints: int = 51) -> BandPath:
+    """Frequencies and eigenvectors along the seekpath path of the primitive cell."""
+    ph.auto_band_structure(npoints=npoints, with_eigenvectors=True, write_yaml=False,
+                           plot=False)
+    bs = ph.get_band_structure_dict()
+    q = np.concatenate(bs["qpoints"])
+    freqs = np.concatenate(bs["frequencies"])
+    vecs = np.concatenate(bs["eigenvectors"])
+    labels, positions = [], []
+    bands = ph.band_structure
+    raw_labels = bands.labels if bands.labels is not None else []
+    connections = bands.path_connections
+    ends = [d[0] for d in bs["distances"]] + [bs["distances"][-1][-1]]
+    # merge labels of disconnected segments as "X|Y"
+    k = 0
+    for i, dist in enumerate(bs["distances"]):
+        if i == 0:
+            labels.append(raw_labels[k] if k < len(raw_labels) else "")
+            positions.append(dist[0])
+            k += 1
+        end_label = raw_labels[k] if k < len(raw_labels) else ""
+        k += 1
+        if not connections[i] and i + 1 < len(bs["distances"]):
+            end_label = f"{end_label}|{raw_labels[k] if k < len(raw_labels) else ''}"
+            k += 1
+        labels.append(end_label)
+        positions.append(dist[-1])
+    del ends
+    nq = len(q)
+    return BandPath(list(bs["distances"]), labels, positions,
+                    Modes(q, np.full(nq, 1.0 / nq), freqs, vecs, ph.primitive.masses))
+
+
+def gamma_acoustic_mask(modes: Modes) -> np.ndarray:
+    """(nq, nb) mask of the three modes of smallest |f| at every Γ point of ``modes``."""
+    mask = np.zeros(modes.frequencies_THz.shape, bool)
+    at_gamma = np.all(np.abs(modes.qpoints - np.rint(modes.qpoints)) < 1e-8, axis=1)
+    for i in np.flatnonzero(at_gamma):
+        mask[i, np.argsort(np.abs(modes.frequencies_THz[i]))[:3]] = True
+    return mask
+
+
+def bose_einstein(freq_THz: np.ndarray, temperature_K: float) -> np.ndarray:
+    """Phonon occupation n(ω, T) of seed 000 eq. 6."""
+    x = HBAR_J_S * 2 * np.pi * freq_THz * 1e12 / (KB_J_K * temperature_K)
+    return 1.0 / np.expm1(x)
+
+
+def mode_msd(modes: Modes, temperature_K: float, freq_min_THz: float = 0.0) -> np.ndarray:
+    """Per-mode, per-atom, per-direction contribution to the MSD, Å² (nq, nb, N, 3).
+
+    Seed 000 eq. 5: ⟨u_α²(j)⟩ = ħ/(2 N_q m_j) Σ_{qν} ω⁻¹ (1 + 2n) |e_α(j; qν)|².
+    Summing over q (with ``weights`` = 1/N_q) and modes gives phonopy's thermal
+    displacements with ``exclude_gamma_acoustic=True``. Modes at or below
+    ``freq_min_THz`` (imaginary) and the three acoustic modes at Γ contribute zero.
+    """
+    f = modes.frequencies_THz
+    nq, nb = f.shape
+    natom = nb // 3
+    valid = (f > freq_min_THz) & ~gamma_acoustic_mask(modes)
+    fs = np.where(valid, f, 1.0)
+    n = bose_einstein(fs, temperature_K)
+    omega = 2 * np.pi * fs * 1e12
+    amp = np.where(valid, HBAR_J_S * (1 + 2 * n) / (2 * omega), 0.0)  # J s² … per kg
+    e2 = np.abs(modes.eigenvectors) ** 2  # (nq, 3N, nb)
+    e2 = e2.transpose(0, 2, 1).reshape(nq, nb, natom, 3)
+    m = modes.masses_amu[None, None, :, None] * AMU_KG
+    msd_m2 = amp[:, :, None, None] * e2 / m * modes.weights[:, None, None, None]
+    return msd_m2 * 1e20
+
+
+def participation_ratio(modes: Modes) -> np.ndarray:
+    """Seed 000 eq. 8: P⁻¹ = N Σ_i (Σ_α |e_iα|²)², for normalised eigenvectors; (nq, nb)."""
+    nq, three_n, nb = modes.eigenvectors.shape
+    natom = three_n // 3
+    w = (np.abs(modes.eigenvectors) ** 2).reshape(nq, natom, 3, nb).sum(axis=2)  # (nq, N, nb)
+    return 1.0 / (natom * np.sum(w**2, axis=1))
+
+
+def coupling_factor(modes: Modes, mobile: np.ndarray) -> np.ndarray:
+    """Seed 000 eq. 9: mobile-ion / host coupling of every mode, in [-1, 1]; (nq, nb).
+
+    Choices the paper leaves open (docs/phonons.md): each sublattice is
+    represented by the summed displacement pattern of its atoms,
+    E_S,α = Σ_{j∈S} e_α(j)/√m_j, and the factor is the cosine
+    Re(Σ_α E*_mobile,α E_host,α)/(|E_mobile| |E_host|). NaN when either
+    sublattice has no net displacement in the mode.
+    """
+    nq, three_n, nb = modes.eigenvectors.shape
+    natom = three_n // 3
+    u = modes.eigenvectors.reshape(nq, natom, 3, nb) / np.sqrt(modes.masses_amu)[None, :, None,
+                                                                                  None]
+    e_mob = u[:, mobile].sum(axis=1)  # (nq, 3, nb)
+    e_host = u[:, ~mobile].sum(axis=1)
+    num = np.real(np.sum(np.conj(e_mob) * e_host, axis=1))
+    den = np.linalg.norm(e_mob, axis=1) * np.linalg.norm(e_host, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = num / den
+    tiny = den < 1e-8 * np.nanmax(den) if np.any(den > 0) else np.ones_like(den, bool)
+    return np.where(tiny, np.nan, np.clip(c, -1.0, 1.0))
