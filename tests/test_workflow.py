@@ -19,7 +19,8 @@ def _planned(workdir, config) -> dict[str, set[str]]:
     """rule -> materials a dry run would (re)run."""
     out = snakemake(workdir, "-n", config=config).stdout
     planned: dict[str, set[str]] = {}
-    for block in out.split("\nrule ")[1:] + out.split("\nlocalrule ")[1:]:
+    blocks = [b for sep in ("\nrule ", "\nlocalrule ", "\ncheckpoint ") for b in out.split(sep)[1:]]
+    for block in blocks:
         rule = block.split(":", 1)[0].strip()
         mids = set(re.findall(r"output: results/materials/([^/]+)/", block))
         planned.setdefault(rule, set()).update(mids or {"*"})
@@ -39,7 +40,8 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
                      config={**RIGID, "structures": {"folder": "structures"}})
     assert proc.returncode == 0  # bad materials never take the campaign down
     status = read_status(tmp_path)
-    assert status["NaCl"]["status"] == "ok" and status["NaCl"]["stage"] == "relax"
+    assert status["NaCl"]["status"] == "ok"
+    assert status["NaCl"]["stage"] == "phonon_descriptors"  # the whole phonon chain ran
     assert status["broken"]["status"] == "rejected" and "unreadable" in status["broken"]["reason"]
     assert status["POSCAR-KCl"]["reason"].startswith("no mobile ion Na")
     assert "partial occupancy" in status["NaKCl-disordered"]["reason"]
@@ -59,9 +61,26 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     poscar = (tmp_path / "results/materials/NaCl/relax/POSCAR").read_text()
     assert "Na" in poscar and "Cl" in poscar
 
+    mat = tmp_path / "results/materials/NaCl"
+    stability = json.loads((mat / "stability/stability.json").read_text())
+    assert stability["stable"] and stability["status"] == "ok"
+    phonons = json.loads((mat / "phonons/phonons.json").read_text())
+    assert phonons["by_temperature_K"]["800"]["msd_mobile_mean_A2"] > 0
+    for name in ("msd_modes", "coupling_pdos"):
+        for ext in ("png", "svg"):
+            assert (mat / f"phonons/{name}.{ext}").stat().st_size > 1000
+    fit = json.loads((mat / "fit_ifc/fit_ifc.json").read_text())
+    assert fit["acoustic_sum_rule_residual_eV_A2"] < 1e-10
+    import phonopy
+
+    fc2 = phonopy.file_IO.read_force_constants_hdf5(str(mat / "fit_ifc/fc2.hdf5"))
+    assert fc2.shape[0] == fc2.shape[1] == json.loads(
+        (mat / "displace/displace.json").read_text())["n_atoms_supercell"]
+
 
 def test_reruns_touch_only_the_changed_material(campaign):
-    config = {**RIGID, "structures": {"folder": "structures"}}
+    config = {**RIGID, "structures": {"folder": "structures"},
+              "phonons": {"min_atoms": 16, "temperatures_K": [800]}}  # small and quick
     snakemake(campaign, "--cores", "2", config=config)
     assert _planned(campaign, config) == {}
 

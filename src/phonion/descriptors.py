@@ -29,6 +29,7 @@ from .phonons import (
     Modes,
     band_path,
     coupling_factor,
+    frequencies_at,
     mesh_modes,
     mesh_numbers,
     mode_msd,
@@ -126,8 +127,8 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
     w_mode = np.broadcast_to(modes.weights[:, None], f.shape)
 
     ph.run_thermal_properties(temperatures=temperatures_K)
-    thermo = ph.get_thermal_properties_dict()
-    gamma = ph.get_frequencies([0, 0, 0])
+    thermo = ph.thermal_properties
+    gamma = frequencies_at(ph, [0, 0, 0])
 
     scalars: dict = {
         "mobile_ion": mobile_symbol,
@@ -170,7 +171,7 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
         arrays[f"mesh/msd_mobile_per_mode_A2_{T:g}K"] = per_mode
         arrays[f"path/msd_mobile_per_mode_A2_{T:g}K"] = path_mode / path.modes.weights[:, None]
         arrays[f"msd_A2_{T:g}K"] = m
-        i_t = int(np.argmin(np.abs(np.asarray(thermo["temperatures"]) - T)))
+        i_t = int(np.argmin(np.abs(np.asarray(thermo.temperatures) - T)))
         by_t[f"{T:g}"] = {
             "msd_mobile_mean_A2": float(m[mobile].mean()),
             "msd_mobile_max_A2": float(m[mobile].max()),
@@ -182,9 +183,9 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
             "msd_host_max_A2": float(m[~mobile].max()) if (~mobile).any() else None,
             "msd_mobile_mode_sum_A2": float(total_mode / 3),
             "msd_share_below_low_frequency": float(per_mode[low].sum() / total_mode),
-            "free_energy_kJ_mol": float(thermo["free_energy"][i_t]),
-            "entropy_J_K_mol": float(thermo["entropy"][i_t]),
-            "heat_capacity_J_K_mol": float(thermo["heat_capacity"][i_t]),
+            "free_energy_kJ_mol": float(thermo.free_energy[i_t]),
+            "entropy_J_K_mol": float(thermo.entropy[i_t]),
+            "heat_capacity_J_K_mol": float(thermo.heat_capacity[i_t]),
         }
     scalars["by_temperature_K"] = by_t
     return scalars, arrays

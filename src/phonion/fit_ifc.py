@@ -94,29 +94,24 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
         pickle.dump(np.asarray(forces_eV_A, dtype="double"), fh)
 
     exe = [python or sys.executable, "-c", PHEASY_SHIM]
-    base = [*exe, "--dim", *map(str, dim), "-w", "3" if fc3 else "2", "--symprec", str(symprec)]
-    cluster = base + ["-s"] + (["--c3", str(fc3_cutoff_A)] if fc3 else [])
-    null = base + ["-c"] + (["--rasr", rotational_sum_rules] if rotational_sum_rules != "none"
-                            else [])
-    steps = [
-        ("cluster space", cluster),
-        ("null space (sum rules)", null),
-        ("sensing matrix", base + ["-d", "--disp_file", "-n", str(n)]),
-        ("LASSO fit", base + ["-f", "-n", str(n), "--full_ifc", "--hdf5", "-l", "LASSO",
-                              "--alpha_min", str(alpha_min_exp), "--alpha_max",
-                              str(alpha_max_exp), "--nalpha", str(n_alpha), "--cv",
-                              str(cv_folds), "--tol", "1e-8", "--seed", "103"]),
-    ]
+    cmd = [*exe, "--dim", *map(str, dim), "-w", "3" if fc3 else "2", "--symprec", str(symprec),
+           "-s", "-c", "-d", "-f", "--disp_file", "-n", str(n), "--full_ifc", "--hdf5",
+           "-l", "LASSO", "--alpha_min", str(alpha_min_exp), "--alpha_max", str(alpha_max_exp),
+           "--nalpha", str(n_alpha), "--cv", str(cv_folds), "--tol", "1e-8", "--seed", "103"]
+    if fc3:
+        cmd += ["--c3", str(fc3_cutoff_A)]
+    if rotational_sum_rules != "none":
+        cmd += ["--rasr", rotational_sum_rules]
+    # one call runs pheasy's four steps (cluster space, null space with the sum rules,
+    # sensing matrix, fit); the results equal four separate calls
     t0 = time.perf_counter()
     with open(work / "pheasy.log", "w") as out:
-        for name, cmd in steps:
-            proc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
-            if log:
-                print(f"[fit_ifc] pheasy {name}: {time.perf_counter() - t0:.1f} s", file=log,
-                      flush=True)
-            if proc.returncode:
-                tail = (work / "pheasy.log").read_text()[-1500:]
-                raise FitError(f"pheasy step '{name}' failed ({proc.returncode}): {tail}")
+        proc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
+    if log:
+        print(f"[fit_ifc] pheasy: {time.perf_counter() - t0:.1f} s", file=log, flush=True)
+    if proc.returncode:
+        tail = (work / "pheasy.log").read_text()[-1500:]
+        raise FitError(f"pheasy failed ({proc.returncode}): {tail}")
     text = (work / "pheasy.log").read_text()
     fc2 = parse_FORCE_CONSTANTS(str(work / "FORCE_CONSTANTS"))
     fc3_arr = None
@@ -151,7 +146,7 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
 
 def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> np.ndarray:
     """Independent route: phonopy + symfc least-squares fc2 (full form) on the same data."""
-    ph = ph.copy()
+    ph = ph.replicate()
     ph.dataset = {"displacements": np.asarray(displacements_A),
                   "forces": np.asarray(forces_eV_A)}
     ph.produce_force_constants(fc_calculator="symfc", show_drift=False)

@@ -98,9 +98,9 @@ def mesh_modes(ph, mesh, gamma_center: bool = False) -> Modes:
     """
     ph.run_mesh(mesh, with_eigenvectors=True, is_mesh_symmetry=False,
                 is_gamma_center=gamma_center)
-    d = ph.get_mesh_dict()
-    nq = len(d["qpoints"])
-    return Modes(d["qpoints"], np.full(nq, 1.0 / nq), d["frequencies"], d["eigenvectors"],
+    m = ph.mesh
+    nq = len(m.qpoints)
+    return Modes(m.qpoints, np.full(nq, 1.0 / nq), m.frequencies, m.eigenvectors,
                  ph.primitive.masses)
 
 
@@ -129,33 +129,29 @@ def band_path(ph, npoints: int = 51) -> BandPath:
     """Frequencies and eigenvectors along the seekpath path of the primitive cell."""
     ph.auto_band_structure(npoints=npoints, with_eigenvectors=True, write_yaml=False,
                            plot=False)
-    bs = ph.get_band_structure_dict()
-    q = np.concatenate(bs["qpoints"])
-    freqs = np.concatenate(bs["frequencies"])
-    vecs = np.concatenate(bs["eigenvectors"])
-    labels, positions = [], []
     bands = ph.band_structure
-    raw_labels = bands.labels if bands.labels is not None else []
-    connections = bands.path_connections
-    ends = [d[0] for d in bs["distances"]] + [bs["distances"][-1][-1]]
-    # merge labels of disconnected segments as "X|Y"
-    k = 0
-    for i, dist in enumerate(bs["distances"]):
-        if i == 0:
-            labels.append(raw_labels[k] if k < len(raw_labels) else "")
-            positions.append(dist[0])
-            k += 1
-        end_label = raw_labels[k] if k < len(raw_labels) else ""
+    q = np.concatenate(bands.qpoints)
+    distances = list(bands.distances)
+    raw = list(bands.labels) if bands.labels is not None else []
+    # phonopy lists one label per segment end, plus one more at every break of the path
+    labels, positions, k = [raw[0] if raw else ""], [float(distances[0][0])], 1
+    for i, dist in enumerate(distances):
+        label = raw[k] if k < len(raw) else ""
         k += 1
-        if not connections[i] and i + 1 < len(bs["distances"]):
-            end_label = f"{end_label}|{raw_labels[k] if k < len(raw_labels) else ''}"
+        if not bands.path_connections[i] and i + 1 < len(distances):
+            label = f"{label}|{raw[k] if k < len(raw) else ''}"
             k += 1
-        labels.append(end_label)
-        positions.append(dist[-1])
-    del ends
+        labels.append(label)
+        positions.append(float(dist[-1]))
     nq = len(q)
-    return BandPath(list(bs["distances"]), labels, positions,
-                    Modes(q, np.full(nq, 1.0 / nq), freqs, vecs, ph.primitive.masses))
+    modes = Modes(q, np.full(nq, 1.0 / nq), np.concatenate(bands.frequencies),
+                  np.concatenate(bands.eigenvectors), ph.primitive.masses)
+    return BandPath(distances, labels, positions, modes)
+
+
+def frequencies_at(ph, q) -> np.ndarray:
+    """Frequencies (THz) at one q-point in reduced coordinates of the primitive cell."""
+    return np.asarray(ph.run_qpoints([q]).frequencies[0])
 
 
 def gamma_acoustic_mask(modes: Modes) -> np.ndarray:
