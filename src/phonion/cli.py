@@ -284,18 +284,21 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_phonons(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .descriptors import phonon_descriptors
     from .displace import SupercellChoice, phonopy_for
     from .phonons import read_fc2, write_arrays
-    from .plots import plot_coupling_pdos, plot_msd_modes
 
     settings = json.loads(args.settings)
     disp = read_json(args.displace)
     up, res = _upstream(args.stability, "phonon_descriptors")
     mid = up["material_id"]
     mobile = args.mobile_ion
+    written = False
 
     def body() -> dict:
+        nonlocal written
         import numpy as np
 
         t0 = time.perf_counter()
@@ -308,24 +311,39 @@ def cmd_phonons(args: argparse.Namespace) -> int:
             settings["mesh_max_length_A"], settings["msd_tolerance"],
             settings["low_frequency_THz"], settings["band_points"])
         write_arrays(args.modes, arrays)
-        formula = prim.get_chemical_formula(mode="metal")
+        written = True
         t_hi = max(settings["temperatures_K"])
-        title = f"{mid} ({formula})"
-        plot_msd_modes(arrays, t_hi, f"{title}: {mobile} MSD by mode, {t_hi:g} K",
-                       args.fig_msd)
-        plot_coupling_pdos(arrays, scalars, f"{title}: {mobile}–host coupling and PDOS",
-                           args.fig_coupling)
         hot = scalars["by_temperature_K"][f"{t_hi:g}"]
         print(f"[phonons] {mid}: {mobile} MSD {hot['msd_mobile_mean_A2']:.4f} Å² at {t_hi:g} K "
               f"(mesh {scalars['mesh']}), acoustic cutoff {scalars['acoustic_cutoff_THz']:.2f} "
               f"THz, {mobile} PDOS centre {scalars['pdos_mobile_centre_THz']:.2f} THz "
               f"({time.perf_counter() - t0:.1f} s)", flush=True)
-        return _result(mid, "phonon_descriptors", "ok", **scalars,
+        note = scalars["mesh_convergence"][-1].get("note", "")
+        return _result(mid, "phonon_descriptors", "ok", note, **scalars,
+                       formula=prim.get_chemical_formula(mode="metal"),
                        wall_time_s=time.perf_counter() - t0)
 
     res = res or _run_stage("phonon_descriptors", mid, body)
     res["provenance"] = provenance(settings)
+    if not written:  # an empty, flagged file: figures are only requested for status ok
+        write_arrays(args.modes, {"status": np.bytes_(res["status"])})
     write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_phonon_figures(args: argparse.Namespace) -> int:
+    from .phonons import read_arrays
+    from .plots import plot_coupling_pdos, plot_msd_modes
+
+    res = read_json(args.phonons)
+    arrays = read_arrays(args.modes)
+    mid, ion = res["material_id"], res["mobile_ion"]
+    t_hi = float(max(arrays["temperatures_K"]))
+    title = f"{mid} ({res['formula']})"
+    plot_msd_modes(arrays, t_hi, f"{title}: {ion} MSD by mode, {t_hi:g} K", args.fig_msd)
+    plot_coupling_pdos(arrays, res, f"{title}: {ion}–host coupling and PDOS",
+                       args.fig_coupling)
+    print(f"[figures] {mid}: {args.fig_msd}.png/.svg, {args.fig_coupling}.png/.svg", flush=True)
     return 0
 
 
@@ -401,9 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mobile-ion", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--modes", required=True)
+    p.set_defaults(func=cmd_phonons)
+
+    p = sub.add_parser("phonon-figures", help="figures of the phonon descriptors")
+    p.add_argument("--phonons", required=True)
+    p.add_argument("--modes", required=True)
     p.add_argument("--fig-msd", required=True, help="figure base name (no suffix)")
     p.add_argument("--fig-coupling", required=True, help="figure base name (no suffix)")
-    p.set_defaults(func=cmd_phonons)
+    p.set_defaults(func=cmd_phonon_figures)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -30,7 +30,7 @@ from .phonons import (
     band_path,
     coupling_factor,
     frequencies_at,
-    mesh_modes,
+    iter_mesh_modes,
     mesh_numbers,
     mode_msd,
     participation_ratio,
@@ -41,11 +41,12 @@ class MeshNotConverged(PhonionError):
     """The MSD did not converge within the allowed q-mesh lengths."""
 
 
-def mesh_msd(ph, mesh, temperatures_K) -> tuple[np.ndarray, Modes]:
-    """⟨u_α²(j)⟩ (Å²), shape (nT, N, 3), on a full mesh (Γ acoustic excluded), and the modes."""
-    modes = mesh_modes(ph, mesh)
-    msd = np.array([mode_msd(modes, T).sum(axis=(0, 1)) for T in temperatures_K])
-    return msd, modes
+def mesh_msd(ph, mesh, temperatures_K) -> np.ndarray:
+    """⟨u_α²(j)⟩ (Å²), shape (nT, N, 3), on a full mesh (Γ acoustic excluded)."""
+    total = 0.0
+    for modes in iter_mesh_modes(ph, mesh):
+        total = total + np.array([mode_msd(modes, T).sum(axis=(0, 1)) for T in temperatures_K])
+    return np.asarray(total)
 
 
 def converge_mesh(ph, temperatures_K, mobile: np.ndarray, start_length_A: float = 20.0,
@@ -64,7 +65,7 @@ def converge_mesh(ph, temperatures_K, mobile: np.ndarray, start_length_A: float 
     while length <= max_length_A * (1 + 1e-9):
         mesh = mesh_numbers(ph, length)
         if mesh != last_mesh:
-            msd = float(mesh_msd(ph, mesh, t_max)[0][0][mobile].mean())
+            msd = float(mesh_msd(ph, mesh, t_max)[0][mobile].mean())
             change = None if previous is None else abs(msd / previous - 1)
             extrapolated = None if previous is None else (
                 (mesh[0] * msd - last_mesh[0] * previous) / (mesh[0] - last_mesh[0]))
@@ -75,9 +76,15 @@ def converge_mesh(ph, temperatures_K, mobile: np.ndarray, start_length_A: float 
                 return mesh, history
             previous, last_mesh = msd, mesh
         length *= factor
+    # Not converged by the mesh itself: accept only if the 1/n extrapolations of the
+    # last two mesh pairs agree (the mesh value is then biased low, by the change).
+    ex = [h["msd_mobile_mean_extrapolated_A2"] for h in history[-2:]]
+    if len(history) >= 3 and abs(ex[1] / ex[0] - 1) < tolerance:
+        history[-1]["note"] = "converged through extrapolation only"
+        return history[-1]["mesh"], history
     raise MeshNotConverged(
         f"mobile-ion MSD not converged to {tolerance:.1%} up to a q-mesh of {last_mesh} "
-        f"(last change {history[-1]['relative_change']:.1%}); raise phonons.max_mesh_length_A")
+        f"(last change {history[-1]['relative_change']:.1%}); raise phonons.mesh_max_length_A")
 
 
 def dos_moments(frequencies_THz: np.ndarray, weights: np.ndarray) -> dict:
@@ -118,13 +125,29 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
     mobile = symbols == mobile_symbol
     mesh, history = converge_mesh(ph, temperatures_K, mobile, start_length_A,
                                   max_length_A=max_length_A, tolerance=msd_tolerance)
-    msd, modes = mesh_msd(ph, mesh, temperatures_K)  # (nT, N, 3)
+    # per-mode quantities on the converged mesh, chunk by chunk (eigenvectors are large)
+    per = {k: [] for k in ("q", "w", "f", "pr", "c", "mob")}
+    per.update({f"msd{it}": [] for it in range(len(temperatures_K))})
+    msd = np.zeros((len(temperatures_K), len(symbols), 3))
+    for chunk in iter_mesh_modes(ph, mesh):
+        per["q"].append(chunk.qpoints)
+        per["w"].append(chunk.weights)
+        per["f"].append(chunk.frequencies_THz)
+        per["pr"].append(participation_ratio(chunk))
+        per["c"].append(coupling_factor(chunk, mobile))
+        per["mob"].append(_projection(chunk, mobile) / chunk.weights[:, None])
+        for it, T in enumerate(temperatures_K):
+            m = mode_msd(chunk, T)
+            msd[it] += m.sum(axis=(0, 1))
+            per[f"msd{it}"].append(m[..., mobile, :].sum(axis=(2, 3)) / mobile.sum())
+    cat = {k: np.concatenate(v) for k, v in per.items()}
+    modes_f, weights = cat["f"], cat["w"]
+    pr_mesh, c_mesh = cat["pr"], cat["c"]
     path = band_path(ph, npoints)
-    pr_mesh, pr_path = participation_ratio(modes), participation_ratio(path.modes)
-    c_mesh, c_path = coupling_factor(modes, mobile), coupling_factor(path.modes, mobile)
-    f = modes.frequencies_THz
+    pr_path, c_path = participation_ratio(path.modes), coupling_factor(path.modes, mobile)
+    f = modes_f
     low = (f > 0) & (f < low_frequency_THz)
-    w_mode = np.broadcast_to(modes.weights[:, None], f.shape)
+    w_mode = np.broadcast_to(weights[:, None], f.shape)
 
     ph.run_thermal_properties(temperatures=temperatures_K)
     thermo = ph.thermal_properties
@@ -145,15 +168,18 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
         "participation_ratio_mean_below_low_frequency":
             float(np.sum(pr_mesh[low] * w_mode[low]) / np.sum(w_mode[low])) if low.any() else None,
     }
-    for name, sel in (("mobile", mobile), ("host", ~mobile), ("all", np.ones_like(mobile))):
-        if sel.any():
-            mom = dos_moments(f.ravel(), _projection(modes, sel).ravel())
-            scalars.update({f"pdos_{name}_{k}": v for k, v in mom.items()})
+    mob_w = cat["mob"]  # mobile-ion share of each mode's eigenvector norm
+    for name, share in (("mobile", mob_w), ("host", 1.0 - mob_w),
+                        ("all", np.ones_like(mob_w))):
+        if (name == "host" and mobile.all()) or (name == "mobile" and not mobile.any()):
+            continue
+        mom = dos_moments(f.ravel(), (share * w_mode).ravel())
+        scalars.update({f"pdos_{name}_{k}": v for k, v in mom.items()})
     arrays: dict = {
-        "mesh/qpoints": modes.qpoints, "mesh/weights": modes.weights,
+        "mesh/qpoints": cat["q"], "mesh/weights": weights,
         "mesh/frequencies_THz": f, "mesh/participation_ratio": pr_mesh,
         "mesh/coupling_factor": c_mesh,
-        "mesh/mobile_weight": _projection(modes, mobile) / modes.weights[:, None],
+        "mesh/mobile_weight": mob_w,
         "path/qpoints": path.modes.qpoints, "path/distances": np.concatenate(path.distances),
         "path/segment_lengths": np.array([len(d) for d in path.distances]),
         "path/frequencies_THz": path.modes.frequencies_THz,
@@ -165,7 +191,7 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
     by_t = {}
     for it, T in enumerate(temperatures_K):
         m = msd[it]
-        per_mode = mode_msd(modes, T)[..., mobile, :].sum(axis=(2, 3)) / mobile.sum()  # (nq, nb)
+        per_mode = cat[f"msd{it}"]  # (nq, nb)
         total_mode = per_mode.sum()
         path_mode = mode_msd(path.modes, T)[..., mobile, :].sum(axis=(2, 3)) / mobile.sum()
         arrays[f"mesh/msd_mobile_per_mode_A2_{T:g}K"] = per_mode

@@ -104,6 +104,23 @@ def mesh_modes(ph, mesh, gamma_center: bool = False) -> Modes:
                  ph.primitive.masses)
 
 
+def iter_mesh_modes(ph, mesh, gamma_center: bool = False, max_values: int = 20_000_000):
+    """Yield :class:`Modes` of a full uniform mesh in chunks of at most ``max_values``
+    eigenvector entries (weights are 1/N_q of the whole mesh), so that large cells on
+    fine meshes never hold all eigenvectors at once."""
+    ph.run_mesh(mesh, with_eigenvectors=False, is_mesh_symmetry=False,
+                is_gamma_center=gamma_center)
+    q_all = np.array(ph.mesh.qpoints)
+    nq = len(q_all)
+    nb = 3 * len(ph.primitive)
+    chunk = max(1, max_values // (nb * nb))
+    for start in range(0, nq, chunk):
+        q = q_all[start:start + chunk]
+        res = ph.run_qpoints(q, with_eigenvectors=True)
+        yield Modes(q, np.full(len(q), 1.0 / nq), np.asarray(res.frequencies),
+                    np.asarray(res.eigenvectors), ph.primitive.masses)
+
+
 def mesh_numbers(ph, mesh) -> list[int]:
     """Integer mesh for ``mesh`` (integers, or a length in Å as in phonopy), rounded up
     to even numbers: an even Monkhorst–Pack mesh avoids Γ, where acoustic modes

@@ -1,5 +1,6 @@
 localrules:
     status,
+    phonon_figures,
 
 
 rule status:

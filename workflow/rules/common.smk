@@ -122,7 +122,7 @@ def material_results(mid):
     files.append(stability)
     if not _status_ok(stability):
         return files
-    files.append(f"{base}/phonons/phonons.json")
+    files.append(checkpoints.phonon_descriptors.get(mid=mid).output.result)
     return files
 
 
@@ -131,10 +131,12 @@ def campaign_results(wildcards):
 
 
 def phonon_figures(wildcards):
+    """Figures of every material whose descriptors were computed."""
     return [
         f"{MATERIALS_DIR}/{mid}/phonons/{name}.{ext}"
         for mid in MATERIALS
         if material_results(mid)[-1].endswith("phonons.json")
+        and _status_ok(material_results(mid)[-1])
         for name in ("msd_modes", "coupling_pdos")
         for ext in ("png", "svg")
     ]

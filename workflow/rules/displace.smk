@@ -3,13 +3,13 @@ rule displace:
         material_path("relax", "relax.json"),
     output:
         material_path("displace", "displace.json"),
-    params:
-        python=sys.executable,
-        settings=settings_json("phonons"),
     log:
         material_path("displace", "displace.log"),
     conda:
         "../../envs/phonion.yaml"
+    params:
+        python=sys.executable,
+        settings=settings_json("phonons"),
     shell:
         "{params.python} -m phonion displace --input {input:q} --settings {params.settings:q}"
         " --out {output:q} > {log:q} 2>&1"

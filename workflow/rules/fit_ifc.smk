@@ -5,17 +5,17 @@ rule fit_ifc:
         forceset=material_path("forces", "forces.h5"),
     output:
         **fit_ifc_outputs(),
-    params:
-        python=sys.executable,
-        pheasy=config["environments"]["pheasy"],
-        settings=settings_json("phonons"),
-        fc3=lambda wc, output: output.get("fc3", ""),
     log:
         material_path("fit_ifc", "fit_ifc.log"),
     benchmark:
         material_path("fit_ifc", "benchmark.tsv")
     conda:
         "../../envs/phonion.yaml"
+    params:
+        python=sys.executable,
+        pheasy=config["environments"]["pheasy"],
+        settings=settings_json("phonons"),
+        fc3=lambda wc, output: output.get("fc3", ""),
     shell:
         "{params.python} -m phonion fit-ifc --displace {input.displace:q}"
         " --forceset {input.forceset:q} --forces-result {input.forces:q}"
