@@ -8,9 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
 from phonion.arrhenius import KB_EV_K, arrhenius, nernst_einstein_S_cm
 from phonion.diffusion import diffusion_coefficient, melt_check, msd, unwrap, vdos, vdos_centre
+
+from conftest import SHARED_DATA
 
 
 def _walk(rng, n_frames, n_atoms, d_A2_ps, dt_ps):
