@@ -1,0 +1,245 @@
+"""MD: NVT molecular dynamics with the MLP, written incrementally to HDF5, resumable.
+
+The verb is :func:`run_md`. Frames (unwrapped positions Å, velocities Å/ps, potential
+energy eV, temperature K, step) go to ``trajectory.h5`` every ``interval`` production
+steps. The file carries its own checkpoint: the state (positions, velocities, step) is
+saved with every frame and every ``interval`` equilibration steps, and the attribute
+``committed_step`` is written last and flushed. A rerun after SIGTERM, SIGKILL or a wall-time
+limit truncates the datasets to the committed frames, restores the state and continues to
+exactly the requested step count: no duplicated or missing frames. SIGTERM/SIGINT are
+caught and end the run cleanly at the next step boundary.
+
+Divergence (non-finite forces, a force above ``max_force_eV_A``, a temperature above
+``max_temperature_factor`` × target, two atoms closer than ``min_distance_A``) stops the run
+with a reason (:class:`Diverged`).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.constraints import FixCom
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.neighborlist import neighbor_list
+
+from .errors import PhonionError
+
+V_ASE_TO_A_PS = units.fs * 1000.0  # ASE velocity unit -> Å/ps
+
+
+class Diverged(PhonionError):
+    """The MD run blew up; the message says how and at which step."""
+
+
+class Interrupted(PhonionError):
+    """SIGTERM/SIGINT arrived; the trajectory is consistent up to the committed step."""
+
+
+@dataclass
+class MDSettings:
+    temperature_K: float = 800.0
+    timestep_fs: float = 1.5
+    equilibration_steps: int = 10_000
+    production_steps: int = 40_000
+    interval: int = 4
+    thermostat: str = "langevin"  # langevin | bussi | nose_hoover_chain
+    friction_per_fs: float = 0.01  # Langevin
+    tau_fs: float = 100.0  # Bussi / Nosé–Hoover damping time
+    seed: int = 0
+    max_force_eV_A: float = 50.0
+    max_temperature_factor: float = 5.0
+    min_distance_A: float = 0.5
+
+
+def _thermostat(atoms: Atoms, s: MDSettings, step: int):
+    dt = s.timestep_fs * units.fs
+    rng = np.random.default_rng([s.seed, step])  # deterministic, fresh after a resume
+    if s.thermostat == "langevin":
+        from ase.md.langevin import Langevin
+
+        atoms.set_constraint(FixCom())  # no centre-of-mass drift
+        return Langevin(atoms, dt, temperature_K=s.temperature_K,
+                        friction=s.friction_per_fs / units.fs, rng=rng, fixcm=False)
+    if s.thermostat == "bussi":
+        from ase.md.bussi import Bussi
+
+        return Bussi(atoms, dt, temperature_K=s.temperature_K, taut=s.tau_fs * units.fs,
+                     rng=rng)
+    if s.thermostat == "nose_hoover_chain":
+        from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+        return NoseHooverChainNVT(atoms, dt, temperature_K=s.temperature_K,
+                                  tdamp=s.tau_fs * units.fs)
+    raise PhonionError(f"md.thermostat '{s.thermostat}' unknown; use langevin, bussi or "
+                       "nose_hoover_chain")
+
+
+class _Trajectory:
+    """The HDF5 file: frames, the state checkpoint and the commit marker."""
+
+    def __init__(self, path: Path, atoms: Atoms, s: MDSettings):
+        self.path = path
+        new = not path.exists()
+        self.h5 = h5py.File(path, "a")
+        n = len(atoms)
+        if new or "committed_step" not in self.h5.attrs:
+            for key in list(self.h5.keys()):
+                del self.h5[key]
+            h = self.h5
+            h.attrs["numbers"] = atoms.numbers
+            h.attrs["masses_amu"] = atoms.get_masses()
+            h.attrs["cell_A"] = atoms.cell.array
+            h.attrs["dt_fs"] = s.timestep_fs
+            h.attrs["interval"] = s.interval
+            h.attrs["frame_dt_ps"] = s.timestep_fs * s.interval / 1000.0
+            h.attrs["target_temperature_K"] = s.temperature_K
+            h.attrs["equilibration_steps"] = s.equilibration_steps
+            h.attrs["thermostat"] = s.thermostat
+            for name, shape in (("positions_A", (n, 3)), ("velocities_A_ps", (n, 3))):
+                h.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype="f8",
+                                 chunks=(max(1, 4096 // n), *shape))
+            for name, dt in (("potential_energy_eV", "f8"), ("temperature_K", "f8"),
+                             ("step", "i8")):
+                h.create_dataset(name, (0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+            h.create_dataset("state/positions_A", data=atoms.positions)
+            h.create_dataset("state/velocities_A_ps",
+                             data=atoms.get_velocities() * V_ASE_TO_A_PS)
+            h.attrs["n_frames"] = 0
+            h.attrs["committed_step"] = -1  # nothing yet: start from scratch
+            h.flush()
+
+    @property
+    def committed_step(self) -> int:
+        return int(self.h5.attrs["committed_step"])
+
+    def restore(self, atoms: Atoms) -> int:
+        """Truncate to the committed frames, restore the state; return the next step."""
+        n = int(self.h5.attrs["n_frames"])
+        for name in ("positions_A", "velocities_A_ps", "potential_energy_eV", "temperature_K",
+                     "step"):
+            self.h5[name].resize(n, axis=0)
+        atoms.positions = self.h5["state/positions_A"][()]
+        atoms.set_velocities(self.h5["state/velocities_A_ps"][()] / V_ASE_TO_A_PS)
+        return self.committed_step + 1
+
+    def commit(self, atoms: Atoms, step: int, frame: tuple | None) -> None:
+        h = self.h5
+        if frame is not None:
+            n = int(h.attrs["n_frames"])
+            for name, value in zip(("positions_A", "velocities_A_ps", "potential_energy_eV",
+                                    "temperature_K", "step"), frame, strict=True):
+                h[name].resize(n + 1, axis=0)
+                h[name][n] = value
+        h["state/positions_A"][...] = atoms.positions
+        h["state/velocities_A_ps"][...] = atoms.get_velocities() * V_ASE_TO_A_PS
+        if frame is not None:
+            h.attrs["n_frames"] = int(h.attrs["n_frames"]) + 1
+        h.attrs["committed_step"] = step
+        h.flush()
+
+    def close(self) -> None:
+        self.h5.close()
+
+
+def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str | Path,
+           log=sys.stdout, progress_every_s: float = 30.0) -> dict:
+    """Run (or resume) NVT MD to ``equilibration + production`` steps; return a summary.
+
+    Steps are counted from 0; production frames are written at production steps that are
+    multiples of ``interval`` (step ≥ equilibration_steps), so a finished run holds exactly
+    ``production_steps // interval`` frames.
+    """
+    s = settings
+    path = Path(path)
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    traj = _Trajectory(path, atoms, s)
+    total = s.equilibration_steps + s.production_steps
+    if traj.committed_step >= 0:
+        start = traj.restore(atoms)
+        resumed_from = start
+    else:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature_K,
+                                     rng=np.random.default_rng(s.seed))
+        Stationary(atoms)
+        start, resumed_from = 0, None
+    stop = {"signal": None}
+
+    def handler(signum, _frame):
+        stop["signal"] = signum
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    t0 = time.perf_counter()
+    last_report = t0
+    n_steps_done = 0
+    try:
+        dyn = _thermostat(atoms, s, start)
+        step = start
+        while step < total:
+            if stop["signal"] is not None:
+                raise Interrupted(f"signal {stop['signal']} at step {step}; committed step "
+                                  f"{traj.committed_step}; rerun to resume")
+            dyn.run(1)
+            n_steps_done += 1
+            if step % s.interval == 0:
+                forces = atoms.get_forces()
+                epot = atoms.get_potential_energy()
+                temp = atoms.get_temperature()
+                _check(atoms, forces, temp, step, s)
+                frame = None
+                if step >= s.equilibration_steps:
+                    frame = (atoms.positions.copy(),
+                             atoms.get_velocities() * V_ASE_TO_A_PS, epot, temp, step)
+                traj.commit(atoms, step, frame)
+                now = time.perf_counter()
+                if log and now - last_report > progress_every_s:
+                    rate = n_steps_done / (now - t0)
+                    print(f"[md] step {step + 1}/{total} T = {temp:.0f} K, "
+                          f"{rate:.2f} steps/s, ETA {(total - step - 1) / rate / 60:.1f} min",
+                          file=log, flush=True)
+                    last_report = now
+            step += 1
+        traj.commit(atoms, total - 1, None)
+        wall = time.perf_counter() - t0
+        n_frames = int(traj.h5.attrs["n_frames"])
+    finally:
+        traj.close()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return {"n_steps": total, "n_frames": n_frames, "steps_this_run": n_steps_done,
+            "resumed_from_step": resumed_from, "wall_time_s": wall,
+            "steps_per_s": n_steps_done / wall if wall > 0 else None}
+
+
+def _check(atoms: Atoms, forces: np.ndarray, temp: float, step: int, s: MDSettings) -> None:
+    if not np.all(np.isfinite(forces)) or not np.all(np.isfinite(atoms.positions)):
+        raise Diverged(f"non-finite forces or positions at step {step}")
+    fmax = float(np.linalg.norm(forces, axis=1).max())
+    if fmax > s.max_force_eV_A:
+        raise Diverged(f"force {fmax:.1f} eV/Å > md.max_force_eV_A at step {step}")
+    if temp > s.max_temperature_factor * s.temperature_K:
+        raise Diverged(f"temperature {temp:.0f} K > {s.max_temperature_factor:g} × target at "
+                       f"step {step}")
+    d = neighbor_list("d", atoms, s.min_distance_A)
+    if len(d):
+        raise Diverged(f"two atoms {d.min():.2f} Å apart (< md.min_distance_A) at step {step}")
+
+
+def read_trajectory(path: str | Path) -> dict:
+    """Frames and metadata of a trajectory file (arrays in Å, Å/ps, eV, K)."""
+    with h5py.File(path, "r") as h5:
+        n = int(h5.attrs["n_frames"])
+        out = {k: h5[k][:n] for k in ("positions_A", "velocities_A_ps", "potential_energy_eV",
+                                      "temperature_K", "step")}
+        out.update({k: h5.attrs[k] for k in ("numbers", "masses_amu", "cell_A", "dt_fs",
+                                             "interval", "frame_dt_ps",
+                                             "target_temperature_K", "committed_step")})
+    return out

@@ -1,0 +1,88 @@
+"""MD: trajectory layout, kill-and-resume, divergence, thermostat temperature."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from conftest import ROOT
+from phonion.md import Diverged, MDSettings, read_trajectory, run_md
+from phonion.potentials import RigidIonPotential
+
+SETTINGS = dict(temperature_K=600.0, equilibration_steps=60, production_steps=600,
+                interval=4, timestep_fs=2.0, seed=3)
+
+RUNNER = """
+import sys
+from ase.build import bulk
+from phonion.md import MDSettings, run_md
+from phonion.potentials import RigidIonPotential
+atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
+run_md(atoms, RigidIonPotential(cutoff_A=6.0), MDSettings(**{s}), sys.argv[1], log=None)
+""".format(s=SETTINGS)
+
+
+def _run(path, kill_after_s=None, sig=signal.SIGKILL):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(path)], env=env)
+    if kill_after_s is None:
+        assert proc.wait(timeout=600) == 0
+        return
+    time.sleep(kill_after_s)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+
+
+def _check_continuous(traj):
+    steps = traj["step"]
+    expected = np.arange(SETTINGS["equilibration_steps"],
+                         SETTINGS["equilibration_steps"] + SETTINGS["production_steps"],
+                         SETTINGS["interval"])
+    assert np.array_equal(steps, expected)  # no duplicated or missing frames
+    jumps = np.linalg.norm(np.diff(traj["positions_A"], axis=0), axis=2).max()
+    assert jumps < 0.5  # Å per 8 fs: a continuous, unwrapped trajectory
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_kill_and_resume_gives_the_uninterrupted_frame_count(tmp_path, sig):
+    full = tmp_path / "full.h5"
+    _run(full)
+    ref = read_trajectory(full)
+    _check_continuous(ref)
+
+    broken = tmp_path / "broken.h5"
+    rng = np.random.default_rng(int(sig))
+    _run(broken, kill_after_s=float(rng.uniform(3.0, 6.0)), sig=sig)
+    partial = read_trajectory(broken)
+    assert 0 < len(partial["step"]) < len(ref["step"])  # it really was cut short
+    _run(broken)  # resume
+    resumed = read_trajectory(broken)
+    assert len(resumed["step"]) == len(ref["step"])
+    _check_continuous(resumed)
+    # the frames before the cut are kept as they were
+    k = len(partial["step"])
+    assert np.array_equal(resumed["positions_A"][:k], partial["positions_A"])
+
+
+def test_langevin_holds_the_target_temperature(tmp_path):
+    atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
+    s = MDSettings(**{**SETTINGS, "production_steps": 800})
+    run_md(atoms, RigidIonPotential(cutoff_A=6.0), s, tmp_path / "t.h5", log=None)
+    traj = read_trajectory(tmp_path / "t.h5")
+    # 16 atoms: instantaneous T fluctuates by ~T*sqrt(2/(3N)) = 0.2 T
+    assert traj["temperature_K"].mean() == pytest.approx(600.0, rel=0.1)
+
+
+def test_divergence_stops_the_run(tmp_path):
+    atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
+    atoms.positions[1] = atoms.positions[0] + [0.4, 0.0, 0.0]
+    with pytest.raises(Diverged, match="apart|force|temperature"):
+        run_md(atoms, RigidIonPotential(cutoff_A=6.0), MDSettings(**SETTINGS),
+               tmp_path / "d.h5", log=None)
