@@ -12,21 +12,22 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from conftest import ROOT
 from phonion.md import Diverged, MDSettings, read_trajectory, run_md
 from phonion.potentials import RigidIonPotential
+
+from conftest import ROOT
 
 SETTINGS = dict(temperature_K=600.0, equilibration_steps=60, production_steps=600,
                 interval=4, timestep_fs=2.0, seed=3)
 
-RUNNER = """
+RUNNER = f"""
 import sys
 from ase.build import bulk
 from phonion.md import MDSettings, run_md
 from phonion.potentials import RigidIonPotential
 atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
-run_md(atoms, RigidIonPotential(cutoff_A=6.0), MDSettings(**{s}), sys.argv[1], log=None)
-""".format(s=SETTINGS)
+run_md(atoms, RigidIonPotential(cutoff_A=6.0), MDSettings(**{SETTINGS}), sys.argv[1], log=None)
+"""
 
 
 def _run(path, kill_after_s=None, sig=signal.SIGKILL):
@@ -42,9 +43,9 @@ def _run(path, kill_after_s=None, sig=signal.SIGKILL):
 
 def _check_continuous(traj):
     steps = traj["step"]
-    expected = np.arange(SETTINGS["equilibration_steps"],
-                         SETTINGS["equilibration_steps"] + SETTINGS["production_steps"],
-                         SETTINGS["interval"])
+    eq, prod, k = (SETTINGS[x] for x in ("equilibration_steps", "production_steps",
+                                         "interval"))
+    expected = np.arange(eq + k, eq + prod + 1, k)
     assert np.array_equal(steps, expected)  # no duplicated or missing frames
     jumps = np.linalg.norm(np.diff(traj["positions_A"], axis=0), axis=2).max()
     assert jumps < 0.5  # Å per 8 fs: a continuous, unwrapped trajectory

@@ -113,7 +113,7 @@ class _Trajectory:
             h.create_dataset("state/velocities_A_ps",
                              data=atoms.get_velocities() * V_ASE_TO_A_PS)
             h.attrs["n_frames"] = 0
-            h.attrs["committed_step"] = -1  # nothing yet: start from scratch
+            h.attrs["committed_step"] = -1  # nothing committed: start from scratch
             h.flush()
 
     @property
@@ -121,14 +121,14 @@ class _Trajectory:
         return int(self.h5.attrs["committed_step"])
 
     def restore(self, atoms: Atoms) -> int:
-        """Truncate to the committed frames, restore the state; return the next step."""
+        """Truncate to the committed frames, restore the state; return the steps done."""
         n = int(self.h5.attrs["n_frames"])
         for name in ("positions_A", "velocities_A_ps", "potential_energy_eV", "temperature_K",
                      "step"):
             self.h5[name].resize(n, axis=0)
         atoms.positions = self.h5["state/positions_A"][()]
         atoms.set_velocities(self.h5["state/velocities_A_ps"][()] / V_ASE_TO_A_PS)
-        return self.committed_step + 1
+        return self.committed_step
 
     def commit(self, atoms: Atoms, step: int, frame: tuple | None) -> None:
         h = self.h5
@@ -153,9 +153,9 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
            log=sys.stdout, progress_every_s: float = 30.0) -> dict:
     """Run (or resume) NVT MD to ``equilibration + production`` steps; return a summary.
 
-    Steps are counted from 0; production frames are written at production steps that are
-    multiples of ``interval`` (step ≥ equilibration_steps), so a finished run holds exactly
-    ``production_steps // interval`` frames.
+    A frame is written after every ``interval`` production steps (at completed step
+    counts equilibration + k·interval, k = 1 … production/interval), so a finished run
+    holds exactly ``production_steps // interval`` frames; ``step`` stores that count.
     """
     s = settings
     path = Path(path)
@@ -165,7 +165,7 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
     total = s.equilibration_steps + s.production_steps
     if traj.committed_step >= 0:
         start = traj.restore(atoms)
-        resumed_from = start
+        resumed_from = start if start < total else None
     else:
         MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature_K,
                                      rng=np.random.default_rng(s.seed))
@@ -182,32 +182,30 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
     n_steps_done = 0
     try:
         dyn = _thermostat(atoms, s, start)
-        step = start
-        while step < total:
+        done = start  # steps completed
+        while done < total:
             if stop["signal"] is not None:
-                raise Interrupted(f"signal {stop['signal']} at step {step}; committed step "
-                                  f"{traj.committed_step}; rerun to resume")
-            dyn.run(1)
-            n_steps_done += 1
-            if step % s.interval == 0:
-                forces = atoms.get_forces()
-                epot = atoms.get_potential_energy()
-                temp = atoms.get_temperature()
-                _check(atoms, forces, temp, step, s)
-                frame = None
-                if step >= s.equilibration_steps:
-                    frame = (atoms.positions.copy(),
-                             atoms.get_velocities() * V_ASE_TO_A_PS, epot, temp, step)
-                traj.commit(atoms, step, frame)
-                now = time.perf_counter()
-                if log and now - last_report > progress_every_s:
-                    rate = n_steps_done / (now - t0)
-                    print(f"[md] step {step + 1}/{total} T = {temp:.0f} K, "
-                          f"{rate:.2f} steps/s, ETA {(total - step - 1) / rate / 60:.1f} min",
-                          file=log, flush=True)
-                    last_report = now
-            step += 1
-        traj.commit(atoms, total - 1, None)
+                raise Interrupted(f"signal {stop['signal']} after step {done}; committed "
+                                  f"step {traj.committed_step}; rerun to resume")
+            n = min(s.interval - done % s.interval, total - done)
+            dyn.run(n)  # a block of steps with no per-step Python work of ours
+            done += n
+            n_steps_done += n
+            forces = atoms.get_forces()  # cached: the thermostat's last evaluation
+            epot = atoms.get_potential_energy()
+            temp = atoms.get_temperature()
+            _check(atoms, forces, temp, done, s)
+            frame = None
+            if done > s.equilibration_steps and done % s.interval == 0:
+                frame = (atoms.positions.copy(), atoms.get_velocities() * V_ASE_TO_A_PS,
+                         epot, temp, done)
+            traj.commit(atoms, done, frame)
+            now = time.perf_counter()
+            if log and now - last_report > progress_every_s:
+                rate = n_steps_done / (now - t0)
+                print(f"[md] step {done}/{total} T = {temp:.0f} K, {rate:.2f} steps/s, "
+                      f"ETA {(total - done) / rate / 60:.1f} min", file=log, flush=True)
+                last_report = now
         wall = time.perf_counter() - t0
         n_frames = int(traj.h5.attrs["n_frames"])
     finally:
