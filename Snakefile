@@ -27,6 +27,9 @@ include: "workflow/rules/forces.smk"
 include: "workflow/rules/fit_ifc.smk"
 include: "workflow/rules/stability.smk"
 include: "workflow/rules/phonon_descriptors.smk"
+include: "workflow/rules/md.smk"
+include: "workflow/rules/diffusion.smk"
+include: "workflow/rules/arrhenius.smk"
 include: "workflow/rules/campaign.smk"
 
 

@@ -63,12 +63,14 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None,
-              check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+              check: bool = True, timeout: int = 900,
+              extra: list[str] | None = None) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml``."""
     if config is not None:
         write_config(workdir, config)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
+           *(extra or [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
@@ -94,4 +96,9 @@ def campaign(tmp_path: Path) -> Path:
     return tmp_path
 
 
-RIGID = {"calculator": {"backend": "rigid_ion", "model": ""}}
+#: Analytic potential and a short MD (0.2 ps) for workflow tests.
+RIGID = {
+    "calculator": {"backend": "rigid_ion", "model": ""},
+    "md": {"equilibration_steps": 20, "production_steps": 100, "interval": 4,
+           "timestep_fs": 2.0},
+}

@@ -41,7 +41,7 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     assert proc.returncode == 0  # bad materials never take the campaign down
     status = read_status(tmp_path)
     assert status["NaCl"]["status"] == "ok"
-    assert status["NaCl"]["stage"] == "phonon_descriptors"  # the whole phonon chain ran
+    assert status["NaCl"]["stage"] == "arrhenius"  # the whole chain ran, MD included
     assert status["broken"]["status"] == "rejected" and "unreadable" in status["broken"]["reason"]
     assert status["POSCAR-KCl"]["reason"].startswith("no mobile ion Na")
     assert "partial occupancy" in status["NaKCl-disordered"]["reason"]
@@ -69,6 +69,12 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     for name in ("msd_modes", "coupling_pdos"):
         for ext in ("png", "svg"):
             assert (mat / f"phonons/{name}.{ext}").stat().st_size > 1000
+    diffusion = json.loads((mat / "md/800K/diffusion.json").read_text())
+    assert diffusion["status"] == "ok" and diffusion["n_frames"] == 25
+    assert diffusion["too_short"] and "not meaningful" in diffusion["reason"]
+    assert diffusion["vdos_centre_mobile_THz"] > 0
+    for name in ("md/800K/msd", "md/800K/vdos", "arrhenius/arrhenius"):
+        assert (mat / f"{name}.png").stat().st_size > 1000
     fit = json.loads((mat / "fit_ifc/fit_ifc.json").read_text())
     assert fit["acoustic_sum_rule_residual_eV_A2"] < 1e-10
     import phonopy

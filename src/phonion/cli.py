@@ -347,6 +347,152 @@ def cmd_phonon_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_md(args: argparse.Namespace) -> int:
+    import os
+
+    from .calculators import get_calculator
+    from .md import MDSettings, run_md
+
+    settings = json.loads(args.settings)
+    calc_cfg = json.loads(args.calculator)
+    disp = read_json(args.displace)
+    up, res = _upstream(args.stability, "md")
+    mid = up["material_id"]
+    model: dict = {}
+    partial = Path(args.trajectory).with_suffix(".partial.h5")  # survives a killed job
+
+    def body() -> dict:
+        nonlocal model
+        s = MDSettings(temperature_K=args.temperature, **{
+            k: settings[k] for k in ("timestep_fs", "equilibration_steps", "production_steps",
+                                     "interval", "thermostat", "friction_per_fs", "tau_fs",
+                                     "seed", "max_force_eV_A", "max_temperature_factor",
+                                     "min_distance_A")})
+        loaded = get_calculator(calc_cfg["backend"], calc_cfg.get("model", ""),
+                                calc_cfg.get("device", "cpu"), calc_cfg.get("dtype", "float64"))
+        model = loaded.description
+        atoms = atoms_from_dict(disp["supercell"])
+        print(f"[md] {mid}: {len(atoms)} atoms, {args.temperature:g} K, {s.thermostat}, "
+              f"{s.equilibration_steps} + {s.production_steps} steps of {s.timestep_fs} fs",
+              flush=True)
+        summary = run_md(atoms, loaded.calculator, s, partial)
+        os.replace(partial, args.trajectory)
+        print(f"[md] {mid}: done, {summary['n_frames']} frames, "
+              f"{summary['steps_per_s']:.2f} steps/s", flush=True)
+        return _result(mid, "md", "ok", temperature_K=args.temperature, **summary)
+
+    res = res or _run_stage("md", mid, body)
+    res["provenance"] = provenance(settings, model)
+    if res["status"] != "ok":
+        from .io import atomic_path
+
+        with atomic_path(args.trajectory) as tmp:  # flagged, frame-less file
+            import h5py
+
+            with h5py.File(tmp, "w") as h5:
+                h5.attrs["status"] = res["status"]
+    write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_diffusion(args: argparse.Namespace) -> int:
+    from .diffusion import analyze_trajectory
+    from .md import read_trajectory
+    from .phonons import write_arrays
+
+    settings = json.loads(args.settings)
+    up, res = _upstream(args.md, "diffusion")
+    mid = up["material_id"]
+    written = False
+
+    def body() -> dict:
+        nonlocal written
+        out, arrays = analyze_trajectory(
+            read_trajectory(args.trajectory), args.mobile_ion, tuple(settings["window"]),
+            settings["intercept"], settings["weighting"], settings["melt_d_threshold_A2_ps"],
+            settings["melt_msd_threshold_A2"], settings["min_duration_ps"])
+        if args.phonons and Path(args.phonons).exists():
+            ph = read_json(args.phonons)
+            if ph["status"] == "ok":
+                out["acoustic_cutoff_THz"] = ph["acoustic_cutoff_THz"]
+                out["vdos_centre_over_acoustic_cutoff"] = (out["vdos_centre_mobile_THz"]
+                                                           / ph["acoustic_cutoff_THz"])
+        write_arrays(args.arrays, arrays)
+        written = True
+        status, reason = ("failed", out["melt_reason"]) if out["melted"] else ("ok", "")
+        if out["too_short"]:
+            reason = (f"run of {out['duration_ps']:.2f} ps < diffusion.min_duration_ps: D and "
+                      "the melt filter are not meaningful")
+        print(f"[diffusion] {mid} {up['temperature_K']:g} K: D = {out['d_avg_A2_ps']:.3e} ± "
+              f"{out['d_avg_stderr_A2_ps']:.1e} Å²/ps, {args.mobile_ion} VDOS centre "
+              f"{out['vdos_centre_mobile_THz']:.2f} THz {reason}", flush=True)
+        return _result(mid, "diffusion", status, reason, temperature_K=up["temperature_K"],
+                       **out)
+
+    res = res or _run_stage("diffusion", mid, body)
+    res["provenance"] = provenance(settings)
+    if not written:
+        import numpy as np
+
+        write_arrays(args.arrays, {"status": np.bytes_(res["status"])})
+    write_json_atomic(args.out, res)
+    return 0
+
+
+def cmd_diffusion_figures(args: argparse.Namespace) -> int:
+    from .phonons import read_arrays
+    from .plots import plot_msd, plot_vdos
+
+    res = read_json(args.diffusion)
+    arrays = read_arrays(args.arrays)
+    title = f"{res['material_id']}, {res['temperature_K']:g} K"
+    plot_msd(arrays, res, title + ": MSD", args.fig_msd)
+    plot_vdos(arrays, res, res.get("acoustic_cutoff_THz"), title + ": VDOS", args.fig_vdos)
+    return 0
+
+
+def cmd_arrhenius(args: argparse.Namespace) -> int:
+    from .arrhenius import arrhenius, extrapolate, nernst_einstein_S_cm
+    from .plots import plot_arrhenius
+
+    disp = read_json(args.displace)
+    rows = [read_json(p) for p in args.diffusion]
+    mid = rows[0]["material_id"]
+    usable = [r for r in rows if r["status"] == "ok" and r["d_avg_A2_ps"] > 0]
+    sc = atoms_from_dict(disp["supercell"])
+    n_mobile = sum(1 for s in sc.get_chemical_symbols() if s == args.mobile_ion)
+    density = n_mobile / sc.get_volume()
+    out = {"mobile_ion_density_per_A3": density,
+           "temperatures_K": [r["temperature_K"] for r in usable],
+           "d_avg_A2_ps": [r["d_avg_A2_ps"] for r in usable]}
+    fit = None
+    if len(usable) >= 2:
+        try:
+            fit = arrhenius(out["temperatures_K"], out["d_avg_A2_ps"],
+                            [r["d_avg_stderr_A2_ps"] for r in usable])
+            d300 = extrapolate(fit, 300.0)
+            out.update(fit, d_300K_A2_ps=d300,
+                       sigma_300K_S_cm=nernst_einstein_S_cm(d300, density, 300.0))
+            res = _result(mid, "arrhenius", "ok", **out)
+        except ValueError as exc:
+            res = _result(mid, "arrhenius", "failed", str(exc), **out)
+    else:
+        res = _result(mid, "arrhenius", "ok",
+                      f"{len(usable)} usable temperature(s): no Ea (needs >= 2)", **out)
+    for r in usable:
+        out[f"sigma_{r['temperature_K']:g}K_S_cm"] = nernst_einstein_S_cm(
+            r["d_avg_A2_ps"], density, r["temperature_K"])
+    res.update({k: v for k, v in out.items() if k.startswith("sigma_")})
+    plot_arrhenius(out["temperatures_K"], out["d_avg_A2_ps"],
+                   [r["d_avg_stderr_A2_ps"] for r in usable], fit, f"{mid}: Arrhenius",
+                   args.figure)
+    res["provenance"] = provenance({})
+    write_json_atomic(args.out, res)
+    print(f"[arrhenius] {mid}: " + (f"Ea = {fit['ea_eV']:.3f} ± {fit['ea_stderr_eV']:.3f} eV"
+                                     if fit else res["reason"]), flush=True)
+    return 0
+
+
 def _write_poscar(res: dict, path: str) -> None:
     """A VASP POSCAR of the relaxed cell for people and other codes (empty if none)."""
     from ase.io import write
@@ -427,6 +573,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fig-msd", required=True, help="figure base name (no suffix)")
     p.add_argument("--fig-coupling", required=True, help="figure base name (no suffix)")
     p.set_defaults(func=cmd_phonon_figures)
+
+    p = sub.add_parser("md", help="NVT MD with the MLP (resumable)")
+    p.add_argument("--displace", required=True)
+    p.add_argument("--stability", required=True)
+    p.add_argument("--temperature", required=True, type=float)
+    p.add_argument("--settings", required=True)
+    p.add_argument("--calculator", required=True)
+    p.add_argument("--trajectory", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_md)
+
+    p = sub.add_parser("diffusion", help="MSD, D, melt filter and VDOS of one trajectory")
+    p.add_argument("--md", required=True)
+    p.add_argument("--trajectory", required=True)
+    p.add_argument("--phonons", default="")
+    p.add_argument("--settings", required=True)
+    p.add_argument("--mobile-ion", required=True)
+    p.add_argument("--arrays", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_diffusion)
+
+    p = sub.add_parser("diffusion-figures", help="MSD(t) and VDOS figures")
+    p.add_argument("--diffusion", required=True)
+    p.add_argument("--arrays", required=True)
+    p.add_argument("--fig-msd", required=True)
+    p.add_argument("--fig-vdos", required=True)
+    p.set_defaults(func=cmd_diffusion_figures)
+
+    p = sub.add_parser("arrhenius", help="Ea, D0 and conductivity from D(T)")
+    p.add_argument("--displace", required=True)
+    p.add_argument("--diffusion", nargs="+", required=True)
+    p.add_argument("--mobile-ion", required=True)
+    p.add_argument("--figure", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_arrhenius)
 
     args = parser.parse_args(argv)
     return args.func(args)

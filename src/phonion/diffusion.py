@@ -113,13 +113,15 @@ def diffusion_coefficient(msd_atoms: np.ndarray, dt_ps: float, window: tuple[flo
 
 
 def melt_check(msd_host: np.ndarray, dt_ps: float, d_threshold_A2_ps: float = 1e-2,
-               msd_threshold_A2: float = 1.0, window=(0.1, 0.5)) -> tuple[bool, str]:
+               msd_threshold_A2: float = 1.0, window=(0.1, 0.5), intercept: bool = False,
+               weighting: str = "inverse_time") -> tuple[bool, str]:
     """Seed 000 §2.4 melt/decomposition filter on the non-mobile species.
 
     Flagged when their D ≥ ``d_threshold_A2_ps`` in all three directions, or their mean
     MSD over the last 20 % of the run exceeds ``msd_threshold_A2`` in any direction.
     """
-    per_dir = [diffusion_coefficient(msd_host, dt_ps, window, directions=(a,)).d_A2_ps
+    per_dir = [diffusion_coefficient(msd_host, dt_ps, window, directions=(a,),
+                                     intercept=intercept, weighting=weighting).d_A2_ps
                for a in range(3)]
     tail = msd_host[int(0.8 * len(msd_host)):].mean(axis=(0, 1))  # (3,)
     if all(d >= d_threshold_A2_ps for d in per_dir):
@@ -153,3 +155,68 @@ def vdos(velocities_A_ps: np.ndarray, dt_ps: float, masses_amu: np.ndarray | Non
 def vdos_centre(freq_THz: np.ndarray, g: np.ndarray) -> float:
     """Seed 000 eq. 7: Σ ω g(ω) / Σ g(ω) (THz)."""
     return float(np.sum(freq_THz * g) / np.sum(g))
+
+
+def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
+                       intercept: bool = False, weighting: str = "inverse_time",
+                       melt_d_threshold_A2_ps: float = 1e-2,
+                       melt_msd_threshold_A2: float = 1.0,
+                       min_duration_ps: float = 5.0) -> tuple[dict, dict]:
+    """Diffusion scalars and arrays of one trajectory (:func:`phonion.md.read_trajectory`
+    layout; AIMD parsed into the same layout works unchanged).
+
+    Positions are corrected for the drift of the host (framework) centre, as in
+    pymatgen's DiffusionAnalyzer, before the MSD is taken. A run shorter than
+    ``min_duration_ps`` is marked ``too_short`` and gets no melt verdict: its MSD is still
+    dominated by the vibrational plateau.
+    """
+    from ase.data import chemical_symbols
+
+    symbols = np.array([chemical_symbols[z] for z in traj["numbers"]])
+    mobile = symbols == mobile_symbol
+    if not mobile.any():
+        raise ValueError(f"no {mobile_symbol} atoms in the trajectory")
+    pos = np.asarray(traj["positions_A"], float)
+    if (~mobile).any():
+        pos = pos - pos[:, ~mobile].mean(axis=1, keepdims=True)
+    dt = float(traj["frame_dt_ps"])
+    m_mob = msd(pos[:, mobile])
+    kw = dict(window=window, intercept=intercept, weighting=weighting)
+    d_avg = diffusion_coefficient(m_mob, dt, **kw)
+    d_dir = [diffusion_coefficient(m_mob, dt, directions=(a,), **kw) for a in range(3)]
+    fastest = int(np.argmax([d.d_A2_ps for d in d_dir]))
+    out: dict = {
+        "mobile_ion": mobile_symbol, "n_mobile_atoms": int(mobile.sum()),
+        "n_frames": int(len(pos)), "frame_dt_ps": dt, "duration_ps": dt * (len(pos) - 1),
+        "fit_window_ps": list(d_avg.window_ps), "fit_intercept": intercept,
+        "fit_weighting": weighting,
+        **d_avg.as_dict("d_avg"),
+        **d_dir[fastest].as_dict("d_max_direction"),
+        "d_max_direction_axis": "xyz"[fastest],
+        "d_directions_A2_ps": [d.d_A2_ps for d in d_dir],
+        "temperature_mean_K": float(np.mean(traj["temperature_K"])),
+        "temperature_target_K": float(traj["target_temperature_K"]),
+    }
+    arrays = {"time_ps": np.arange(len(pos)) * dt}
+    melted, why = False, ""
+    for name in sorted(set(symbols)):
+        sel = symbols == name
+        m = m_mob if name == mobile_symbol else msd(pos[:, sel])
+        arrays[f"msd/{name}_A2"] = m.mean(axis=1)  # (frames, 3)
+        if name != mobile_symbol:
+            flag, reason = melt_check(m, dt, melt_d_threshold_A2_ps, melt_msd_threshold_A2,
+                                      window, intercept, weighting)
+            out[f"d_{name}_A2_ps"] = diffusion_coefficient(m, dt, **kw).d_A2_ps
+            if flag and not melted:
+                melted, why = True, f"{name}: {reason}"
+        freq, g = vdos(traj["velocities_A_ps"][:, sel], dt)
+        arrays[f"vdos/{name}"] = g
+        arrays["vdos/frequency_THz"] = freq
+        out[f"vdos_centre_{name}_THz"] = vdos_centre(freq, g)
+    out["vdos_centre_mobile_THz"] = out[f"vdos_centre_{mobile_symbol}_THz"]
+    out["too_short"] = out["duration_ps"] < min_duration_ps
+    if out["too_short"]:  # the vibrational MSD plateau dominates: no melt verdict
+        melted, why = False, ""
+    out["melted"] = melted
+    out["melt_reason"] = why
+    return out, arrays

@@ -16,10 +16,11 @@ with a reason (:class:`Diverged`).
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
@@ -90,10 +91,13 @@ class _Trajectory:
         new = not path.exists()
         self.h5 = h5py.File(path, "a")
         n = len(atoms)
-        if new or "committed_step" not in self.h5.attrs:
+        fingerprint = json.dumps(asdict(s), sort_keys=True)
+        stale = self.h5.attrs.get("settings") != fingerprint  # other or unknown settings
+        if new or stale or "committed_step" not in self.h5.attrs:  # other settings: restart
             for key in list(self.h5.keys()):
                 del self.h5[key]
             h = self.h5
+            h.attrs["settings"] = fingerprint
             h.attrs["numbers"] = atoms.numbers
             h.attrs["masses_amu"] = atoms.get_masses()
             h.attrs["cell_A"] = atoms.cell.array

@@ -111,3 +111,67 @@ def plot_coupling_pdos(arrays: dict, scalars: dict, title: str, base: str | Path
     ax2.legend(fontsize=7, loc="upper right")
     fig.suptitle(title)
     _save(fig, base)
+
+
+def plot_msd(arrays: dict, result: dict, title: str, base: str | Path) -> None:
+    """MSD(t) of every species (sum over directions) with the fit, and a log–log inset."""
+    t = arrays["time_ps"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    species = sorted(k.split("/")[1][:-3] for k in arrays if k.startswith("msd/"))
+    for name in species:
+        ax.plot(t, arrays[f"msd/{name}_A2"].sum(axis=1), label=name)
+    d = result["d_avg_A2_ps"]
+    lo, hi = result["fit_window_ps"]
+    tt = np.linspace(lo, hi, 50)
+    ax.plot(tt, 6 * d * tt, "k--", lw=1,
+            label=f"fit: D = {d:.2e} ± {result['d_avg_stderr_A2_ps']:.1e} Å²/ps")
+    ax.set_xlabel("Time (ps)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.legend(fontsize=8)
+    inset = ax.inset_axes([0.62, 0.12, 0.33, 0.33])
+    for name in species:
+        m = arrays[f"msd/{name}_A2"].sum(axis=1)
+        inset.loglog(t[1:], np.clip(m[1:], 1e-6, None))
+    inset.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=10)
+    _save(fig, base)
+
+
+def plot_vdos(arrays: dict, result: dict, acoustic_cutoff_THz: float | None, title: str,
+              base: str | Path) -> None:
+    """VDOS per species with the acoustic cutoff and the mobile-ion VDOS centre marked."""
+    f = arrays["vdos/frequency_THz"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for key in sorted(k for k in arrays if k.startswith("vdos/") and k != "vdos/frequency_THz"):
+        ax.plot(f, arrays[key], label=key.split("/")[1])
+    ion = result["mobile_ion"]
+    ax.axvline(result["vdos_centre_mobile_THz"], color="m", ls="--", lw=1,
+               label=f"{ion} VDOS centre {result['vdos_centre_mobile_THz']:.2f} THz")
+    if acoustic_cutoff_THz:
+        ax.axvline(acoustic_cutoff_THz, color="k", ls="--", lw=1,
+                   label=f"acoustic cutoff {acoustic_cutoff_THz:.2f} THz")
+    ax.set_xlim(0, min(f.max(), 3 * max(result["vdos_centre_mobile_THz"], 1.0)))
+    ax.set_xlabel("Frequency (THz)")
+    ax.set_ylabel("VDOS (1/THz)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    _save(fig, base)
+
+
+def plot_arrhenius(temperatures_K, d_A2_ps, stderr_A2_ps, fit: dict | None, title: str,
+                   base: str | Path) -> None:
+    """ln D against 1000/T with error bars and the fitted line."""
+    T = np.asarray(temperatures_K, float)
+    D = np.asarray(d_A2_ps, float)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.errorbar(1000 / T, D, yerr=stderr_A2_ps, fmt="o")
+    if fit:
+        x = np.linspace(1000 / T.max() * 0.95, 1000 / T.min() * 1.05, 50)
+        ax.plot(x, fit["d0_A2_ps"] * np.exp(-fit["ea_eV"] * x / 1000 / 8.617333262e-5), "k--",
+                label=f"Ea = {fit['ea_eV']:.3f} ± {fit['ea_stderr_eV']:.3f} eV")
+        ax.legend(fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("1000/T (1/K)")
+    ax.set_ylabel("D (Å²/ps)")
+    ax.set_title(title, fontsize=10)
+    _save(fig, base)

@@ -48,12 +48,28 @@ def write_status(path: str | Path, materials: Mapping[str, list[str]],
     return rows
 
 
-def campaign_status(result_files: Iterable[str | Path], out: str | Path,
+def material_record(mid: str, result_files: Iterable[str | Path], figures: Iterable[str],
+                    out: str | Path, log: str | Path | None = None) -> dict:
+    """Per-material record: its stage result files in pipeline order, figures and verdict."""
+    from .io import write_json_atomic
+
+    files = [str(p) for p in result_files]
+    stage, status, reason = material_status(files)
+    record = {"material_id": mid, "stage": stage, "status": status, "reason": reason,
+              "results": files, "figures": [str(f) for f in figures]}
+    write_json_atomic(out, record)
+    if log:
+        Path(log).write_text(f"{mid}: {stage} {status} {reason}\n")
+    return record
+
+
+def campaign_status(material_files: Iterable[str | Path], out: str | Path,
                     rejected: Mapping[str, str], log: str | Path | None = None) -> None:
-    """Group stage result files by material (keeping pipeline order) and write ``out``."""
-    materials: dict[str, list[str]] = {}
-    for path in result_files:
-        materials.setdefault(read_json(path)["material_id"], []).append(str(path))
+    """Write ``status.tsv`` from the per-material records (:func:`material_record`)."""
+    materials = {}
+    for path in material_files:
+        rec = read_json(path)
+        materials[rec["material_id"]] = rec["results"]
     rows = write_status(out, materials, rejected)
     counts: dict[str, int] = {}
     for row in rows:

@@ -1,12 +1,29 @@
 localrules:
+    material,
     status,
     phonon_figures,
+    diffusion_figures,
+
+
+rule material:
+    input:
+        results=material_results,
+        figures=material_figures,
+    output:
+        f"{MATERIALS_DIR}/{{mid}}/material.json",
+    log:
+        f"{MATERIALS_DIR}/{{mid}}/material.log",
+    run:
+        from phonion.status import material_record
+
+        material_record(
+            wildcards.mid, input.results, input.figures, output[0], log[0]
+        )
 
 
 rule status:
     input:
-        results=campaign_results,
-        figures=phonon_figures,
+        expand(f"{MATERIALS_DIR}/{{mid}}/material.json", mid=MATERIALS),
     output:
         f"{CAMPAIGN_DIR}/status.tsv",
     log:
@@ -16,4 +33,4 @@ rule status:
     run:
         from phonion.status import campaign_status
 
-        campaign_status(input.results, output[0], params.rejected, log[0])
+        campaign_status(input, output[0], params.rejected, log[0])

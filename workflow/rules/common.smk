@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -27,7 +28,7 @@ if not MATERIALS and not DISCOVERY.rejected:
 
 for _mid, _over in config["overrides"].items():
     validate(
-        {s: {**config[s], **_over.get(s, {})} for s in ("relax", "phonons")},
+        {s: {**config[s], **_over.get(s, {})} for s in ("relax", "phonons", "md")},
         schema="../schemas/config.schema.yaml",
     )
 
@@ -104,42 +105,51 @@ def _status_ok(path):
         return json.load(fh)["status"] == "ok"
 
 
-def material_results(mid):
+def material_results(wildcards):
     """Stage result files of one material, in pipeline order, as far as its chain goes.
 
-    relax and stability are checkpoints: a material that fails relaxation gets no
-    phonon jobs, and an unstable one gets no descriptor (or MD) jobs.
+    relax, stability, phonon_descriptors and diffusion are checkpoints: a material that
+    fails relaxation gets no phonon jobs, an unstable one no descriptor or MD jobs. Only
+    the per-material rule ``material`` calls this, so every material's checkpoints are
+    resolved independently and the chains run in parallel.
     """
+    mid = wildcards.mid
     base = f"{MATERIALS_DIR}/{mid}"
     files = [f"{base}/intake/intake.json"]
-    relax = checkpoints.relax.get(mid=mid).output.result
-    files.append(relax)
-    if not _status_ok(relax):
+    files.append(checkpoints.relax.get(mid=mid).output.result)
+    if not _status_ok(files[-1]):
         return files
-    files += [f"{base}/displace/displace.json", f"{base}/forces/forces.json"]
-    files.append(f"{base}/fit_ifc/fit_ifc.json")
-    stability = checkpoints.stability.get(mid=mid).output[0]
-    files.append(stability)
-    if not _status_ok(stability):
+    files += [
+        f"{base}/displace/displace.json",
+        f"{base}/forces/forces.json",
+        f"{base}/fit_ifc/fit_ifc.json",
+    ]
+    files.append(checkpoints.stability.get(mid=mid).output[0])
+    if not _status_ok(files[-1]):
         return files
     files.append(checkpoints.phonon_descriptors.get(mid=mid).output.result)
+    if not config["md"]["enabled"]:
+        return files
+    temps = config["md"]["temperatures_K"]
+    files += [f"{base}/md/{T}K/md.json" for T in temps]
+    files += [checkpoints.diffusion.get(mid=mid, T=T).output.result for T in temps]
+    files.append(f"{base}/arrhenius/arrhenius.json")
     return files
 
 
-def campaign_results(wildcards):
-    return [f for mid in MATERIALS for f in material_results(mid)]
-
-
-def phonon_figures(wildcards):
-    """Figures of every material whose descriptors were computed."""
-    return [
-        f"{MATERIALS_DIR}/{mid}/phonons/{name}.{ext}"
-        for mid in MATERIALS
-        if material_results(mid)[-1].endswith("phonons.json")
-        and _status_ok(material_results(mid)[-1])
-        for name in ("msd_modes", "coupling_pdos")
-        for ext in ("png", "svg")
-    ]
+def material_figures(wildcards):
+    """Figures of the stages of one material that succeeded."""
+    out = []
+    for f in material_results(wildcards):
+        if f.endswith("phonons.json") and _status_ok(f):
+            names = ("msd_modes", "coupling_pdos")
+        elif f.endswith("diffusion.json") and _status_ok(f):
+            names = ("msd", "vdos")
+        else:
+            continue
+        folder = f.rsplit("/", 1)[0]
+        out += [f"{folder}/{n}.{e}" for n in names for e in ("png", "svg")]
+    return out
 
 
 def all_targets():

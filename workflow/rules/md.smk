@@ -1,0 +1,25 @@
+rule md:
+    input:
+        displace=material_path("displace", "displace.json"),
+        stability=material_path("stability", "stability.json"),
+    output:
+        result=material_path("md", "{T}K/md.json"),
+        trajectory=material_path("md", "{T}K/trajectory.h5"),
+    log:
+        material_path("md", "{T}K/md.log"),
+    benchmark:
+        material_path("md", "{T}K/benchmark.tsv")
+    conda:
+        backend_conda_env()
+    resources:
+        runtime=config["slurm"]["md_runtime_min"],
+    params:
+        python=backend_python(),
+        pythonpath=pythonpath(),
+        settings=settings_json("md"),
+        calculator=calculator_json(),
+    shell:
+        "{params.pythonpath} {params.python} -m phonion md --displace {input.displace:q}"
+        " --stability {input.stability:q} --temperature {wildcards.T}"
+        " --settings {params.settings:q} --calculator {params.calculator:q}"
+        " --trajectory {output.trajectory:q} --out {output.result:q} >> {log:q} 2>&1"
