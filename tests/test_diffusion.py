@@ -128,3 +128,11 @@ def test_aimd_argyrodite_agrees_with_pymatgen(argyrodite):
     d_ref_A2_ps = ref.diffusivity * 1e4
     assert mine.d_A2_ps == pytest.approx(d_ref_A2_ps, rel=0.02)
     assert mine.ci95_A2_ps[0] < d_ref_A2_ps < mine.ci95_A2_ps[1]
+
+
+def test_too_few_frames_is_a_clear_failure():
+    from phonion.diffusion import TrajectoryTooShort
+
+    x = _walk(np.random.default_rng(8), 6, 4, 0.1, 0.1)
+    with pytest.raises(TrajectoryTooShort, match="md.production_steps"):
+        diffusion_coefficient(msd(x), 0.1)

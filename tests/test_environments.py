@@ -58,7 +58,7 @@ def test_relax_runs_in_the_mace_environment(tmp_path, mace_model):
         "environments": {"mace": str(MACE_PYTHON)},
         "relax": {"fmax_eV_A": 0.01},
         "phonons": {"min_atoms": 32, "temperatures_K": [800]},
-        "md": {"equilibration_steps": 8, "production_steps": 24},
+        "md": {"equilibration_steps": 8, "production_steps": 48},
     })
     status = read_status(tmp_path)
     relax = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())

@@ -21,6 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .errors import PhonionError
+
+
+class TrajectoryTooShort(PhonionError):
+    """Too few frames in the fit window for a slope."""
+
 
 def unwrap(frac: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Unwrapped Cartesian positions (Å) from wrapped fractional ones (frames, atoms, 3),
@@ -95,7 +101,9 @@ def diffusion_coefficient(msd_atoms: np.ndarray, dt_ps: float, window: tuple[flo
     lo, hi = int(window[0] * (n_frames - 1)), int(window[1] * (n_frames - 1))
     lo = max(lo, 1)
     if hi - lo < 2:
-        raise ValueError("fit window holds fewer than 3 frames; run longer or widen it")
+        raise TrajectoryTooShort(
+            f"the fit window {window} holds {max(hi - lo + 1, 0)} of {n_frames} frames (< 3); "
+            "run longer (md.production_steps) or widen diffusion.window")
     dims = len(directions)
     y = msd_atoms[lo:hi + 1][:, :, list(directions)].sum(axis=2)  # (frames, atoms)
     tt = t[lo:hi + 1]
