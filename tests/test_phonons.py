@@ -217,3 +217,15 @@ def test_supercell_choice_and_snapshot_count():
     n_free = count_free_parameters(d.supercell)
     assert len(d.displacements_A) == n_snapshots(n_free, len(d.supercell))
     assert n_snapshots({2: 1000}, 100, safety_factor=3) == 10
+
+
+def test_third_order_fit_is_phono3py_shaped_and_keeps_fc2(rd_fit):
+    """fc2 + fc3 in one pheasy fit (fc3 cutoff 4.5 A): fc3 has phono3py's full shape and
+    obeys the acoustic sum rule; fc2 stays that of the harmonic fit within 1 %."""
+    ph, d, f, fit2 = rd_fit
+    fit = fit_force_constants(ph, d, f, fc3=True, fc3_cutoff_A=4.5, log=None)
+    n = len(ph.supercell)
+    assert fit.fc3.shape == (n, n, n, 3, 3, 3)
+    assert np.abs(fit.fc3.sum(axis=2)).max() < 1e-8 * np.abs(fit.fc3).max() + 1e-10
+    assert np.linalg.norm(fit.fc2 - fit2.fc2) / np.linalg.norm(fit2.fc2) < 0.01
+    assert fit.diagnostics["rmse_eV_A"] < fit2.diagnostics["rmse_eV_A"]
