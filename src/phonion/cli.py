@@ -456,7 +456,7 @@ def cmd_arrhenius(args: argparse.Namespace) -> int:
     from .plots import plot_arrhenius
 
     disp = read_json(args.displace)
-    rows = [read_json(p) for p in args.diffusion]
+    rows = [read_json(p) for p in args.diffusion_results]
     mid = rows[0]["material_id"]
     usable = [r for r in rows if r["status"] == "ok" and r["d_avg_A2_ps"] > 0]
     sc = atoms_from_dict(disp["supercell"])
@@ -506,109 +506,52 @@ def _write_poscar(res: dict, path: str) -> None:
             Path(tmp).write_text(f"# no relaxed structure: {res['status']}: {res['reason']}\n")
 
 
+#: subcommand → (function, help, required options, optional options with defaults).
+#: Options are strings; ``--temperature`` is parsed as a float and ``--diffusion-results``
+#: takes one or more files.
+COMMANDS = {
+    "intake": (cmd_intake, "read and triage one structure",
+               ["--id", "--source", "--settings", "--out"], {}),
+    "relax": (cmd_relax, "relax one material with the configured MLP",
+              ["--input", "--settings", "--calculator", "--out"], {"--structure-out": None}),
+    "displace": (cmd_displace, "supercell and random displacements",
+                 ["--input", "--settings", "--out"], {}),
+    "forces": (cmd_forces, "MLP forces on all displaced supercells",
+               ["--input", "--calculator", "--forceset", "--out"], {}),
+    "fit-ifc": (cmd_fit_ifc, "force constants with pheasy",
+                ["--displace", "--forceset", "--forces-result", "--settings", "--fc2", "--out"],
+                {"--python": "", "--fc3": ""}),
+    "stability": (cmd_stability, "dynamic stability screen",
+                  ["--displace", "--fit", "--fc2", "--settings", "--out"], {}),
+    "phonons": (cmd_phonons, "phonon descriptors",
+                ["--displace", "--stability", "--fc2", "--settings", "--mobile-ion", "--out",
+                 "--modes"], {}),
+    "phonon-figures": (cmd_phonon_figures, "figures of the phonon descriptors (base names)",
+                       ["--phonons", "--modes", "--fig-msd", "--fig-coupling"], {}),
+    "md": (cmd_md, "NVT MD with the MLP (resumable)",
+           ["--displace", "--stability", "--temperature", "--settings", "--calculator",
+            "--trajectory", "--out"], {}),
+    "diffusion": (cmd_diffusion, "MSD, D, melt filter and VDOS of one trajectory",
+                  ["--md", "--trajectory", "--settings", "--mobile-ion", "--arrays", "--out"],
+                  {"--phonons": ""}),
+    "diffusion-figures": (cmd_diffusion_figures, "MSD(t) and VDOS figures (base names)",
+                          ["--diffusion", "--arrays", "--fig-msd", "--fig-vdos"], {}),
+    "arrhenius": (cmd_arrhenius, "Ea, D0 and conductivity from D(T)",
+                  ["--displace", "--diffusion-results", "--mobile-ion", "--figure", "--out"], {}),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phonion", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("intake", help="read and triage one structure")
-    p.add_argument("--id", required=True)
-    p.add_argument("--source", required=True, type=Path)
-    p.add_argument("--settings", required=True, help="JSON: mobile_ion, max_atoms, ...")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_intake)
-
-    p = sub.add_parser("relax", help="relax one material with the configured MLP")
-    p.add_argument("--input", required=True, help="intake result JSON")
-    p.add_argument("--settings", required=True, help="JSON of the relax config section")
-    p.add_argument("--calculator", required=True, help="JSON: backend, model, device, dtype")
-    p.add_argument("--out", required=True)
-    p.add_argument("--structure-out", default=None, help="also write the relaxed POSCAR here")
-    p.set_defaults(func=cmd_relax)
-
-    p = sub.add_parser("displace", help="supercell and random displacements")
-    p.add_argument("--input", required=True, help="relax result JSON")
-    p.add_argument("--settings", required=True, help="JSON of the phonons config section")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_displace)
-
-    p = sub.add_parser("forces", help="MLP forces on all displaced supercells")
-    p.add_argument("--input", required=True, help="displace result JSON")
-    p.add_argument("--calculator", required=True)
-    p.add_argument("--forceset", required=True, help="HDF5 force set to write")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_forces)
-
-    p = sub.add_parser("fit-ifc", help="force constants with pheasy")
-    p.add_argument("--displace", required=True)
-    p.add_argument("--forceset", required=True)
-    p.add_argument("--forces-result", required=True)
-    p.add_argument("--settings", required=True)
-    p.add_argument("--python", default="", help="interpreter that has pheasy")
-    p.add_argument("--fc2", required=True)
-    p.add_argument("--fc3", default="")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_fit_ifc)
-
-    p = sub.add_parser("stability", help="dynamic stability screen")
-    p.add_argument("--displace", required=True)
-    p.add_argument("--fit", required=True)
-    p.add_argument("--fc2", required=True)
-    p.add_argument("--settings", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_stability)
-
-    p = sub.add_parser("phonons", help="phonon descriptors and figures")
-    p.add_argument("--displace", required=True)
-    p.add_argument("--stability", required=True)
-    p.add_argument("--fc2", required=True)
-    p.add_argument("--settings", required=True)
-    p.add_argument("--mobile-ion", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--modes", required=True)
-    p.set_defaults(func=cmd_phonons)
-
-    p = sub.add_parser("phonon-figures", help="figures of the phonon descriptors")
-    p.add_argument("--phonons", required=True)
-    p.add_argument("--modes", required=True)
-    p.add_argument("--fig-msd", required=True, help="figure base name (no suffix)")
-    p.add_argument("--fig-coupling", required=True, help="figure base name (no suffix)")
-    p.set_defaults(func=cmd_phonon_figures)
-
-    p = sub.add_parser("md", help="NVT MD with the MLP (resumable)")
-    p.add_argument("--displace", required=True)
-    p.add_argument("--stability", required=True)
-    p.add_argument("--temperature", required=True, type=float)
-    p.add_argument("--settings", required=True)
-    p.add_argument("--calculator", required=True)
-    p.add_argument("--trajectory", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_md)
-
-    p = sub.add_parser("diffusion", help="MSD, D, melt filter and VDOS of one trajectory")
-    p.add_argument("--md", required=True)
-    p.add_argument("--trajectory", required=True)
-    p.add_argument("--phonons", default="")
-    p.add_argument("--settings", required=True)
-    p.add_argument("--mobile-ion", required=True)
-    p.add_argument("--arrays", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_diffusion)
-
-    p = sub.add_parser("diffusion-figures", help="MSD(t) and VDOS figures")
-    p.add_argument("--diffusion", required=True)
-    p.add_argument("--arrays", required=True)
-    p.add_argument("--fig-msd", required=True)
-    p.add_argument("--fig-vdos", required=True)
-    p.set_defaults(func=cmd_diffusion_figures)
-
-    p = sub.add_parser("arrhenius", help="Ea, D0 and conductivity from D(T)")
-    p.add_argument("--displace", required=True)
-    p.add_argument("--diffusion", nargs="+", required=True)
-    p.add_argument("--mobile-ion", required=True)
-    p.add_argument("--figure", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_arrhenius)
-
+    for name, (func, text, required, optional) in COMMANDS.items():
+        p = sub.add_parser(name, help=text)
+        for opt in required:
+            kind = {"--temperature": {"type": float}, "--diffusion-results": {"nargs": "+"}}
+            p.add_argument(opt, required=True, **kind.get(opt, {}))
+        for opt, default in optional.items():
+            p.add_argument(opt, default=default)
+        p.set_defaults(func=func)
     args = parser.parse_args(argv)
     return args.func(args)
 

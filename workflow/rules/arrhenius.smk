@@ -24,5 +24,5 @@ rule arrhenius:
         figure=lambda wc, output: output.figure[0][:-4],
     shell:
         "{params.python} -m phonion arrhenius --displace {input.displace:q}"
-        " --diffusion {input.diffusion:q} --mobile-ion {params.mobile}"
+        " --diffusion-results {input.diffusion:q} --mobile-ion {params.mobile}"
         " --figure {params.figure:q} --out {output.result:q} > {log:q} 2>&1"
