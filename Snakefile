@@ -29,6 +29,7 @@ include: "workflow/rules/stability.smk"
 include: "workflow/rules/phonon_descriptors.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/diffusion.smk"
+include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/arrhenius.smk"
 include: "workflow/rules/campaign.smk"
 

@@ -66,6 +66,22 @@ def test_vdos_of_a_harmonic_oscillator_peaks_at_its_frequency():
     assert vdos_centre(freq, g) == pytest.approx(f0, rel=0.05)
 
 
+def test_vdos_centre_ignores_the_noise_floor():
+    """Two oscillators (3 and 6 THz, equal weight) plus white velocity noise up to the
+    Nyquist frequency (100 THz): eq. 7 over the spectral support gives 4.5 THz, the sum over
+    every frequency is dragged upwards (8.2 THz) by the floor."""
+    dt = 0.005
+    t = np.arange(8000) * dt
+    rng = np.random.default_rng(8)
+    ph = rng.uniform(0, 2 * np.pi, size=(2, 20, 3))
+    v = (np.cos(2 * np.pi * 3.0 * t[:, None, None] + ph[0])
+         + np.cos(2 * np.pi * 6.0 * t[:, None, None] + ph[1])
+         + 0.3 * rng.normal(size=(len(t), 20, 3)))
+    freq, g = vdos(v, dt)
+    assert vdos_centre(freq, g) == pytest.approx(4.5, rel=0.05)
+    assert np.sum(freq * g) / np.sum(g) > 1.5 * 4.5  # the naive sum over the whole band
+
+
 def test_melted_host_is_flagged_and_a_solid_is_not():
     rng = np.random.default_rng(6)
     liquid = msd(_walk(rng, 500, 20, 0.05, 0.1))

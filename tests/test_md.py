@@ -87,3 +87,70 @@ def test_divergence_stops_the_run(tmp_path):
     with pytest.raises(Diverged, match="apart|force|temperature"):
         run_md(atoms, RigidIonPotential(cutoff_A=6.0), MDSettings(**SETTINGS),
                tmp_path / "d.h5", log=None)
+
+
+ADAPTIVE_RUNNER = f"""
+import os, signal, sys
+from ase.build import bulk
+from phonion.md import MDSettings, read_trajectory, run_adaptive
+from phonion.potentials import RigidIonPotential
+
+class Killed(RigidIonPotential):  # SIGKILLs its own process at force call K (0: never)
+    calls = 0
+    def calculate(self, *args, **kwargs):
+        Killed.calls += 1
+        if Killed.calls == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().calculate(*args, **kwargs)
+
+atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
+# a stand-in criterion that needs 3 chunks: converged once 500 production steps exist
+crit = lambda p: (len(read_trajectory(p)["step"]) * 4 >= 500, {{}})
+s = run_adaptive(atoms, Killed(cutoff_A=6.0),
+                 MDSettings(**{{**{SETTINGS}, "production_steps": 200}}), sys.argv[1], crit,
+                 chunk_steps=160, max_production_steps=2000, log=None)
+print("PROD", s["production_steps"], s["converged"], len(s["adaptive"]))
+"""
+
+
+def test_adaptive_md_extends_in_chunks_and_resumes_on_the_same_grid(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-c", ADAPTIVE_RUNNER]
+    full = subprocess.run([*cmd, str(tmp_path / "full.h5"), "0"], env=env,
+                          capture_output=True, text=True, timeout=600, check=True)
+    assert "PROD 520 True 3" in full.stdout  # 200 → 360 → 520 steps, then converged
+    ref = read_trajectory(tmp_path / "full.h5")
+    eq = SETTINGS["equilibration_steps"]
+    assert np.array_equal(ref["step"], np.arange(eq + 4, eq + 520 + 1, 4))
+
+    # SIGKILL at a random force call inside the second chunk (steps 260-420), then resume
+    broken = tmp_path / "broken.h5"
+    kill_at = int(np.random.default_rng(5).integers(eq + 210, eq + 350))
+    proc = subprocess.run([*cmd, str(broken), str(kill_at)], env=env, timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    cut = len(read_trajectory(broken)["step"])
+    assert 200 // 4 < cut < len(ref["step"])  # killed mid-run, past the first chunk
+    again = subprocess.run([*cmd, str(broken), "0"], env=env, capture_output=True, text=True,
+                           timeout=600, check=True)
+    assert "PROD 520 True" in again.stdout
+    resumed = read_trajectory(broken)
+    assert np.array_equal(resumed["step"], ref["step"])  # no duplicated or missing frames
+    assert np.linalg.norm(np.diff(resumed["positions_A"], axis=0), axis=2).max() < 0.5
+
+
+def test_adaptive_stopping_rule_on_random_walks():
+    from phonion.diffusion import d_avg_converged
+
+    rng = np.random.default_rng(7)
+    dt = 0.05
+
+    def traj(n_frames):
+        steps = rng.normal(0, np.sqrt(2 * 0.1 * dt), size=(n_frames - 1, 32, 3))
+        pos = np.concatenate([np.zeros((1, 32, 3)), np.cumsum(steps, axis=0)])
+        return {"numbers": np.full(32, 11), "positions_A": pos, "frame_dt_ps": dt}
+
+    long_ok, info = d_avg_converged(traj(2000), "Na", 0.1, min_duration_ps=5.0)
+    assert long_ok and info["rel_stderr"] < 0.1
+    short_ok, info = d_avg_converged(traj(60), "Na", 0.1, min_duration_ps=5.0)
+    assert not short_ok  # 3 ps < min_duration_ps
+    assert not d_avg_converged(traj(2000), "Na", 0.001)[0]  # target out of reach

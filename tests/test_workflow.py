@@ -36,12 +36,15 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     (folder / "NaKCl-disordered.cif").write_text(PARTIAL_CIF)
     (folder / "Na3PS4.cif").write_text((DEMO / "Na3PS4-cubic.cif").read_text())
     (folder / "bad name.cif").write_text((DEMO / "NaCl.cif").read_text())
+    dynamics = {"rdf": True, "van_hove": True, "reorientation": True, "tetrahedra": True,
+                "r_max_A": 6.0}
     proc = snakemake(tmp_path, "--cores", "2",
-                     config={**RIGID, "structures": {"folder": "structures"}})
+                     config={**RIGID, "structures": {"folder": "structures"},
+                             "dynamics": dynamics})
     assert proc.returncode == 0  # bad materials never take the campaign down
     status = read_status(tmp_path)
     assert status["NaCl"]["status"] == "ok"
-    assert status["NaCl"]["stage"] == "arrhenius"  # the whole chain ran, MD included
+    assert status["NaCl"]["stage"] == "dynamics"  # the whole chain ran, MD and analyses
     assert status["broken"]["status"] == "rejected" and "unreadable" in status["broken"]["reason"]
     assert status["POSCAR-KCl"]["reason"].startswith("no mobile ion Na")
     assert "partial occupancy" in status["NaKCl-disordered"]["reason"]
@@ -73,7 +76,11 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     assert diffusion["status"] == "ok" and diffusion["n_frames"] == 25
     assert diffusion["too_short"] and "not meaningful" in diffusion["reason"]
     assert diffusion["vdos_centre_mobile_THz"] > 0
-    for name in ("md/800K/msd", "md/800K/vdos", "arrhenius/arrhenius"):
+    dyn = json.loads((mat / "md/800K/dynamics.json").read_text())
+    assert dyn["analyses"] == ["rdf", "van_hove", "reorientation", "tetrahedra"]
+    assert dyn["polyanions"] == []  # rock salt has no rotating units
+    assert dyn["rdf_first_peak_Na-Cl_A"] == pytest.approx(2.8, abs=0.2)
+    for name in ("md/800K/msd", "md/800K/vdos", "md/800K/dynamics", "arrhenius/arrhenius"):
         assert (mat / f"{name}.png").stat().st_size > 1000
     fit = json.loads((mat / "fit_ifc/fit_ifc.json").read_text())
     assert fit["acoustic_sum_rule_residual_eV_A2"] < 1e-10

@@ -351,7 +351,7 @@ def cmd_md(args: argparse.Namespace) -> int:
     import os
 
     from .calculators import get_calculator
-    from .md import MDSettings, run_md
+    from .md import MDSettings, read_trajectory, run_adaptive, run_md
 
     settings = json.loads(args.settings)
     calc_cfg = json.loads(args.calculator)
@@ -375,7 +375,22 @@ def cmd_md(args: argparse.Namespace) -> int:
         print(f"[md] {mid}: {len(atoms)} atoms, {args.temperature:g} K, {s.thermostat}, "
               f"{s.equilibration_steps} + {s.production_steps} steps of {s.timestep_fs} fs",
               flush=True)
-        summary = run_md(atoms, loaded.calculator, s, partial)
+        adaptive = settings.get("adaptive", {})
+        if adaptive.get("enabled"):
+            from .diffusion import d_avg_converged
+
+            fit = json.loads(args.diffusion_settings)
+
+            def converged(path):
+                return d_avg_converged(
+                    read_trajectory(path), args.mobile_ion, adaptive["target_rel_stderr"],
+                    tuple(fit["window"]), fit["intercept"], fit["weighting"],
+                    fit["min_duration_ps"])
+
+            summary = run_adaptive(atoms, loaded.calculator, s, partial, converged,
+                                   adaptive["chunk_steps"], adaptive["max_production_steps"])
+        else:
+            summary = run_md(atoms, loaded.calculator, s, partial)
         os.replace(partial, args.trajectory)
         print(f"[md] {mid}: done, {summary['n_frames']} frames, "
               f"{summary['steps_per_s']:.2f} steps/s", flush=True)
@@ -448,6 +463,39 @@ def cmd_diffusion_figures(args: argparse.Namespace) -> int:
     title = f"{res['material_id']}, {res['temperature_K']:g} K"
     plot_msd(arrays, res, title + ": MSD", args.fig_msd)
     plot_vdos(arrays, res, res.get("acoustic_cutoff_THz"), title + ": VDOS", args.fig_vdos)
+    return 0
+
+
+def cmd_dynamics(args: argparse.Namespace) -> int:
+    from .dynamics import analyze_dynamics
+    from .md import read_trajectory
+    from .phonons import write_arrays
+    from .plots import plot_dynamics
+
+    settings = json.loads(args.settings)
+    up, res = _upstream(args.md, "dynamics")
+    mid = up["material_id"]
+
+    def body() -> dict:
+        t0 = time.perf_counter()
+        out, arrays = analyze_dynamics(read_trajectory(args.trajectory), args.mobile_ion,
+                                       settings)
+        write_arrays(args.arrays, arrays)
+        out["rotation_threshold"] = settings["rotation_threshold"]
+        plot_dynamics(arrays, out, f"{mid}, {up['temperature_K']:g} K", args.figure)
+        print(f"[dynamics] {mid} {up['temperature_K']:g} K: {', '.join(out['analyses'])} "
+              f"in {time.perf_counter() - t0:.1f} s; units {out['polyanions'] or 'none'}",
+              flush=True)
+        return _result(mid, "dynamics", "ok", temperature_K=up["temperature_K"], **out)
+
+    res = res or _run_stage("dynamics", mid, body)
+    res["provenance"] = provenance(settings)
+    if res["status"] != "ok":
+        import numpy as np
+
+        write_arrays(args.arrays, {"status": np.bytes_(res["status"])})
+        plot_dynamics({}, res, f"{mid}: {res['status']} {res.get('reason', '')}", args.figure)
+    write_json_atomic(args.out, res)
     return 0
 
 
@@ -530,12 +578,15 @@ COMMANDS = {
                        ["--phonons", "--modes", "--fig-msd", "--fig-coupling"], {}),
     "md": (cmd_md, "NVT MD with the MLP (resumable)",
            ["--displace", "--stability", "--temperature", "--settings", "--calculator",
-            "--trajectory", "--out"], {}),
+            "--trajectory", "--out"], {"--diffusion-settings": "{}", "--mobile-ion": "Na"}),
     "diffusion": (cmd_diffusion, "MSD, D, melt filter and VDOS of one trajectory",
                   ["--md", "--trajectory", "--settings", "--mobile-ion", "--arrays", "--out"],
                   {"--phonons": ""}),
     "diffusion-figures": (cmd_diffusion_figures, "MSD(t) and VDOS figures (base names)",
                           ["--diffusion", "--arrays", "--fig-msd", "--fig-vdos"], {}),
+    "dynamics": (cmd_dynamics, "optional g(r), van Hove, reorientation, tetrahedral angles",
+                 ["--md", "--trajectory", "--settings", "--mobile-ion", "--arrays", "--figure",
+                  "--out"], {}),
     "arrhenius": (cmd_arrhenius, "Ea, D0 and conductivity from D(T)",
                   ["--displace", "--diffusion-results", "--mobile-ion", "--figure", "--out"], {}),
 }

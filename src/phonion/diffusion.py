@@ -160,9 +160,68 @@ def vdos(velocities_A_ps: np.ndarray, dt_ps: float, masses_amu: np.ndarray | Non
     return freq, spec
 
 
-def vdos_centre(freq_THz: np.ndarray, g: np.ndarray) -> float:
-    """Seed 000 eq. 7: Σ ω g(ω) / Σ g(ω) (THz)."""
-    return float(np.sum(freq_THz * g) / np.sum(g))
+def vdos_support_max(freq_THz: np.ndarray, g: np.ndarray, floor: float = 0.01,
+                     smooth_THz: float = 0.5) -> float:
+    """Upper edge (THz) of the spectrum: the highest frequency where the VDOS, smoothed over
+    ``smooth_THz``, is still above ``floor`` × its maximum.
+
+    Above it only the noise floor of a finite trajectory remains (white noise from the
+    thermostat and the finite VACF extends to the Nyquist frequency, 83 THz for frames
+    every 6 fs); left in, it pulls the eq. 7 centre far upwards.
+    """
+    df = float(freq_THz[1] - freq_THz[0])
+    k = max(int(round(smooth_THz / df)), 1)
+    gs = np.convolve(g, np.ones(k) / k, mode="same")
+    above = np.nonzero(gs >= floor * gs.max())[0]
+    return float(freq_THz[above[-1]])
+
+
+def vdos_centre(freq_THz: np.ndarray, g: np.ndarray, f_max_THz: float | None = None
+                ) -> float:
+    """Seed 000 eq. 7: Σ ω g(ω) / Σ g(ω) (THz), summed up to ``f_max_THz``
+    (default: :func:`vdos_support_max`, the end of the spectrum above its noise floor)."""
+    if f_max_THz is None:
+        f_max_THz = vdos_support_max(freq_THz, g)
+    sel = freq_THz <= f_max_THz
+    return float(np.sum(freq_THz[sel] * g[sel]) / np.sum(g[sel]))
+
+
+def _mobile_positions(traj: dict, mobile_symbol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols and drift-corrected positions: the host (framework) centre is held fixed,
+    as in pymatgen's DiffusionAnalyzer."""
+    from ase.data import chemical_symbols
+
+    symbols = np.array([chemical_symbols[z] for z in traj["numbers"]])
+    mobile = symbols == mobile_symbol
+    if not mobile.any():
+        raise ValueError(f"no {mobile_symbol} atoms in the trajectory")
+    pos = np.asarray(traj["positions_A"], float)
+    if (~mobile).any():
+        pos = pos - pos[:, ~mobile].mean(axis=1, keepdims=True)
+    return symbols, pos
+
+
+def d_avg_converged(traj: dict, mobile_symbol: str, target_rel_stderr: float,
+                    window=(0.1, 0.5), intercept: bool = False,
+                    weighting: str = "inverse_time", min_duration_ps: float = 5.0
+                    ) -> tuple[bool, dict]:
+    """Stopping rule of adaptive MD: is stderr(D_avg)/D_avg below ``target_rel_stderr``?
+
+    Same estimator as :func:`analyze_trajectory`; a run shorter than ``min_duration_ps``,
+    or with too few frames for the window, is never converged.
+    """
+    symbols, pos = _mobile_positions(traj, mobile_symbol)
+    dt = float(traj["frame_dt_ps"])
+    duration = dt * (len(pos) - 1)
+    try:
+        d = diffusion_coefficient(msd(pos[:, symbols == mobile_symbol]), dt, window,
+                                  intercept=intercept, weighting=weighting)
+    except TrajectoryTooShort:
+        return False, {"duration_ps": duration, "rel_stderr": None}
+    rel = d.stderr_A2_ps / abs(d.d_A2_ps) if d.d_A2_ps else float("inf")
+    info = {"duration_ps": round(duration, 4), "d_avg_A2_ps": d.d_A2_ps,
+            "rel_stderr": round(rel, 4)}
+    return bool(duration >= min_duration_ps and rel < target_rel_stderr), info
 
 
 def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
@@ -178,15 +237,8 @@ def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
     ``min_duration_ps`` is marked ``too_short`` and gets no melt verdict: its MSD is still
     dominated by the vibrational plateau.
     """
-    from ase.data import chemical_symbols
-
-    symbols = np.array([chemical_symbols[z] for z in traj["numbers"]])
+    symbols, pos = _mobile_positions(traj, mobile_symbol)
     mobile = symbols == mobile_symbol
-    if not mobile.any():
-        raise ValueError(f"no {mobile_symbol} atoms in the trajectory")
-    pos = np.asarray(traj["positions_A"], float)
-    if (~mobile).any():
-        pos = pos - pos[:, ~mobile].mean(axis=1, keepdims=True)
     dt = float(traj["frame_dt_ps"])
     m_mob = msd(pos[:, mobile])
     kw = dict(window=window, intercept=intercept, weighting=weighting)
@@ -220,7 +272,9 @@ def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
         freq, g = vdos(traj["velocities_A_ps"][:, sel], dt)
         arrays[f"vdos/{name}"] = g
         arrays["vdos/frequency_THz"] = freq
-        out[f"vdos_centre_{name}_THz"] = vdos_centre(freq, g)
+        f_max = vdos_support_max(freq, g)
+        out[f"vdos_centre_{name}_THz"] = vdos_centre(freq, g, f_max)
+        out[f"vdos_support_max_{name}_THz"] = f_max
     out["vdos_centre_mobile_THz"] = out[f"vdos_centre_{mobile_symbol}_THz"]
     out["too_short"] = out["duration_ps"] < min_duration_ps
     if out["too_short"]:  # the vibrational MSD plateau dominates: no melt verdict

@@ -83,6 +83,30 @@ def _thermostat(atoms: Atoms, s: MDSettings, step: int):
                        "nose_hoover_chain")
 
 
+def _fingerprint(s: MDSettings) -> str:
+    """Settings that define the run, except its length: a longer ``production_steps``
+    extends an existing trajectory instead of restarting it."""
+    d = asdict(s)
+    d.pop("production_steps")
+    return json.dumps(d, sort_keys=True)
+
+
+def committed_production_steps(path: str | Path, settings: MDSettings) -> int:
+    """Production steps already committed in ``path`` by a run with these settings (0 if
+    there is no such file or it was made with other settings)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    try:
+        with h5py.File(path, "r") as h5:
+            if h5.attrs.get("settings") != _fingerprint(settings):
+                return 0
+            step = int(h5.attrs.get("committed_step", -1))
+    except OSError:  # a file killed before its first flush
+        return 0
+    return max(step - settings.equilibration_steps, 0)
+
+
 class _Trajectory:
     """The HDF5 file: frames, the state checkpoint and the commit marker."""
 
@@ -91,9 +115,11 @@ class _Trajectory:
         new = not path.exists()
         self.h5 = h5py.File(path, "a")
         n = len(atoms)
-        fingerprint = json.dumps(asdict(s), sort_keys=True)
+        fingerprint = _fingerprint(s)
         stale = self.h5.attrs.get("settings") != fingerprint  # other or unknown settings
-        if new or stale or "committed_step" not in self.h5.attrs:  # other settings: restart
+        total = s.equilibration_steps + s.production_steps
+        beyond = int(self.h5.attrs.get("committed_step", -1)) > total  # asked for a shorter run
+        if new or stale or beyond or "committed_step" not in self.h5.attrs:  # restart
             for key in list(self.h5.keys()):
                 del self.h5[key]
             h = self.h5
@@ -219,6 +245,47 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
     return {"n_steps": total, "n_frames": n_frames, "steps_this_run": n_steps_done,
             "resumed_from_step": resumed_from, "wall_time_s": wall,
             "steps_per_s": n_steps_done / wall if wall > 0 else None}
+
+
+def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
+                 path: str | Path, converged, chunk_steps: int, max_production_steps: int,
+                 log=sys.stdout) -> dict:
+    """Run MD, then extend production in chunks until ``converged(path)`` says so or
+    ``max_production_steps`` is reached (beyond the seeds; md.adaptive in config).
+
+    ``converged`` takes the trajectory path and returns (done, info): for the workflow,
+    whether the relative standard error of D_avg is below the target. A killed run resumes
+    in the chunk it was in: the production length restarts from the committed steps
+    rounded up to the chunk grid, so the sequence of lengths is the same as without the
+    kill. Returns :func:`run_md`'s summary of the last chunk with ``production_steps``,
+    ``converged``, the per-chunk ``adaptive`` history and totals over all chunks.
+    """
+    from dataclasses import replace
+
+    base = settings.production_steps
+    done = committed_production_steps(path, settings)
+    prod = base
+    if done > base:
+        prod = min(base + -(-(done - base) // chunk_steps) * chunk_steps, max_production_steps)
+        prod = max(prod, done)
+    history, steps, wall = [], 0, 0.0
+    while True:
+        s = replace(settings, production_steps=prod)
+        summary = run_md(atoms, calculator, s, path, log)
+        steps += summary["steps_this_run"]
+        wall += summary["wall_time_s"]
+        ok, info = converged(path)
+        history.append({"production_steps": prod, **info})
+        if log:
+            print(f"[md] adaptive: {prod} production steps, {info}"
+                  + ("" if ok else "; not converged"), file=log, flush=True)
+        if ok or prod >= max_production_steps:
+            break
+        prod = min(prod + chunk_steps, max_production_steps)
+    summary.update(production_steps=prod, converged=bool(ok), adaptive=history,
+                   steps_this_run=steps, wall_time_s=wall,
+                   steps_per_s=steps / wall if wall > 0 else None)
+    return summary
 
 
 def _check(atoms: Atoms, forces: np.ndarray, temp: float, step: int, s: MDSettings) -> None:

@@ -11,6 +11,7 @@ from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+from phonion.dynamics import ANALYSES as DYNAMICS_ANALYSES
 from phonion.intake import discover
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -134,6 +135,8 @@ def material_results(wildcards):
     files += [f"{base}/md/{T}K/md.json" for T in temps]
     files += [checkpoints.diffusion.get(mid=mid, T=T).output.result for T in temps]
     files.append(f"{base}/arrhenius/arrhenius.json")
+    if any(config["dynamics"][a] for a in DYNAMICS_ANALYSES):
+        files += [f"{base}/md/{T}K/dynamics.json" for T in temps]
     return files
 
 
@@ -145,6 +148,8 @@ def material_figures(wildcards):
             names = ("msd_modes", "coupling_pdos")
         elif f.endswith("diffusion.json") and _status_ok(f):
             names = ("msd", "vdos")
+        elif f.endswith("dynamics.json"):
+            names = ("dynamics",)
         else:
             continue
         folder = f.rsplit("/", 1)[0]

@@ -18,8 +18,11 @@ rule md:
         pythonpath=pythonpath(),
         settings=settings_json("md"),
         calculator=calculator_json(),
+        fit=settings_json("diffusion"),
+        mobile=config["mobile_ion"],
     shell:
         "{params.pythonpath} {params.python} -m phonion md --displace {input.displace:q}"
         " --stability {input.stability:q} --temperature {wildcards.T}"
         " --settings {params.settings:q} --calculator {params.calculator:q}"
+        " --diffusion-settings {params.fit:q} --mobile-ion {params.mobile}"
         " --trajectory {output.trajectory:q} --out {output.result:q} >> {log:q} 2>&1"

@@ -1,0 +1,362 @@
+"""Structure and dynamics correlations of one trajectory (the optional MD analyses).
+
+Verbs, each a definition from the seed papers:
+
+- :func:`rdf` — pair correlation g(r) of species A–B (seed 002 eq. 1);
+- :func:`van_hove_self` — self part G_s(r, Δt) of the van Hove function (seed 002 eq. 9);
+- :func:`find_polyanions` — rigid host units (PS₄, SbS₄, NbCl₆ …) from the first frame;
+- :func:`reorientation` — reorientation autocorrelation C(t) of the centre→ligand unit
+  vectors (seed 001 eq. 4);
+- :func:`hop_events` — long-lived displacements h_i(t; a, Δt, t_a) (seed 001 eq. 5);
+- :func:`hop_rotation_coupling` — mean Pearson coefficient between the angular
+  displacements of the C–ion and C–A bonds (seed 001, Fig. 3d and its Methods);
+- :func:`tetrahedral_angles` and :func:`angular_velocity` — ligand–ligand–ligand angles θ
+  inside tetrahedral units and their rate (seed 002 eqs. 4 and 5).
+
+Inputs are the layout of :func:`phonion.md.read_trajectory` (unwrapped Cartesian positions
+in Å, frames × atoms × 3) and the time between frames in ps. No Snakemake here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+from ase.neighborlist import neighbor_list
+
+from .diffusion import _autocorrelation
+
+
+def _frames(n_frames: int, max_frames: int) -> np.ndarray:
+    """Indices of at most ``max_frames`` evenly spaced frames."""
+    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, max_frames)).astype(int))
+
+
+def rdf(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray, a: str, b: str,
+        r_max_A: float = 8.0, bin_A: float = 0.05, max_frames: int = 200
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 002 eq. 1: g_AB(r), averaged over up to ``max_frames`` evenly spaced frames.
+
+    Normalised to the ideal gas of B at the cell's density, so g → 1 at long range:
+    g(r) = V/(N_A N_B) · n_AB(r)/(4πr² dr), with n_AB the number of A–B pairs (all periodic
+    images, through ASE's neighbour list) in the shell [r, r + dr). For A = B each
+    unordered pair counts twice and the normalisation uses N_A(N_A − 1). Returns bin centres
+    (Å) and g.
+    """
+    symbols = np.asarray(symbols)
+    sel_a, sel_b = symbols == a, symbols == b
+    n_a, n_b = int(sel_a.sum()), int(sel_b.sum())
+    if n_a == 0 or n_b == 0 or (a == b and n_a < 2):
+        raise ValueError(f"no {a}–{b} pairs in the trajectory")
+    edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
+    hist = np.zeros(len(edges) - 1)
+    atoms = Atoms(numbers=np.ones(len(symbols)), cell=cell_A, pbc=True)
+    idx = _frames(len(positions_A), max_frames)
+    for f in idx:
+        atoms.positions = positions_A[f]
+        i, j, d = neighbor_list("ijd", atoms, r_max_A)
+        keep = sel_a[i] & sel_b[j]
+        hist += np.histogram(d[keep], edges)[0]
+    r = 0.5 * (edges[1:] + edges[:-1])
+    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    pairs = n_a * (n_b - 1) if a == b else n_a * n_b
+    volume = abs(np.linalg.det(cell_A))
+    return r, hist / len(idx) * volume / (pairs * shell)
+
+
+def first_shell_radius(r_A: np.ndarray, g: np.ndarray) -> float:
+    """Radius (Å) of the first minimum of g(r) after its first peak: the coordination shell.
+
+    g is smoothed over 5 bins so one noisy bin does not end the shell early; where the
+    minimum is a flat gap (g ≈ 0 between shells of a cold crystal) its middle is returned.
+    """
+    smooth = np.convolve(np.pad(g, 2, mode="edge"), np.ones(5) / 5, mode="valid")
+    peak = int(np.argmax(smooth))
+    rising = np.nonzero(np.diff(smooth[peak:]) > 0)[0]
+    rising = rising[smooth[peak + rising] < 0.5 * smooth[peak]]  # past the peak's flank
+    end = peak + (int(rising[0]) if len(rising) else len(g) - 1 - peak)
+    low = smooth[peak:end + 1] <= smooth[end] + 0.02 * smooth[peak]
+    flat = peak + np.nonzero(low)[0]
+    return float(r_A[(flat[0] + end) // 2])
+
+
+def van_hove_self(positions_A: np.ndarray, dt_ps: float, lags_ps: np.ndarray,
+                  r_max_A: float = 8.0, bin_A: float = 0.05
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 002 eq. 9: G_s(r, Δt) of the given atoms (unwrapped, frames × atoms × 3).
+
+    Averaged over all time origins and atoms, normalised so ∫ 4πr² G_s dr = 1 (Å⁻³);
+    displacements beyond ``r_max_A`` are lost from the normalisation, as they are from the
+    definition's histogram. Returns bin centres (Å) and G_s (lags × bins).
+    """
+    x = np.asarray(positions_A, float)
+    edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
+    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    out = np.zeros((len(lags_ps), len(edges) - 1))
+    for k, lag in enumerate(lags_ps):
+        m = int(round(lag / dt_ps))
+        if m < 1 or m >= len(x):
+            raise ValueError(f"lag {lag} ps outside the trajectory (frame step {dt_ps} ps)")
+        d = np.linalg.norm(x[m:] - x[:-m], axis=2).ravel()
+        out[k] = np.histogram(d, edges)[0] / (d.size * shell)
+    return 0.5 * (edges[1:] + edges[:-1]), out
+
+
+@dataclass
+class Polyanions:
+    """Host units found in the first frame: ``centres`` (units) and ``ligands``
+    (units × n_ligands) atom indices, and ``shifts_A``, the lattice vectors that make each
+    centre→ligand vector the minimum image (units × n_ligands × 3)."""
+
+    centre: str
+    ligand: str
+    centres: np.ndarray
+    ligands: np.ndarray
+    shifts_A: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.centre}{self.ligand}{self.ligands.shape[1]}"
+
+    def vectors(self, positions_A: np.ndarray) -> np.ndarray:
+        """Centre→ligand vectors (frames × units × n_ligands × 3, Å) from unwrapped
+        positions; the first-frame image shift stays valid because both atoms are
+        unwrapped continuously."""
+        return (positions_A[:, self.ligands] + self.shifts_A
+                - positions_A[:, self.centres][:, :, None, :])
+
+
+def find_polyanions(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
+                    mobile: str, tolerance: float = 1.25) -> list[Polyanions]:
+    """Polyanion-like units of the host, from the first frame.
+
+    A species X (not the mobile ion) is a centre when, for every X atom, all host atoms
+    within ``tolerance`` × the shortest X–host distance belong to one other species Y and
+    number at least three, the same number for every X: X is then the centre of XYₙ units
+    (PS₄ in Na₃PS₄, SbS₄ in Na₃SbS₄, NbCl₆ in NaNbCl₆). Monatomic anions (Cl⁻ in NaCl, O²⁻
+    in Na₂O) have no such shell of host atoms and give no unit. Hand-written: the field's
+    libraries find coordination polyhedra but do not group them into rotating units.
+    """
+    symbols = np.asarray(symbols)
+    host = np.nonzero(symbols != mobile)[0]
+    atoms = Atoms(symbols=list(symbols[host]), positions=positions_A[0][host], cell=cell_A,
+                  pbc=True)
+    i, j, d, shift = neighbor_list("ijdS", atoms, 6.0)
+    units = []
+    for x in sorted(set(symbols[host])):
+        xs = np.nonzero(symbols[host] == x)[0]
+        rows, species = [], set()
+        for c in xs:
+            mine = i == c
+            if not mine.any():
+                break
+            near = mine & (d <= tolerance * d[mine].min())
+            species |= set(symbols[host][j[near]])
+            rows.append((c, j[near], shift[near]))
+        if len(rows) != len(xs) or len(species) != 1 or x in species:
+            continue
+        counts = {len(r[1]) for r in rows}
+        if len(counts) != 1 or counts.pop() < 3:
+            continue
+        centres = host[[r[0] for r in rows]]
+        ligands = np.array([host[r[1]] for r in rows])
+        shifts = np.array([r[2] @ np.asarray(cell_A) for r in rows])
+        # the ligand position minus the centre's must be the minimum image at frame 0
+        units.append(Polyanions(x, species.pop(), centres, ligands, shifts))
+    return units
+
+
+def reorientation(vectors_A: np.ndarray) -> np.ndarray:
+    """Seed 001 eq. 4: C(t) = ⟨u(t)·u(0)⟩ over time origins and all centre→ligand unit
+    vectors u (input frames × … × 3); C(0) = 1."""
+    u = vectors_A / np.linalg.norm(vectors_A, axis=-1, keepdims=True)
+    u = u.reshape(len(u), -1, 3)
+    n = len(u)
+    acf = _autocorrelation(u).sum(axis=2).mean(axis=1)
+    return acf / (n - np.arange(n))
+
+
+def hop_events(positions_A: np.ndarray, dt_ps: float, a_A: float = 3.8,
+               residence_ps: float = 3.0, window_ps: float = 9.0) -> np.ndarray:
+    """Seed 001 eq. 5: h_i(t; a, Δt, t_a) for every atom and frame (bool, frames × atoms).
+
+    h_i(t) = Π_{t' = t_a/2 − Δt}^{t_a/2} θ(|r_i(t + t') − r_i(t − t')| − a): atom i has made a
+    displacement of at least ``a_A`` that stays made for the residence time Δt on both
+    sides. Frames closer than t_a/2 to either end of the run cannot be tested and get 0.
+    """
+    x = np.asarray(positions_A, float)
+    n = len(x)
+    half = int(round(window_ps / 2 / dt_ps))
+    first = max(int(round((window_ps / 2 - residence_ps) / dt_ps)), 0)
+    h = np.zeros(x.shape[:2], dtype=bool)
+    if 2 * half >= n:
+        return h
+    t = np.arange(half, n - half)
+    ok = np.ones((len(t), x.shape[1]), dtype=bool)
+    for tp in range(first, half + 1):
+        ok &= np.linalg.norm(x[t + tp] - x[t - tp], axis=2) >= a_A
+    h[t] = ok
+    return h
+
+
+def count_hops(h: np.ndarray) -> int:
+    """Number of events: runs of consecutive h = 1 frames, counted per atom."""
+    rises = np.diff(h.astype(np.int8), axis=0, prepend=0) == 1
+    return int(rises.sum())
+
+
+def _angular_displacement(v: np.ndarray) -> np.ndarray:
+    """Angle (degrees) between v(t) and v(0) along axis 0."""
+    u = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip((u * u[:1]).sum(axis=-1), -1.0, 1.0)))
+
+
+def hop_rotation_coupling(positions_A: np.ndarray, cell_A: np.ndarray, unit: Polyanions,
+                          mobile_idx: np.ndarray, shell_A: float) -> dict:
+    """Seed 001 Fig. 3d: cation–anion rotational coupling of one unit type.
+
+    Every (centre C, mobile ion M) pair with M inside C's first shell (distance <
+    ``shell_A``) in every frame is one event; A is the ligand of C closest to M in the first
+    frame. Its coupling is the Pearson coefficient between the angular displacements (from
+    the first frame) of the C–M and C–A bond vectors; the descriptor is the mean over
+    events. Returns the mean, the number of events and the per-event coefficients.
+    """
+    cell = np.asarray(cell_A)
+    inv = np.linalg.inv(cell)
+    ligand_vec = unit.vectors(positions_A)  # frames × units × L × 3
+    coeffs = []
+    for u, c in enumerate(unit.centres):
+        d0 = positions_A[0, mobile_idx] - positions_A[0, c]
+        shift = -np.rint(d0 @ inv) @ cell  # minimum image at frame 0, kept after
+        cm = positions_A[:, mobile_idx] - positions_A[:, c][:, None, :] + shift
+        inside = np.all(np.linalg.norm(cm, axis=2) < shell_A, axis=0)
+        for k in np.nonzero(inside)[0]:
+            ca = ligand_vec[:, u]
+            closest = int(np.argmin(np.linalg.norm(ca[0] - cm[0, k], axis=1)))
+            th_m = _angular_displacement(cm[:, k])
+            th_a = _angular_displacement(ca[:, closest])
+            if th_m[1:].std() == 0 or th_a[1:].std() == 0:
+                continue
+            coeffs.append(float(np.corrcoef(th_m[1:], th_a[1:])[0, 1]))
+    return {"mean_pearson": float(np.mean(coeffs)) if coeffs else float("nan"),
+            "n_events": len(coeffs), "pearson": coeffs}
+
+
+_TRIPLES = [(i, j, k) for i in range(4) for j in range(4) for k in range(4)
+            if j < k and i not in (j, k)]  # vertex i, edges to j and k: 12 angles
+
+
+def tetrahedral_angles(vectors_A: np.ndarray) -> np.ndarray:
+    """Seed 002 eq. 4: θ = arccos(d_ij·d_ik/|d_ij||d_ik|) (degrees) for all 12 vertex
+    angles of the faces of each tetrahedral unit, from the centre→ligand vectors (frames ×
+    units × 4 × 3). A regular tetrahedron gives 60° everywhere."""
+    if vectors_A.shape[-2] != 4:
+        raise ValueError("tetrahedral angles need units with 4 ligands")
+    out = []
+    for i, j, k in _TRIPLES:
+        dij = vectors_A[..., j, :] - vectors_A[..., i, :]
+        dik = vectors_A[..., k, :] - vectors_A[..., i, :]
+        cos = (dij * dik).sum(-1) / (np.linalg.norm(dij, axis=-1) * np.linalg.norm(dik, axis=-1))
+        out.append(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    return np.stack(out, axis=-1)  # frames × units × 12
+
+
+def angular_velocity(theta_deg: np.ndarray, dt_ps: float, cutoff_cm1: float | None = 5.0
+                     ) -> np.ndarray:
+    """Seed 002 eq. 5: ω(t) = [θ(t + dt) − θ(t − dt)]/2dt (deg/ps) along axis 0.
+
+    As in the paper, θ(t) is first low-pass filtered (Fourier filter with the threshold
+    ``cutoff_cm1``, 5 cm⁻¹ = 0.15 THz) to keep the slow relaxational dynamics; ``None``
+    skips the filter. ``dt_ps`` is the time between frames.
+    """
+    th = np.asarray(theta_deg, float)
+    if cutoff_cm1 is not None:
+        f = np.fft.rfftfreq(len(th), d=dt_ps)  # THz
+        spec = np.fft.rfft(th - th.mean(axis=0), axis=0)
+        spec[f > cutoff_cm1 * 0.0299792458] = 0.0  # cm⁻¹ → THz
+        th = np.fft.irfft(spec, n=len(th), axis=0) + th.mean(axis=0)
+    return (th[2:] - th[:-2]) / (2 * dt_ps)
+
+
+def symbols_of(numbers: np.ndarray) -> np.ndarray:
+    return np.array([chemical_symbols[z] for z in numbers])
+
+
+ANALYSES = ("rdf", "van_hove", "reorientation", "tetrahedra")
+
+
+def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[dict, dict]:
+    """The analyses switched on in ``settings`` (config section ``dynamics``) for one
+    trajectory → (scalars, arrays). Scalars are named with units; arrays go to HDF5."""
+    symbols = symbols_of(traj["numbers"])
+    pos = np.asarray(traj["positions_A"], float)
+    cell = np.asarray(traj["cell_A"], float)
+    dt = float(traj["frame_dt_ps"])
+    duration = dt * (len(pos) - 1)
+    mobile = np.nonzero(symbols == mobile_symbol)[0]
+    r_max = float(settings["r_max_A"])
+    bin_a = float(settings["bin_A"])
+    out: dict = {"mobile_ion": mobile_symbol,
+                 "analyses": [a for a in ANALYSES if settings.get(a)],
+                 "duration_ps": duration, "frame_dt_ps": dt}
+    arrays: dict = {}
+    if settings.get("rdf"):
+        for other in sorted(set(symbols)):
+            r, g = rdf(pos, cell, symbols, mobile_symbol, other, r_max, bin_a,
+                       settings["max_frames"])
+            arrays[f"rdf/{mobile_symbol}-{other}"] = g
+            arrays["rdf/r_A"] = r
+            out[f"rdf_first_peak_{mobile_symbol}-{other}_A"] = float(r[np.argmax(g)])
+    if settings.get("van_hove"):
+        n_lags = int(settings["van_hove_lags"])
+        lags = np.linspace(duration / 2 / n_lags, duration / 2, n_lags)
+        lags = np.unique(np.maximum(np.rint(lags / dt), 1)) * dt
+        r, gs = van_hove_self(pos[:, mobile], dt, lags, r_max, bin_a)
+        arrays.update({"van_hove/r_A": r, "van_hove/lag_ps": lags, "van_hove/G_s_A-3": gs})
+        # fraction of ions displaced beyond the hop distance after the longest lag
+        shell = 4.0 / 3.0 * np.pi * ((r + bin_a / 2) ** 3 - (r - bin_a / 2) ** 3)
+        beyond = r >= settings["hop_distance_A"]
+        out["van_hove_fraction_beyond_hop_distance"] = float((gs[-1] * shell)[beyond].sum())
+        out["van_hove_longest_lag_ps"] = float(lags[-1])
+    units = (find_polyanions(pos, cell, symbols, mobile_symbol)
+             if settings.get("reorientation") or settings.get("tetrahedra") else [])
+    out["polyanions"] = [u.name for u in units]
+    if settings.get("reorientation"):
+        h = hop_events(pos[:, mobile], dt, settings["hop_distance_A"],
+                       settings["hop_residence_ps"], settings["hop_window_ps"])
+        out["long_lived_hops"] = count_hops(h)
+        out["long_lived_hops_testable"] = duration > settings["hop_window_ps"]
+        for u in units:
+            vec = u.vectors(pos)
+            c = reorientation(vec)
+            arrays[f"reorientation/{u.name}"] = c
+            arrays["reorientation/time_ps"] = np.arange(len(c)) * dt
+            half = c[len(c) // 2]
+            out[f"reorientation_C_half_run_{u.name}"] = float(half)
+            out[f"rotating_{u.name}"] = bool(half < settings["rotation_threshold"])
+            r, g = rdf(pos, cell, symbols, u.centre, mobile_symbol, r_max, bin_a,
+                       settings["max_frames"])
+            shell_a = first_shell_radius(r, g)
+            coup = hop_rotation_coupling(pos, cell, u, mobile, shell_a)
+            out[f"hop_rotation_pearson_{u.name}"] = coup["mean_pearson"]
+            out[f"hop_rotation_events_{u.name}"] = coup["n_events"]
+            out[f"first_shell_{u.centre}-{mobile_symbol}_A"] = shell_a
+    if settings.get("tetrahedra"):
+        for u in units:
+            if u.ligands.shape[1] != 4:
+                continue
+            theta = tetrahedral_angles(u.vectors(pos))
+            omega = angular_velocity(theta, dt, settings["angle_filter_cm1"])
+            hist, edges = np.histogram(theta, bins=np.arange(0.0, 180.5, 1.0), density=True)
+            arrays[f"tetrahedra/{u.name}/rho_theta"] = hist
+            arrays["tetrahedra/theta_deg"] = 0.5 * (edges[1:] + edges[:-1])
+            w_edges = np.linspace(-abs(omega).max() - 1e-12, abs(omega).max() + 1e-12, 101)
+            arrays[f"tetrahedra/{u.name}/rho_omega"] = np.histogram(
+                omega, bins=w_edges, density=True)[0]
+            arrays[f"tetrahedra/{u.name}/omega_deg_ps"] = 0.5 * (w_edges[1:] + w_edges[:-1])
+            out[f"tetrahedral_angle_mean_{u.name}_deg"] = float(theta.mean())
+            out[f"tetrahedral_angle_std_{u.name}_deg"] = float(theta.std())
+            out[f"angular_velocity_std_{u.name}_deg_ps"] = float(omega.std())
+    return out, arrays
