@@ -66,6 +66,23 @@ def test_partial_rdf_agrees_with_ase():
     assert 2.9 < first_shell_radius(r, g) < 4.9
 
 
+def test_rdf_of_a_cell_smaller_than_r_max_equals_that_of_its_supercell():
+    """Two routes: ASE's neighbour list on the 5.6 Å cell (r_max 8 Å is beyond its width),
+    the 27-image route on the 2×2×2 supercell of the same frame. g is intensive."""
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    rng = np.random.default_rng(4)
+    atoms.positions += rng.normal(0, 0.1, size=atoms.positions.shape)
+    big = atoms.repeat((2, 2, 2))
+    s_small = np.array(atoms.get_chemical_symbols())
+    s_big = np.array(big.get_chemical_symbols())
+    for a, b in (("Na", "Cl"), ("Na", "Na")):
+        r, g = rdf(atoms.positions[None], atoms.cell[:], s_small, a, b, 8.0, 0.1)
+        _, g_big = rdf(big.positions[None], big.cell[:], s_big, a, b, 8.0, 0.1)
+        if a == b:  # N(N - 1) normalisation differs between 4 and 32 Na
+            g, g_big = g * 3 / 4, g_big * 31 / 32
+        assert np.allclose(g, g_big, atol=1e-9)
+
+
 def test_rdf_tends_to_one_for_an_ideal_gas():
     rng = np.random.default_rng(1)
     cell = np.eye(3) * 20.0
@@ -109,13 +126,20 @@ def test_hop_functional_flags_one_long_lived_jump():
     x = np.zeros((200, 2, 3))
     x[100:, 0, 0] = 4.0  # atom 0 hops 4 Å at t = 10 ps and stays; atom 1 rattles
     x[:, 1, 0] = 0.5 * np.sin(np.arange(200))
-    h = hop_events(x, dt, a_A=3.8, residence_ps=3.0, window_ps=9.0)
+    h, step = hop_events(x, dt, a_A=3.8, residence_ps=3.0, window_ps=9.0, resolution_ps=0.1)
+    assert step == dt
     assert count_hops(h) == 1
     hit = np.nonzero(h[:, 0])[0]
     assert hit.min() <= 100 <= hit.max() and not h[:, 1].any()
     # a jump that returns after 1 ps is not long-lived
     x[110:, 0, 0] = 0.0
-    assert count_hops(hop_events(x, dt, 3.8, 3.0, 9.0)) == 0
+    assert count_hops(hop_events(x, dt, 3.8, 3.0, 9.0)[0]) == 0
+    # the same jump seen on a 10× finer frame grid, subsampled to 0.1 ps: the same answer
+    fine = np.repeat(x, 10, axis=0)
+    fine[1000:1100, 0, 0] = 4.0
+    fine[1100:, 0, 0] = 0.0
+    h_fine, step = hop_events(fine, dt / 10, 3.8, 3.0, 9.0, resolution_ps=0.1)
+    assert step == pytest.approx(dt) and count_hops(h_fine) == 0
 
 
 def test_polyanions_of_na3ps4_and_none_in_rock_salt():

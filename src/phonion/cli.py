@@ -115,6 +115,21 @@ def _upstream(path: str, stage: str) -> tuple[dict, dict | None]:
     return up, None
 
 
+def _phonopy_from(disp: dict, fc2_path: str | None = None):
+    """The Phonopy object of a ``displace.json`` (primitive cell and supercell choice),
+    with the force constants of ``fc2_path`` when given."""
+    import numpy as np
+
+    from .displace import SupercellChoice, phonopy_for
+    from .phonons import read_fc2
+
+    choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
+    ph = phonopy_for(atoms_from_dict(disp["primitive"]), choice)
+    if fc2_path:
+        ph.force_constants = read_fc2(fc2_path)
+    return ph
+
+
 def _run_stage(stage: str, mid: str, body) -> dict:
     """Run ``body()`` → result dict; turn exceptions into a status line."""
     try:
@@ -209,13 +224,8 @@ def cmd_fit_ifc(args: argparse.Namespace) -> int:
 
     def body() -> dict:
         nonlocal fc2
-        import numpy as np
-
-        from .displace import SupercellChoice, phonopy_for
-
         fs = read_forceset(args.forceset)
-        choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
-        ph = phonopy_for(atoms_from_dict(disp["primitive"]), choice)
+        ph = _phonopy_from(disp)
         fit = fit_force_constants(
             ph, fs.displacements_A, fs.forces_eV_A, fc3=settings["fc3"],
             fc3_cutoff_A=settings["fc3_cutoff_A"], alpha_min_exp=settings["alpha_min_log10"],
@@ -232,7 +242,7 @@ def cmd_fit_ifc(args: argparse.Namespace) -> int:
                 h5["fc3"] = fit.fc3
         diag = fit.diagnostics
         diag["rmse_check_eV_A"] = force_rmse(fc2, fs.displacements_A, fs.forces_eV_A)
-        asr = float(np.abs(fc2.sum(axis=1)).max())
+        asr = float(abs(fc2.sum(axis=1)).max())
         reason = ""
         if diag["alpha_on_bound"]:
             reason = (f"alpha = {diag['alpha']:.1e} sits on a search bound "
@@ -255,8 +265,6 @@ def cmd_fit_ifc(args: argparse.Namespace) -> int:
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
-    from .displace import SupercellChoice, phonopy_for
-    from .phonons import read_fc2
     from .stability import assess_stability
 
     settings = json.loads(args.settings)
@@ -265,11 +273,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
     mid = up["material_id"]
 
     def body() -> dict:
-        import numpy as np
-
-        choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
-        ph = phonopy_for(atoms_from_dict(disp["primitive"]), choice)
-        ph.force_constants = read_fc2(args.fc2)
+        ph = _phonopy_from(disp, args.fc2)
         st = assess_stability(ph, settings["stability_mesh_length_A"],
                               settings["stability_tolerance_THz"], settings["band_points"])
         status = "ok" if st["stable"] else "failed"
@@ -287,8 +291,7 @@ def cmd_phonons(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .descriptors import phonon_descriptors
-    from .displace import SupercellChoice, phonopy_for
-    from .phonons import read_fc2, write_arrays
+    from .phonons import write_arrays
 
     settings = json.loads(args.settings)
     disp = read_json(args.displace)
@@ -299,13 +302,8 @@ def cmd_phonons(args: argparse.Namespace) -> int:
 
     def body() -> dict:
         nonlocal written
-        import numpy as np
-
         t0 = time.perf_counter()
-        prim = atoms_from_dict(disp["primitive"])
-        choice = SupercellChoice(np.array(disp["unit_matrix"]), np.array(disp["dim"]))
-        ph = phonopy_for(prim, choice)
-        ph.force_constants = read_fc2(args.fc2)
+        ph = _phonopy_from(disp, args.fc2)
         scalars, arrays = phonon_descriptors(
             ph, mobile, settings["temperatures_K"], settings["mesh_start_length_A"],
             settings["mesh_max_length_A"], settings["msd_tolerance"],
@@ -320,7 +318,8 @@ def cmd_phonons(args: argparse.Namespace) -> int:
               f"({time.perf_counter() - t0:.1f} s)", flush=True)
         note = scalars["mesh_convergence"][-1].get("note", "")
         return _result(mid, "phonon_descriptors", "ok", note, **scalars,
-                       formula=prim.get_chemical_formula(mode="metal"),
+                       formula=atoms_from_dict(disp["primitive"]).get_chemical_formula(
+                           mode="metal"),
                        wall_time_s=time.perf_counter() - t0)
 
     res = res or _run_stage("phonon_descriptors", mid, body)

@@ -34,36 +34,74 @@ def _frames(n_frames: int, max_frames: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_frames - 1, min(n_frames, max_frames)).astype(int))
 
 
-def rdf(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray, a: str, b: str,
-        r_max_A: float = 8.0, bin_A: float = 0.05, max_frames: int = 200
-        ) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002 eq. 1: g_AB(r), averaged over up to ``max_frames`` evenly spaced frames.
+def _min_width(cell: np.ndarray) -> float:
+    """Smallest distance between opposite faces of the cell (Å)."""
+    volume = abs(np.linalg.det(cell))
+    return float(min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                     for i in range(3)))
+
+
+def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
+         pairs: list[tuple[str, str]], r_max_A: float = 8.0, bin_A: float = 0.05,
+         max_frames: int = 200) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
+    """Seed 002 eq. 1: g_AB(r) of several species pairs, averaged over up to
+    ``max_frames`` evenly spaced frames (one neighbour list per frame for all pairs).
 
     Normalised to the ideal gas of B at the cell's density, so g → 1 at long range:
     g(r) = V/(N_A N_B) · n_AB(r)/(4πr² dr), with n_AB the number of A–B pairs (all periodic
     images, through ASE's neighbour list) in the shell [r, r + dr). For A = B each
     unordered pair counts twice and the normalisation uses N_A(N_A − 1). Returns bin centres
-    (Å) and g.
+    (Å) and {pair: g}.
     """
     symbols = np.asarray(symbols)
-    sel_a, sel_b = symbols == a, symbols == b
-    n_a, n_b = int(sel_a.sum()), int(sel_b.sum())
-    if n_a == 0 or n_b == 0 or (a == b and n_a < 2):
-        raise ValueError(f"no {a}–{b} pairs in the trajectory")
     edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
-    hist = np.zeros(len(edges) - 1)
-    atoms = Atoms(numbers=np.ones(len(symbols)), cell=cell_A, pbc=True)
+    hist = {p: np.zeros(len(edges) - 1) for p in pairs}
+    norm = {}
+    for a, b in pairs:
+        n_a, n_b = int((symbols == a).sum()), int((symbols == b).sum())
+        if n_a == 0 or n_b == 0 or (a == b and n_a < 2):
+            raise ValueError(f"no {a}–{b} pairs in the trajectory")
+        norm[a, b] = n_a * (n_b - 1) if a == b else n_a * n_b
+    cell = np.asarray(cell_A, float)
     idx = _frames(len(positions_A), max_frames)
-    for f in idx:
-        atoms.positions = positions_A[f]
-        i, j, d = neighbor_list("ijd", atoms, r_max_A)
-        keep = sel_a[i] & sel_b[j]
-        hist += np.histogram(d[keep], edges)[0]
+    width = _min_width(cell)
+    if r_max_A <= width:
+        # Vectorised over the A atoms, much faster than a full neighbour list. A vector
+        # shorter than width/2 has every fractional coordinate in (−½, ½), so the wrapped
+        # difference is the only image within r_max ≤ width/2; up to the full width, the 27
+        # images next to it hold every pair.
+        inv = np.linalg.inv(cell)
+        shifts = [(x, y, z) for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1)]
+        images = np.array(shifts if r_max_A > width / 2 else [(0, 0, 0)], float) @ cell
+        nbins = len(edges) - 1
+        for f in idx:
+            for a, b in pairs:
+                pa, pb = positions_A[f, symbols == a], positions_A[f, symbols == b]
+                diff = pb[None, :, :] - pa[:, None, :]
+                diff -= np.rint(diff @ inv) @ cell
+                d = np.linalg.norm(diff[:, :, None, :] + images, axis=-1).ravel()
+                d = d[(d > 1e-8) & (d < edges[-1])]  # an atom is not its own neighbour
+                hist[a, b] += np.bincount((d / bin_A).astype(int), minlength=nbins)[:nbins]
+    else:  # cells smaller than r_max: ASE's neighbour list finds all images
+        atoms = Atoms(numbers=np.ones(len(symbols)), cell=cell, pbc=True)
+        for f in idx:
+            atoms.positions = positions_A[f]
+            i, j, d = neighbor_list("ijd", atoms, r_max_A)
+            si, sj = symbols[i], symbols[j]
+            for a, b in pairs:
+                hist[a, b] += np.histogram(d[(si == a) & (sj == b)], edges)[0]
     r = 0.5 * (edges[1:] + edges[:-1])
     shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    pairs = n_a * (n_b - 1) if a == b else n_a * n_b
     volume = abs(np.linalg.det(cell_A))
-    return r, hist / len(idx) * volume / (pairs * shell)
+    return r, {p: hist[p] / len(idx) * volume / (norm[p] * shell) for p in pairs}
+
+
+def rdf(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray, a: str, b: str,
+        r_max_A: float = 8.0, bin_A: float = 0.05, max_frames: int = 200
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """g_AB(r) of one pair (:func:`rdfs`); returns bin centres (Å) and g."""
+    r, g = rdfs(positions_A, cell_A, symbols, [(a, b)], r_max_A, bin_A, max_frames)
+    return r, g[a, b]
 
 
 def first_shell_radius(r_A: np.ndarray, g: np.ndarray) -> float:
@@ -179,26 +217,33 @@ def reorientation(vectors_A: np.ndarray) -> np.ndarray:
 
 
 def hop_events(positions_A: np.ndarray, dt_ps: float, a_A: float = 3.8,
-               residence_ps: float = 3.0, window_ps: float = 9.0) -> np.ndarray:
+               residence_ps: float = 3.0, window_ps: float = 9.0,
+               resolution_ps: float = 0.05) -> tuple[np.ndarray, float]:
     """Seed 001 eq. 5: h_i(t; a, Δt, t_a) for every atom and frame (bool, frames × atoms).
 
     h_i(t) = Π_{t' = t_a/2 − Δt}^{t_a/2} θ(|r_i(t + t') − r_i(t − t')| − a): atom i has made a
     displacement of at least ``a_A`` that stays made for the residence time Δt on both
     sides. Frames closer than t_a/2 to either end of the run cannot be tested and get 0.
+
+    The product runs over t' on a grid of ``resolution_ps`` (frames are subsampled to it):
+    a residence of picoseconds needs no femtosecond sampling, and the full grid would cost
+    O(frames × t_a/dt × atoms). Returns h on the subsampled frames and their spacing (ps).
     """
-    x = np.asarray(positions_A, float)
+    stride = max(int(round(resolution_ps / dt_ps)), 1)
+    x = np.asarray(positions_A, float)[::stride]
+    dt_ps = dt_ps * stride
     n = len(x)
     half = int(round(window_ps / 2 / dt_ps))
     first = max(int(round((window_ps / 2 - residence_ps) / dt_ps)), 0)
     h = np.zeros(x.shape[:2], dtype=bool)
     if 2 * half >= n:
-        return h
+        return h, dt_ps
     t = np.arange(half, n - half)
     ok = np.ones((len(t), x.shape[1]), dtype=bool)
     for tp in range(first, half + 1):
         ok &= np.linalg.norm(x[t + tp] - x[t - tp], axis=2) >= a_A
     h[t] = ok
-    return h
+    return h, dt_ps
 
 
 def count_hops(h: np.ndarray) -> int:
@@ -303,12 +348,12 @@ def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[di
                  "duration_ps": duration, "frame_dt_ps": dt}
     arrays: dict = {}
     if settings.get("rdf"):
-        for other in sorted(set(symbols)):
-            r, g = rdf(pos, cell, symbols, mobile_symbol, other, r_max, bin_a,
-                       settings["max_frames"])
-            arrays[f"rdf/{mobile_symbol}-{other}"] = g
-            arrays["rdf/r_A"] = r
-            out[f"rdf_first_peak_{mobile_symbol}-{other}_A"] = float(r[np.argmax(g)])
+        pairs = [(mobile_symbol, other) for other in sorted(set(symbols))]
+        r, gs = rdfs(pos, cell, symbols, pairs, r_max, bin_a, settings["max_frames"])
+        arrays["rdf/r_A"] = r
+        for (a, b), g in gs.items():
+            arrays[f"rdf/{a}-{b}"] = g
+            out[f"rdf_first_peak_{a}-{b}_A"] = float(r[np.argmax(g)])
     if settings.get("van_hove"):
         n_lags = int(settings["van_hove_lags"])
         lags = np.linspace(duration / 2 / n_lags, duration / 2, n_lags)
@@ -324,8 +369,8 @@ def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[di
              if settings.get("reorientation") or settings.get("tetrahedra") else [])
     out["polyanions"] = [u.name for u in units]
     if settings.get("reorientation"):
-        h = hop_events(pos[:, mobile], dt, settings["hop_distance_A"],
-                       settings["hop_residence_ps"], settings["hop_window_ps"])
+        h, _ = hop_events(pos[:, mobile], dt, settings["hop_distance_A"],
+                          settings["hop_residence_ps"], settings["hop_window_ps"])
         out["long_lived_hops"] = count_hops(h)
         out["long_lived_hops_testable"] = duration > settings["hop_window_ps"]
         for u in units:
