@@ -26,8 +26,6 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from ase.neighborlist import neighbor_list
 
-from .diffusion import _autocorrelation
-
 
 def _frames(n_frames: int, max_frames: int) -> np.ndarray:
     """Indices of at most ``max_frames`` evenly spaced frames."""
@@ -209,6 +207,8 @@ def find_polyanions(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.nda
 def reorientation(vectors_A: np.ndarray) -> np.ndarray:
     """Seed 001 eq. 4: C(t) = ⟨u(t)·u(0)⟩ over time origins and all centre→ligand unit
     vectors u (input frames × … × 3); C(0) = 1."""
+    from .diffusion import _autocorrelation  # lazy: the Snakefile imports this module
+
     u = vectors_A / np.linalg.norm(vectors_A, axis=-1, keepdims=True)
     u = u.reshape(len(u), -1, 3)
     n = len(u)
