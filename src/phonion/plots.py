@@ -196,7 +196,9 @@ def plot_dynamics(arrays: dict, result: dict, title: str, base: str | Path) -> N
             for lag, g in zip(arrays["van_hove/lag_ps"], arrays["van_hove/G_s_A-3"],
                               strict=True):
                 ax.plot(r, 4 * np.pi * r**2 * g * dr, label=f"{lag:.2g} ps")
-            ax.set(xlabel="r (Å)", ylabel=f"4πr²G_s dr ({result['mobile_ion']})")
+            reached = r[(arrays["van_hove/G_s_A-3"] > 0).any(axis=0)]
+            ax.set(xlabel="r (Å)", ylabel=f"4πr²G_s dr ({result['mobile_ion']})",
+                   xlim=(0, min(r[-1], 1.2 * reached.max() + dr) if len(reached) else r[-1]))
         elif name == "reorientation":
             t = arrays["reorientation/time_ps"]
             for k in keys:
