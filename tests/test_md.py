@@ -154,3 +154,49 @@ def test_adaptive_stopping_rule_on_random_walks():
     short_ok, info = d_avg_converged(traj(60), "Na", 0.1, min_duration_ps=5.0)
     assert not short_ok  # 3 ps < min_duration_ps
     assert not d_avg_converged(traj(2000), "Na", 0.001)[0]  # target out of reach
+
+
+def _fd_force_constants(atoms, calc):
+    """Finite-displacement fc2 (N × N × 3 × 3, eV/Å²) of ``atoms`` with phonopy."""
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    cell = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell[:],
+                        positions=atoms.positions)
+    ph = Phonopy(cell, supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P")
+    ph.generate_displacements(distance=0.01)
+    forces = []
+    for sc in ph.supercells_with_displacements:
+        a = atoms.copy()
+        a.positions = sc.positions
+        a.calc = calc
+        forces.append(a.get_forces())
+    ph.forces = np.array(forces)
+    ph.produce_force_constants()
+    return ph.force_constants
+
+
+def test_harmonic_initial_state_starts_at_the_target_temperature(tmp_path):
+    """From the harmonic state the first 120 fs already average the target T (measured:
+    314 K for 300 K); Maxwell-Boltzmann velocities on the relaxed structure lose half of it
+    to the potential energy (148 K)."""
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (2, 2, 2)  # 64 atoms
+    calc = RigidIonPotential(cutoff_A=6.0)
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    relaxed = atoms.copy()
+    relaxed.calc = calc
+    BFGS(FrechetCellFilter(relaxed), logfile=None).run(fmax=1e-4)
+    fc = _fd_force_constants(relaxed, calc)
+    base = dict(temperature_K=300.0, equilibration_steps=0, production_steps=60, interval=2,
+                timestep_fs=2.0, seed=1, thermostat="langevin", friction_per_fs=0.002)
+    means = {}
+    for state in ("harmonic", "maxwell_boltzmann"):
+        s = MDSettings(**base, initial_state=state)
+        out = run_md(relaxed.copy(), calc, s, tmp_path / f"{state}.h5", log=None,
+                     force_constants=fc)
+        assert out["initial_state"] == state
+        means[state] = read_trajectory(tmp_path / f"{state}.h5")["temperature_K"].mean()
+    assert means["harmonic"] == pytest.approx(300.0, rel=0.15), means
+    assert means["maxwell_boltzmann"] < 0.8 * 300.0, means

@@ -72,6 +72,8 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     for name in ("msd_modes", "coupling_pdos"):
         for ext in ("png", "svg"):
             assert (mat / f"phonons/{name}.{ext}").stat().st_size > 1000
+    md = json.loads((mat / "md/800K/md.json").read_text())
+    assert md["initial_state"] == "harmonic"  # from the fc2 the phonon stage fitted
     diffusion = json.loads((mat / "md/800K/diffusion.json").read_text())
     assert diffusion["status"] == "ok" and diffusion["n_frames"] == 25
     assert diffusion["too_short"] and "not meaningful" in diffusion["reason"]

@@ -366,11 +366,17 @@ def cmd_md(args: argparse.Namespace) -> int:
             k: settings[k] for k in ("timestep_fs", "equilibration_steps", "production_steps",
                                      "interval", "thermostat", "friction_per_fs", "tau_fs",
                                      "seed", "max_force_eV_A", "max_temperature_factor",
-                                     "min_distance_A")})
+                                     "min_distance_A", "initial_state")})
         loaded = get_calculator(calc_cfg["backend"], calc_cfg.get("model", ""),
                                 calc_cfg.get("device", "cpu"), calc_cfg.get("dtype", "float64"))
         model = loaded.description
         atoms = atoms_from_dict(disp["supercell"])
+        fc = None
+        if args.fc2 and s.initial_state == "harmonic":
+            import h5py  # not phonons.read_fc2: backend environments may lack phonopy
+
+            with h5py.File(args.fc2, "r") as h5:
+                fc = h5["force_constants"][()] if "force_constants" in h5 else None
         print(f"[md] {mid}: {len(atoms)} atoms, {args.temperature:g} K, {s.thermostat}, "
               f"{s.equilibration_steps} + {s.production_steps} steps of {s.timestep_fs} fs",
               flush=True)
@@ -387,9 +393,10 @@ def cmd_md(args: argparse.Namespace) -> int:
                     fit["min_duration_ps"])
 
             summary = run_adaptive(atoms, loaded.calculator, s, partial, converged,
-                                   adaptive["chunk_steps"], adaptive["max_production_steps"])
+                                   adaptive["chunk_steps"], adaptive["max_production_steps"],
+                                   force_constants=fc)
         else:
-            summary = run_md(atoms, loaded.calculator, s, partial)
+            summary = run_md(atoms, loaded.calculator, s, partial, force_constants=fc)
         os.replace(partial, args.trajectory)
         print(f"[md] {mid}: done, {summary['n_frames']} frames, "
               f"{summary['steps_per_s']:.2f} steps/s", flush=True)
@@ -577,7 +584,8 @@ COMMANDS = {
                        ["--phonons", "--modes", "--fig-msd", "--fig-coupling"], {}),
     "md": (cmd_md, "NVT MD with the MLP (resumable)",
            ["--displace", "--stability", "--temperature", "--settings", "--calculator",
-            "--trajectory", "--out"], {"--diffusion-settings": "{}", "--mobile-ion": "Na"}),
+            "--trajectory", "--out"],
+           {"--diffusion-settings": "{}", "--mobile-ion": "Na", "--fc2": ""}),
     "diffusion": (cmd_diffusion, "MSD, D, melt filter and VDOS of one trajectory",
                   ["--md", "--trajectory", "--settings", "--mobile-ion", "--arrays", "--out"],
                   {"--phonons": ""}),

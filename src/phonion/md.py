@@ -58,6 +58,7 @@ class MDSettings:
     max_force_eV_A: float = 50.0
     max_temperature_factor: float = 5.0
     min_distance_A: float = 0.5
+    initial_state: str = "harmonic"  # harmonic (from fc2, when given) | maxwell_boltzmann
 
 
 def _thermostat(atoms: Atoms, s: MDSettings, step: int):
@@ -83,15 +84,22 @@ def _thermostat(atoms: Atoms, s: MDSettings, step: int):
                        "nose_hoover_chain")
 
 
-def _fingerprint(s: MDSettings) -> str:
-    """Settings that define the run, except its length: a longer ``production_steps``
-    extends an existing trajectory instead of restarting it."""
+def _fingerprint(s: MDSettings, atoms: Atoms) -> str:
+    """Settings and starting structure that define the run, except its length: a longer
+    ``production_steps`` extends an existing trajectory instead of restarting it, a changed
+    structure (relaxed again, another supercell) starts over."""
+    import hashlib
+
     d = asdict(s)
     d.pop("production_steps")
+    h = hashlib.sha256()
+    for arr in (atoms.numbers, np.round(atoms.cell.array, 6), np.round(atoms.positions, 6)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    d["structure_sha256"] = h.hexdigest()
     return json.dumps(d, sort_keys=True)
 
 
-def committed_production_steps(path: str | Path, settings: MDSettings) -> int:
+def committed_production_steps(path: str | Path, settings: MDSettings, atoms: Atoms) -> int:
     """Production steps already committed in ``path`` by a run with these settings (0 if
     there is no such file or it was made with other settings)."""
     path = Path(path)
@@ -99,7 +107,7 @@ def committed_production_steps(path: str | Path, settings: MDSettings) -> int:
         return 0
     try:
         with h5py.File(path, "r") as h5:
-            if h5.attrs.get("settings") != _fingerprint(settings):
+            if h5.attrs.get("settings") != _fingerprint(settings, atoms):
                 return 0
             step = int(h5.attrs.get("committed_step", -1))
     except OSError:  # a file killed before its first flush
@@ -115,7 +123,7 @@ class _Trajectory:
         new = not path.exists()
         self.h5 = h5py.File(path, "a")
         n = len(atoms)
-        fingerprint = _fingerprint(s)
+        fingerprint = _fingerprint(s, atoms)
         stale = self.h5.attrs.get("settings") != fingerprint  # other or unknown settings
         total = s.equilibration_steps + s.production_steps
         beyond = int(self.h5.attrs.get("committed_step", -1)) > total  # asked for a shorter run
@@ -179,8 +187,44 @@ class _Trajectory:
         self.h5.close()
 
 
+def initial_state(atoms: Atoms, s: MDSettings, force_constants: np.ndarray | None) -> str:
+    """Set the starting velocities (and, for ``harmonic``, displacements) at s.temperature_K.
+
+    ``harmonic``: every phonon mode of the supercell's force constants (N × N × 3 × 3, eV/Å²)
+    excited with classical amplitudes and random phases (West and Estreicher, PRL 96, 115504
+    (2006); ASE's ``phonon_harmonics``), so kinetic and potential energy both start in
+    equilibrium and the equilibration only has to remove anharmonic transients. A starting
+    state with only Maxwell–Boltzmann velocities on the relaxed structure puts all the energy
+    in kinetic form: the temperature falls to about half the target within a vibrational
+    period and the thermostat needs several of its time constants to bring it back. Falls
+    back to Maxwell–Boltzmann (and says so) without force constants or when they have
+    negative or non-translational zero eigenvalues. Returns the state used.
+    """
+    rng = np.random.default_rng(s.seed)
+    if s.initial_state == "harmonic" and force_constants is not None:
+        from ase.md.velocitydistribution import phonon_harmonics
+
+        n = len(atoms)
+        fc = np.asarray(force_constants).transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
+        try:
+            d, v = phonon_harmonics(0.5 * (fc + fc.T), atoms.get_masses(),
+                                    temperature_K=s.temperature_K, rng=rng.random,
+                                    failfast=True)
+        except ValueError as exc:
+            print(f"[md] harmonic initial state impossible ({exc}); Maxwell-Boltzmann instead",
+                  flush=True)
+        else:
+            atoms.positions += d
+            atoms.set_velocities(v)
+            return "harmonic"
+    MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature_K, rng=rng)
+    Stationary(atoms)
+    return "maxwell_boltzmann"
+
+
 def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str | Path,
-           log=sys.stdout, progress_every_s: float = 30.0) -> dict:
+           log=sys.stdout, progress_every_s: float = 30.0,
+           force_constants: np.ndarray | None = None) -> dict:
     """Run (or resume) NVT MD to ``equilibration + production`` steps; return a summary.
 
     A frame is written after every ``interval`` production steps (at completed step
@@ -196,10 +240,10 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
     if traj.committed_step >= 0:
         start = traj.restore(atoms)
         resumed_from = start if start < total else None
+        started_from = traj.h5.attrs.get("initial_state", "unknown")
     else:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature_K,
-                                     rng=np.random.default_rng(s.seed))
-        Stationary(atoms)
+        started_from = initial_state(atoms, s, force_constants)
+        traj.h5.attrs["initial_state"] = started_from
         start, resumed_from = 0, None
     stop = {"signal": None}
 
@@ -243,13 +287,14 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
         for sig, h in old.items():
             signal.signal(sig, h)
     return {"n_steps": total, "n_frames": n_frames, "steps_this_run": n_steps_done,
+            "initial_state": str(started_from),
             "resumed_from_step": resumed_from, "wall_time_s": wall,
             "steps_per_s": n_steps_done / wall if wall > 0 else None}
 
 
 def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
                  path: str | Path, converged, chunk_steps: int, max_production_steps: int,
-                 log=sys.stdout) -> dict:
+                 log=sys.stdout, force_constants: np.ndarray | None = None) -> dict:
     """Run MD, then extend production in chunks until ``converged(path)`` says so or
     ``max_production_steps`` is reached (beyond the seeds; md.adaptive in config).
 
@@ -263,7 +308,7 @@ def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
     from dataclasses import replace
 
     base = settings.production_steps
-    done = committed_production_steps(path, settings)
+    done = committed_production_steps(path, settings, atoms)
     prod = base
     if done > base:
         prod = min(base + -(-(done - base) // chunk_steps) * chunk_steps, max_production_steps)
@@ -271,7 +316,7 @@ def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
     history, steps, wall = [], 0, 0.0
     while True:
         s = replace(settings, production_steps=prod)
-        summary = run_md(atoms, calculator, s, path, log)
+        summary = run_md(atoms, calculator, s, path, log, force_constants=force_constants)
         steps += summary["steps_this_run"]
         wall += summary["wall_time_s"]
         ok, info = converged(path)

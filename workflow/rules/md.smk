@@ -2,6 +2,7 @@ rule md:
     input:
         displace=material_path("displace", "displace.json"),
         stability=material_path("stability", "stability.json"),
+        fc2=material_path("fit_ifc", "fc2.hdf5"),
     output:
         result=material_path("md", "{T}K/md.json"),
         trajectory=material_path("md", "{T}K/trajectory.h5"),
@@ -25,4 +26,5 @@ rule md:
         " --stability {input.stability:q} --temperature {wildcards.T}"
         " --settings {params.settings:q} --calculator {params.calculator:q}"
         " --diffusion-settings {params.fit:q} --mobile-ion {params.mobile}"
+        " --fc2 {input.fc2:q}"
         " --trajectory {output.trajectory:q} --out {output.result:q} >> {log:q} 2>&1"
