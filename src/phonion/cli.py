@@ -130,6 +130,16 @@ def _phonopy_from(disp: dict, fc2_path: str | None = None):
     return ph
 
 
+def _write_flagged_arrays(path: str, status: str) -> None:
+    """An arrays file holding only the stage status: the declared output of a stage that
+    produced no arrays (figures are only requested for status ok)."""
+    import numpy as np
+
+    from .phonons import write_arrays
+
+    write_arrays(path, {"status": np.bytes_(status)})
+
+
 def _run_stage(stage: str, mid: str, body) -> dict:
     """Run ``body()`` → result dict; turn exceptions into a status line."""
     try:
@@ -288,7 +298,6 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_phonons(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from .descriptors import phonon_descriptors
     from .phonons import write_arrays
@@ -324,8 +333,8 @@ def cmd_phonons(args: argparse.Namespace) -> int:
 
     res = res or _run_stage("phonon_descriptors", mid, body)
     res["provenance"] = provenance(settings)
-    if not written:  # an empty, flagged file: figures are only requested for status ok
-        write_arrays(args.modes, {"status": np.bytes_(res["status"])})
+    if not written:
+        _write_flagged_arrays(args.modes, res["status"])
     write_json_atomic(args.out, res)
     return 0
 
@@ -351,6 +360,7 @@ def cmd_md(args: argparse.Namespace) -> int:
 
     from .calculators import get_calculator
     from .md import MDSettings, read_trajectory, run_adaptive, run_md
+    from .phonons import read_fc2  # h5py only: fine in backend environments without phonopy
 
     settings = json.loads(args.settings)
     calc_cfg = json.loads(args.calculator)
@@ -371,12 +381,7 @@ def cmd_md(args: argparse.Namespace) -> int:
                                 calc_cfg.get("device", "cpu"), calc_cfg.get("dtype", "float64"))
         model = loaded.description
         atoms = atoms_from_dict(disp["supercell"])
-        fc = None
-        if args.fc2 and s.initial_state == "harmonic":
-            import h5py  # not phonons.read_fc2: backend environments may lack phonopy
-
-            with h5py.File(args.fc2, "r") as h5:
-                fc = h5["force_constants"][()] if "force_constants" in h5 else None
+        fc = read_fc2(args.fc2) if args.fc2 and s.initial_state == "harmonic" else None
         print(f"[md] {mid}: {len(atoms)} atoms, {args.temperature:g} K, {s.thermostat}, "
               f"{s.equilibration_steps} + {s.production_steps} steps of {s.timestep_fs} fs",
               flush=True)
@@ -453,9 +458,7 @@ def cmd_diffusion(args: argparse.Namespace) -> int:
     res = res or _run_stage("diffusion", mid, body)
     res["provenance"] = provenance(settings)
     if not written:
-        import numpy as np
-
-        write_arrays(args.arrays, {"status": np.bytes_(res["status"])})
+        _write_flagged_arrays(args.arrays, res["status"])
     write_json_atomic(args.out, res)
     return 0
 
@@ -497,9 +500,7 @@ def cmd_dynamics(args: argparse.Namespace) -> int:
     res = res or _run_stage("dynamics", mid, body)
     res["provenance"] = provenance(settings)
     if res["status"] != "ok":
-        import numpy as np
-
-        write_arrays(args.arrays, {"status": np.bytes_(res["status"])})
+        _write_flagged_arrays(args.arrays, res["status"])
         plot_dynamics({}, res, f"{mid}: {res['status']} {res.get('reason', '')}", args.figure)
     write_json_atomic(args.out, res)
     return 0

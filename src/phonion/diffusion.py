@@ -189,9 +189,9 @@ def vdos_centre(freq_THz: np.ndarray, g: np.ndarray, f_max_THz: float | None = N
 def _mobile_positions(traj: dict, mobile_symbol: str) -> tuple[np.ndarray, np.ndarray]:
     """Symbols and drift-corrected positions: the host (framework) centre is held fixed,
     as in pymatgen's DiffusionAnalyzer."""
-    from ase.data import chemical_symbols
+    from .io import symbols_of
 
-    symbols = np.array([chemical_symbols[z] for z in traj["numbers"]])
+    symbols = symbols_of(traj["numbers"])
     mobile = symbols == mobile_symbol
     if not mobile.any():
         raise ValueError(f"no {mobile_symbol} atoms in the trajectory")

@@ -23,13 +23,20 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
 from ase.neighborlist import neighbor_list
+
+from .io import symbols_of
 
 
 def _frames(n_frames: int, max_frames: int) -> np.ndarray:
     """Indices of at most ``max_frames`` evenly spaced frames."""
     return np.unique(np.linspace(0, n_frames - 1, min(n_frames, max_frames)).astype(int))
+
+
+def _radial_grid(r_max_A: float, bin_A: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin edges, bin centres (Å) and shell volumes 4π/3 (r₊³ − r₋³) (Å³) up to ``r_max_A``."""
+    edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
+    return edges, 0.5 * (edges[1:] + edges[:-1]), 4.0 / 3.0 * np.pi * np.diff(edges**3)
 
 
 def _min_width(cell: np.ndarray) -> float:
@@ -52,8 +59,8 @@ def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
     (Å) and {pair: g}.
     """
     symbols = np.asarray(symbols)
-    edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
-    hist = {p: np.zeros(len(edges) - 1) for p in pairs}
+    edges, r, shell = _radial_grid(r_max_A, bin_A)
+    hist = {p: np.zeros(len(r)) for p in pairs}
     norm = {}
     for a, b in pairs:
         n_a, n_b = int((symbols == a).sum()), int((symbols == b).sum())
@@ -71,7 +78,7 @@ def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
         inv = np.linalg.inv(cell)
         shifts = [(x, y, z) for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1)]
         images = np.array(shifts if r_max_A > width / 2 else [(0, 0, 0)], float) @ cell
-        nbins = len(edges) - 1
+        nbins = len(r)
         for f in idx:
             for a, b in pairs:
                 pa, pb = positions_A[f, symbols == a], positions_A[f, symbols == b]
@@ -88,8 +95,6 @@ def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
             si, sj = symbols[i], symbols[j]
             for a, b in pairs:
                 hist[a, b] += np.histogram(d[(si == a) & (sj == b)], edges)[0]
-    r = 0.5 * (edges[1:] + edges[:-1])
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     volume = abs(np.linalg.det(cell_A))
     return r, {p: hist[p] / len(idx) * volume / (norm[p] * shell) for p in pairs}
 
@@ -128,16 +133,15 @@ def van_hove_self(positions_A: np.ndarray, dt_ps: float, lags_ps: np.ndarray,
     definition's histogram. Returns bin centres (Å) and G_s (lags × bins).
     """
     x = np.asarray(positions_A, float)
-    edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    out = np.zeros((len(lags_ps), len(edges) - 1))
+    edges, r, shell = _radial_grid(r_max_A, bin_A)
+    out = np.zeros((len(lags_ps), len(r)))
     for k, lag in enumerate(lags_ps):
         m = int(round(lag / dt_ps))
         if m < 1 or m >= len(x):
             raise ValueError(f"lag {lag} ps outside the trajectory (frame step {dt_ps} ps)")
         d = np.linalg.norm(x[m:] - x[:-m], axis=2).ravel()
         out[k] = np.histogram(d, edges)[0] / (d.size * shell)
-    return 0.5 * (edges[1:] + edges[:-1]), out
+    return r, out
 
 
 @dataclass
@@ -325,10 +329,6 @@ def angular_velocity(theta_deg: np.ndarray, dt_ps: float, cutoff_cm1: float | No
     return (th[2:] - th[:-2]) / (2 * dt_ps)
 
 
-def symbols_of(numbers: np.ndarray) -> np.ndarray:
-    return np.array([chemical_symbols[z] for z in numbers])
-
-
 ANALYSES = ("rdf", "van_hove", "reorientation", "tetrahedra")
 
 
@@ -361,7 +361,7 @@ def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[di
         r, gs = van_hove_self(pos[:, mobile], dt, lags, r_max, bin_a)
         arrays.update({"van_hove/r_A": r, "van_hove/lag_ps": lags, "van_hove/G_s_A-3": gs})
         # fraction of ions displaced beyond the hop distance after the longest lag
-        shell = 4.0 / 3.0 * np.pi * ((r + bin_a / 2) ** 3 - (r - bin_a / 2) ** 3)
+        shell = _radial_grid(r_max, bin_a)[2]
         beyond = r >= settings["hop_distance_A"]
         out["van_hove_fraction_beyond_hop_distance"] = float((gs[-1] * shell)[beyond].sum())
         out["van_hove_longest_lag_ps"] = float(lags[-1])
@@ -381,8 +381,11 @@ def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[di
             half = c[len(c) // 2]
             out[f"reorientation_C_half_run_{u.name}"] = float(half)
             out[f"rotating_{u.name}"] = bool(half < settings["rotation_threshold"])
-            r, g = rdf(pos, cell, symbols, u.centre, mobile_symbol, r_max, bin_a,
-                       settings["max_frames"])
+            if f"rdf/{mobile_symbol}-{u.centre}" in arrays:  # g_AB = g_BA: computed above
+                r, g = arrays["rdf/r_A"], arrays[f"rdf/{mobile_symbol}-{u.centre}"]
+            else:
+                r, g = rdf(pos, cell, symbols, u.centre, mobile_symbol, r_max, bin_a,
+                           settings["max_frames"])
             shell_a = first_shell_radius(r, g)
             coup = hop_rotation_coupling(pos, cell, u, mobile, shell_a)
             out[f"hop_rotation_pearson_{u.name}"] = coup["mean_pearson"]

@@ -55,6 +55,13 @@ def read_json(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def symbols_of(numbers) -> np.ndarray:
+    """Chemical symbols of atomic numbers, as an array (for masks like ``symbols == 'Na'``)."""
+    from ase.data import chemical_symbols
+
+    return np.array([chemical_symbols[int(z)] for z in numbers])
+
+
 def atoms_to_dict(atoms: Atoms) -> dict:
     """Plain-data form of a periodic structure (Å, fractional coordinates)."""
     return {

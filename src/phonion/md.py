@@ -16,11 +16,12 @@ with a reason (:class:`Diverged`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -88,8 +89,6 @@ def _fingerprint(s: MDSettings, atoms: Atoms) -> str:
     """Settings and starting structure that define the run, except its length: a longer
     ``production_steps`` extends an existing trajectory instead of restarting it, a changed
     structure (relaxed again, another supercell) starts over."""
-    import hashlib
-
     d = asdict(s)
     d.pop("production_steps")
     h = hashlib.sha256()
@@ -305,8 +304,6 @@ def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
     kill. Returns :func:`run_md`'s summary of the last chunk with ``production_steps``,
     ``converged``, the per-chunk ``adaptive`` history and totals over all chunks.
     """
-    from dataclasses import replace
-
     base = settings.production_steps
     done = committed_production_steps(path, settings, atoms)
     prod = base
