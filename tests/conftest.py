@@ -12,7 +12,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "demo" / "structures"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """The project's real DFT data (``shared/data`` beside the checkout). A fresh clone made
+    elsewhere (CI clones into a temporary folder) finds it beside the repository it was
+    cloned from; ``PHONION_SHARED_DATA`` overrides both."""
+    if os.environ.get("PHONION_SHARED_DATA"):
+        return Path(os.environ["PHONION_SHARED_DATA"])
+    candidates = [ROOT.parent / "shared" / "data"]
+    origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True).stdout.strip()
+    if origin and "://" not in origin and not origin.startswith("git@"):
+        candidates.append(Path(origin).resolve().parent / "shared" / "data")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED_DATA = _shared_data()
 
 PARTIAL_CIF = """data_NaKCl
 _symmetry_space_group_name_H-M 'F m -3 m'
@@ -54,6 +70,29 @@ Direct
 0 0 0
 0.5 0.5 0.5
 """
+
+
+def rigid_ion_phonopy(atoms, dim, calc=None, primitive_matrix=None):
+    """Phonopy object with finite-displacement (0.01 Å) force constants of the rigid-ion
+    potential (``calc``, default settings if None) on a dim × dim × dim supercell."""
+    import numpy as np
+    import phonopy
+    from ase import Atoms
+
+    from phonion.displace import to_phonopy
+    from phonion.potentials import RigidIonPotential
+
+    ph = phonopy.Phonopy(to_phonopy(atoms), supercell_matrix=np.eye(3) * dim,
+                         primitive_matrix=primitive_matrix, log_level=0)
+    ph.generate_displacements(distance=0.01)
+    forces = []
+    for sc in ph.supercells_with_displacements:
+        a = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+        a.calc = calc or RigidIonPotential()
+        forces.append(a.get_forces())
+    ph.forces = forces
+    ph.produce_force_constants()
+    return ph
 
 
 def write_config(workdir: Path, config: dict) -> Path:

@@ -15,7 +15,7 @@ from ase.build import bulk
 from phonion.md import Diverged, MDSettings, read_trajectory, run_md
 from phonion.potentials import RigidIonPotential
 
-from conftest import ROOT
+from conftest import ROOT, rigid_ion_phonopy
 
 SETTINGS = dict(temperature_K=600.0, equilibration_steps=60, production_steps=600,
                 interval=4, timestep_fs=2.0, seed=3)
@@ -156,26 +156,6 @@ def test_adaptive_stopping_rule_on_random_walks():
     assert not d_avg_converged(traj(2000), "Na", 0.001)[0]  # target out of reach
 
 
-def _fd_force_constants(atoms, calc):
-    """Finite-displacement fc2 (N × N × 3 × 3, eV/Å²) of ``atoms`` with phonopy."""
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    cell = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell[:],
-                        positions=atoms.positions)
-    ph = Phonopy(cell, supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P")
-    ph.generate_displacements(distance=0.01)
-    forces = []
-    for sc in ph.supercells_with_displacements:
-        a = atoms.copy()
-        a.positions = sc.positions
-        a.calc = calc
-        forces.append(a.get_forces())
-    ph.forces = np.array(forces)
-    ph.produce_force_constants()
-    return ph.force_constants
-
-
 def test_harmonic_initial_state_starts_at_the_target_temperature(tmp_path):
     """From the harmonic state the first 120 fs already average the target T (measured:
     314 K for 300 K); Maxwell-Boltzmann velocities on the relaxed structure lose half of it
@@ -188,7 +168,7 @@ def test_harmonic_initial_state_starts_at_the_target_temperature(tmp_path):
     relaxed = atoms.copy()
     relaxed.calc = calc
     BFGS(FrechetCellFilter(relaxed), logfile=None).run(fmax=1e-4)
-    fc = _fd_force_constants(relaxed, calc)
+    fc = rigid_ion_phonopy(relaxed, 1, calc, primitive_matrix="P").force_constants
     base = dict(temperature_K=300.0, equilibration_steps=0, production_steps=60, interval=2,
                 timestep_fs=2.0, seed=1, thermostat="langevin", friction_per_fs=0.002)
     means = {}

@@ -24,7 +24,7 @@ from phonion.phonons import (
 )
 from phonion.stability import assess_stability
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, rigid_ion_phonopy
 
 RD = SHARED_DATA / "phonopy-NaCl-rd"
 FD = SHARED_DATA / "phonopy-NaCl-fd"
@@ -179,31 +179,12 @@ def test_descriptors_of_nacl(fd):
     assert arrays["mesh/participation_ratio"].shape == arrays["mesh/frequencies_THz"].shape
 
 
-def _rigid_ion_phonopy(atoms, dim):
-    from ase import Atoms
-
-    from phonion.displace import to_phonopy
-    from phonion.potentials import RigidIonPotential
-
-    ph = phonopy.Phonopy(to_phonopy(atoms), supercell_matrix=np.eye(3) * dim,
-                         primitive_matrix=None, log_level=0)
-    ph.generate_displacements(distance=0.01)
-    forces = []
-    for sc in ph.supercells_with_displacements:
-        a = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        a.calc = RigidIonPotential()
-        forces.append(a.get_forces())
-    ph.forces = forces
-    ph.produce_force_constants()
-    return ph
-
-
 def test_unstable_structure_is_flagged():
     # CsCl-type NaCl is not a minimum of the rigid-ion model: imaginary modes
-    st = assess_stability(_rigid_ion_phonopy(bulk("NaCl", "cesiumchloride", a=3.45), 3), 20.0)
+    st = assess_stability(rigid_ion_phonopy(bulk("NaCl", "cesiumchloride", a=3.45), 3), 20.0)
     assert not st["stable"] and st["n_imaginary_modes"] > 0
     assert "dynamically unstable" in st["reason"]
-    ok = assess_stability(_rigid_ion_phonopy(bulk("NaCl", "rocksalt", a=5.8), 3), 20.0)
+    ok = assess_stability(rigid_ion_phonopy(bulk("NaCl", "rocksalt", a=5.8), 3), 20.0)
     assert ok["stable"] and ok["reason"] == ""
 
 
