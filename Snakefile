@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     mid=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+    T=r"[0-9]+",
 
 
 include: "workflow/rules/intake.smk"

@@ -1,8 +1,8 @@
 """Time of `snakemake -n` (parse + DAG) for a campaign of N materials.
 
 N structure files are made by copying the demo CIFs under new names into a temporary folder;
-the dry run plans intake → relax → material for each (later stages wait behind the relax
-checkpoint) plus the campaign status. Usage:
+the dry run plans every stage of every material (the DAG has no checkpoints) plus the
+campaign status. Usage:
     python bench/dry_run.py [N]        (default 4000)
 """
 

@@ -17,6 +17,7 @@ from ase.io import read
 from scipy.spatial.transform import Rotation
 
 from phonion.dynamics import analyze_dynamics, find_polyanions
+from phonion.settings import DynamicsSettings
 
 N_FRAMES, DT_PS, D_NA = 12_500, 0.006, 0.05
 CIF = Path(__file__).resolve().parents[1] / "config/demo/structures/Na3PS4-cubic.cif"
@@ -49,13 +50,9 @@ def main() -> None:
     t0 = time.perf_counter()
     traj = trajectory()
     print(f"trajectory {traj['positions_A'].shape} built in {time.perf_counter() - t0:.1f} s")
-    base = {"rdf": False, "van_hove": False, "reorientation": False, "tetrahedra": False,
-            "r_max_A": 8.0, "bin_A": 0.05, "max_frames": 200, "van_hove_lags": 8,
-            "rotation_threshold": 0.9, "hop_distance_A": 3.8, "hop_residence_ps": 3.0,
-            "hop_window_ps": 9.0, "angle_filter_cm1": 5.0}
-    for name in ("rdf", "van_hove", "reorientation", "tetrahedra"):
+    for name in DynamicsSettings.ANALYSES:
         t0 = time.perf_counter()
-        out, _ = analyze_dynamics(traj, "Na", {**base, name: True})
+        out, _ = analyze_dynamics(traj, DynamicsSettings(**{name: True}))
         wall = time.perf_counter() - t0
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()
                  if k not in ("analyses", "duration_ps", "frame_dt_ps", "mobile_ion")}

@@ -14,7 +14,8 @@ import numpy as np
 from ase.build import bulk
 
 from phonion.calculators import get_calculator
-from phonion.md import MDSettings, run_md
+from phonion.md import run_md
+from phonion.settings import MDSettings
 
 
 def main(backend: str = "sevenn", model: str = "7net-0", n: int = 200) -> None:

@@ -19,9 +19,9 @@ import phonopy
 from ase import Atoms
 
 from phonion.calculators import get_calculator
-from phonion.descriptors import mesh_msd
 from phonion.fit_ifc import fit_force_constants
-from phonion.phonons import frequencies_at
+from phonion.harmonic import frequencies_at
+from phonion.phonon_descriptors import mesh_msd
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MESH = [14, 14, 14]

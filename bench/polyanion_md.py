@@ -19,8 +19,9 @@ import numpy as np
 from phonion.calculators import get_calculator
 from phonion.diffusion import analyze_trajectory
 from phonion.dynamics import analyze_dynamics
-from phonion.io import atoms_from_dict, read_json
-from phonion.md import MDSettings, read_trajectory, run_md
+from phonion.formats import atoms_from_dict, read_json, read_trajectory
+from phonion.md import run_md
+from phonion.settings import DiffusionSettings, DynamicsSettings, MDSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 MAT = ROOT / "results/materials/Na3PS4-cubic"
@@ -37,13 +38,11 @@ def main(production: int) -> None:
     print(f"MD: {len(atoms)} atoms, {md['n_steps']} steps in {time.perf_counter() - t0:.0f} s "
           f"({md['steps_per_s']:.2f} steps/s)")
     traj = read_trajectory(path)
-    diff, _ = analyze_trajectory(traj, "Na", window=(0.3, 1.0), intercept=True)
-    settings = {"rdf": True, "van_hove": True, "reorientation": True, "tetrahedra": True,
-                "r_max_A": 6.0, "bin_A": 0.05, "max_frames": 200, "van_hove_lags": 6,
-                "rotation_threshold": 0.9, "hop_distance_A": 3.8, "hop_residence_ps": 3.0,
-                "hop_window_ps": 9.0, "angle_filter_cm1": None}
+    diff, _ = analyze_trajectory(traj, DiffusionSettings(window=(0.3, 1.0), intercept=True))
+    settings = DynamicsSettings(rdf=True, van_hove=True, reorientation=True, tetrahedra=True,
+                                r_max_A=6.0, van_hove_lags=6, angle_filter_cm1=None)
     t0 = time.perf_counter()
-    out, arrays = analyze_dynamics(traj, "Na", settings)
+    out, arrays = analyze_dynamics(traj, settings)
     print(f"dynamics in {time.perf_counter() - t0:.1f} s")
     keep = {k: v for k, v in out.items() if not isinstance(v, list) or k == "polyanions"}
     keep["mean_T_K"] = float(np.mean(traj["temperature_K"]))

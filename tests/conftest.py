@@ -79,7 +79,7 @@ def rigid_ion_phonopy(atoms, dim, calc=None, primitive_matrix=None):
     import phonopy
     from ase import Atoms
 
-    from phonion.displace import to_phonopy
+    from phonion.harmonic import to_phonopy
     from phonion.potentials import RigidIonPotential
 
     ph = phonopy.Phonopy(to_phonopy(atoms), supercell_matrix=np.eye(3) * dim,
@@ -102,12 +102,13 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None,
-              check: bool = True, timeout: int = 900,
-              extra: list[str] | None = None) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml``."""
+              check: bool = True, timeout: int = 900, extra: list[str] | None = None,
+              python: str = sys.executable) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml`` (through
+    the interpreter ``python``)."""
     if config is not None:
         write_config(workdir, config)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+    cmd = [python, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
            *(extra or [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

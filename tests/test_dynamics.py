@@ -22,6 +22,7 @@ from phonion.dynamics import (
     tetrahedral_angles,
     van_hove_self,
 )
+from phonion.settings import DynamicsSettings
 
 from conftest import ROOT
 
@@ -218,11 +219,10 @@ def test_analyze_dynamics_runs_every_analysis():
     atoms, symbols, pos, unit, phi, dt = _rotating_na3ps4()
     traj = {"numbers": atoms.numbers, "positions_A": pos, "cell_A": atoms.cell[:],
             "frame_dt_ps": dt}
-    settings = {"rdf": True, "van_hove": True, "reorientation": True, "tetrahedra": True,
-                "r_max_A": 5.0, "bin_A": 0.05, "max_frames": 20, "van_hove_lags": 4,
-                "rotation_threshold": 0.9, "hop_distance_A": 3.8, "hop_residence_ps": 3.0,
-                "hop_window_ps": 9.0, "angle_filter_cm1": None}
-    out, arrays = analyze_dynamics(traj, "Na", settings)
+    settings = DynamicsSettings(rdf=True, van_hove=True, reorientation=True, tetrahedra=True,
+                                r_max_A=5.0, max_frames=20, van_hove_lags=4,
+                                angle_filter_cm1=None)
+    out, arrays = analyze_dynamics(traj, settings)
     assert out["polyanions"] == ["PS4"]
     assert out["rotating_PS4"] and out["reorientation_C_half_run_PS4"] < 0.9
     assert out["tetrahedral_angle_mean_PS4_deg"] == pytest.approx(60.0, abs=0.1)

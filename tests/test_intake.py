@@ -7,6 +7,7 @@ from ase.build import bulk
 
 from phonion.errors import ConfigError, StructureRejected
 from phonion.intake import describe, discover, read_structure, triage
+from phonion.settings import IntakeSettings
 
 from conftest import BROKEN_CIF, DEMO, KCL_POSCAR, PARTIAL_CIF
 
@@ -15,7 +16,7 @@ def test_demo_set_is_sodium_and_small():
     found = discover(DEMO)
     assert len(found.materials) >= 6 and not found.rejected
     for mid, path in found.materials.items():
-        atoms = triage(read_structure(path), "Na", 64, 0.7)
+        atoms = triage(read_structure(path), IntakeSettings())
         assert "Na" in atoms.get_chemical_symbols(), mid
         assert len(atoms) <= 8, mid
         assert "Source:" in path.read_text().splitlines()[1], f"{mid} cites no source"
@@ -32,7 +33,7 @@ def test_demo_cells_match_published_density():
 
 
 def test_rocksalt_primitive_cell():
-    prim = triage(read_structure(DEMO / "NaCl.cif"), "Na", 64, 0.7)
+    prim = triage(read_structure(DEMO / "NaCl.cif"), IntakeSettings())
     assert len(prim) == 2
     assert prim.get_volume() == pytest.approx(5.6402**3 / 4, rel=1e-6)
 
@@ -72,16 +73,16 @@ def test_no_mobile_ion(tmp_path):
     path = tmp_path / "POSCAR-KCl"
     path.write_text(KCL_POSCAR)
     with pytest.raises(StructureRejected, match="no mobile ion Na"):
-        triage(read_structure(path), "Na", 64, 0.7)
+        triage(read_structure(path), IntakeSettings())
     # the same file is fine when K is the mobile ion
-    assert len(triage(read_structure(path), "K", 64, 0.7)) == 2
+    assert len(triage(read_structure(path), IntakeSettings(mobile_ion="K"))) == 2
 
 
 def test_overlapping_atoms():
     atoms = bulk("NaCl", "rocksalt", a=5.64)
     atoms.positions[1] = atoms.positions[0] + [0.3, 0, 0]
     with pytest.raises(StructureRejected, match="overlapping atoms: two atoms 0.300"):
-        triage(atoms, "Na", 64, 0.7)
+        triage(atoms, IntakeSettings())
 
 
 def test_too_many_atoms():
@@ -89,4 +90,4 @@ def test_too_many_atoms():
     atoms.rattle(0.05, seed=3)  # breaks translational symmetry: 64-atom primitive cell
     with pytest.raises(StructureRejected, match="64 atoms in the primitive cell > "
                                                 "structures.max_atoms = 40"):
-        triage(atoms, "Na", 40, 0.7)
+        triage(atoms, IntakeSettings(max_atoms=40))

@@ -6,14 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from ase.build import bulk
 
-from phonion.md import Diverged, MDSettings, read_trajectory, run_md
+from phonion.formats import read_trajectory
+from phonion.md import Diverged, run_md
 from phonion.potentials import RigidIonPotential
+from phonion.settings import MDSettings
 
 from conftest import ROOT, rigid_ion_phonopy
 
@@ -21,24 +22,31 @@ SETTINGS = dict(temperature_K=600.0, equilibration_steps=60, production_steps=60
                 interval=4, timestep_fs=2.0, seed=3)
 
 RUNNER = f"""
-import sys
+import os, signal, sys
 from ase.build import bulk
-from phonion.md import MDSettings, run_md
+from phonion.md import run_md
+from phonion.settings import MDSettings
 from phonion.potentials import RigidIonPotential
+
+class Killed(RigidIonPotential):  # sends itself signal S at force call K (K = 0: never)
+    calls = 0
+    def calculate(self, *args, **kwargs):
+        Killed.calls += 1
+        if Killed.calls == int(sys.argv[2]):
+            os.kill(os.getpid(), int(sys.argv[3]))
+        super().calculate(*args, **kwargs)
+
 atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
-run_md(atoms, RigidIonPotential(cutoff_A=6.0), MDSettings(**{SETTINGS}), sys.argv[1], log=None)
+s = MDSettings(**{{**{SETTINGS}, "thermostat": sys.argv[4]}})
+run_md(atoms, Killed(cutoff_A=6.0), s, sys.argv[1], log=None)
 """
 
 
-def _run(path, kill_after_s=None, sig=signal.SIGKILL):
+def _run(path, thermostat="langevin", kill_at=0, sig=signal.SIGKILL):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(path)], env=env)
-    if kill_after_s is None:
-        assert proc.wait(timeout=600) == 0
-        return
-    time.sleep(kill_after_s)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(path), str(kill_at), str(int(sig)),
+                           thermostat], env=env, capture_output=True, text=True, timeout=600)
+    return proc
 
 
 def _check_continuous(traj):
@@ -51,25 +59,28 @@ def _check_continuous(traj):
     assert jumps < 0.5  # Å per 8 fs: a continuous, unwrapped trajectory
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_kill_and_resume_gives_the_uninterrupted_frame_count(tmp_path, sig):
+@pytest.mark.parametrize("thermostat, sig", [("langevin", signal.SIGKILL),
+                                             ("langevin", signal.SIGTERM),
+                                             ("bussi", signal.SIGKILL),
+                                             ("nose_hoover_chain", signal.SIGKILL)])
+def test_kill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, thermostat, sig):
     full = tmp_path / "full.h5"
-    _run(full)
+    assert _run(full, thermostat).returncode == 0
     ref = read_trajectory(full)
     _check_continuous(ref)
 
     broken = tmp_path / "broken.h5"
-    rng = np.random.default_rng(int(sig))
-    _run(broken, kill_after_s=float(rng.uniform(3.0, 6.0)), sig=sig)
+    kill_at = int(np.random.default_rng(int(sig)).integers(150, 500))  # a force call mid-run
+    proc = _run(broken, thermostat, kill_at, sig)
+    assert proc.returncode != 0  # SIGKILL: -9; SIGTERM: the run stops at a step boundary
     partial = read_trajectory(broken)
     assert 0 < len(partial["step"]) < len(ref["step"])  # it really was cut short
-    _run(broken)  # resume
+    assert _run(broken, thermostat).returncode == 0  # resume
     resumed = read_trajectory(broken)
-    assert len(resumed["step"]) == len(ref["step"])
     _check_continuous(resumed)
-    # the frames before the cut are kept as they were
-    k = len(partial["step"])
-    assert np.array_equal(resumed["positions_A"][:k], partial["positions_A"])
+    # the random state and chain variables are restored: the same run, bit for bit
+    for key in ("positions_A", "velocities_A_ps", "potential_energy_eV", "step"):
+        assert np.array_equal(resumed[key], ref[key]), key
 
 
 def test_langevin_holds_the_target_temperature(tmp_path):
@@ -92,7 +103,9 @@ def test_divergence_stops_the_run(tmp_path):
 ADAPTIVE_RUNNER = f"""
 import os, signal, sys
 from ase.build import bulk
-from phonion.md import MDSettings, read_trajectory, run_adaptive
+from phonion.formats import read_trajectory
+from phonion.md import run_adaptive
+from phonion.settings import MDSettings
 from phonion.potentials import RigidIonPotential
 
 class Killed(RigidIonPotential):  # SIGKILLs its own process at force call K (0: never)
@@ -107,8 +120,10 @@ atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
 # a stand-in criterion that needs 3 chunks: converged once 500 production steps exist
 crit = lambda p: (len(read_trajectory(p)["step"]) * 4 >= 500, {{}})
 s = run_adaptive(atoms, Killed(cutoff_A=6.0),
-                 MDSettings(**{{**{SETTINGS}, "production_steps": 200}}), sys.argv[1], crit,
-                 chunk_steps=160, max_production_steps=2000, log=None)
+                 MDSettings(**{{**{SETTINGS}, "production_steps": 200, "adaptive": True,
+                                "adaptive_chunk_steps": 160,
+                                "adaptive_max_production_steps": 2000}}),
+                 sys.argv[1], crit, log=None)
 print("PROD", s["production_steps"], s["converged"], len(s["adaptive"]))
 """
 

@@ -12,15 +12,21 @@ import phonopy
 import pytest
 from ase.build import bulk
 
-from phonion.descriptors import converge_mesh, dos_moments, mesh_msd, phonon_descriptors
 from phonion.displace import choose_supercell, count_free_parameters, displace, n_snapshots
 from phonion.fit_ifc import fit_force_constants, fit_symfc, force_rmse
-from phonion.phonons import (
+from phonion.harmonic import (
     coupling_factor,
     frequencies_at,
     mesh_modes,
     mode_msd,
     participation_ratio,
+)
+from phonion.phonon_descriptors import converge_mesh, dos_moments, mesh_msd, phonon_descriptors
+from phonion.settings import (
+    DisplaceSettings,
+    FitIfcSettings,
+    PhononDescriptorsSettings,
+    StabilitySettings,
 )
 from phonion.stability import assess_stability
 
@@ -167,7 +173,7 @@ def test_dos_centre_matches_phonopy_total_dos(fd):
 
 
 def test_descriptors_of_nacl(fd):
-    scalars, arrays = phonon_descriptors(fd, "Na", [300.0, 800.0])
+    scalars, arrays = phonon_descriptors(fd, PhononDescriptorsSettings())
     hot = scalars["by_temperature_K"]["800"]
     assert hot["msd_mobile_mode_sum_A2"] == pytest.approx(hot["msd_mobile_mean_A2"], rel=1e-10)
     assert hot["msd_mobile_x_A2"] == pytest.approx(hot["msd_mobile_z_A2"], rel=1e-8)  # cubic
@@ -181,19 +187,21 @@ def test_descriptors_of_nacl(fd):
 
 def test_unstable_structure_is_flagged():
     # CsCl-type NaCl is not a minimum of the rigid-ion model: imaginary modes
-    st = assess_stability(rigid_ion_phonopy(bulk("NaCl", "cesiumchloride", a=3.45), 3), 20.0)
+    st, _ = assess_stability(rigid_ion_phonopy(bulk("NaCl", "cesiumchloride", a=3.45), 3),
+                             StabilitySettings(mesh_length_A=20.0))
     assert not st["stable"] and st["n_imaginary_modes"] > 0
     assert "dynamically unstable" in st["reason"]
-    ok = assess_stability(rigid_ion_phonopy(bulk("NaCl", "rocksalt", a=5.8), 3), 20.0)
+    ok, _ = assess_stability(rigid_ion_phonopy(bulk("NaCl", "rocksalt", a=5.8), 3),
+                             StabilitySettings(mesh_length_A=20.0))
     assert ok["stable"] and ok["reason"] == ""
 
 
 def test_supercell_choice_and_snapshot_count():
     prim = bulk("NaCl", "rocksalt", a=5.64)
-    choice = choose_supercell(prim, min_atoms=80)
+    choice = choose_supercell(prim, DisplaceSettings(min_atoms=80))
     n = round(abs(np.linalg.det(choice.supercell_matrix))) * 2
     assert 80 <= n <= 200
-    d = displace(prim, min_atoms=80)
+    d = displace(prim, DisplaceSettings(min_atoms=80))
     assert np.allclose(np.linalg.norm(d.displacements_A, axis=2), 0.03)
     n_free = count_free_parameters(d.supercell)
     assert len(d.displacements_A) == n_snapshots(n_free, len(d.supercell))
@@ -204,7 +212,7 @@ def test_third_order_fit_is_phono3py_shaped_and_keeps_fc2(rd_fit):
     """fc2 + fc3 in one pheasy fit (fc3 cutoff 4.5 A): fc3 has phono3py's full shape and
     obeys the acoustic sum rule; fc2 stays that of the harmonic fit within 1 %."""
     ph, d, f, fit2 = rd_fit
-    fit = fit_force_constants(ph, d, f, fc3=True, fc3_cutoff_A=4.5, log=None)
+    fit = fit_force_constants(ph, d, f, FitIfcSettings(fc3=True, fc3_cutoff_A=4.5), log=None)
     n = len(ph.supercell)
     assert fit.fc3.shape == (n, n, n, 3, 3, 3)
     assert np.abs(fit.fc3.sum(axis=2)).max() < 1e-8 * np.abs(fit.fc3).max() + 1e-10

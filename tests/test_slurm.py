@@ -33,26 +33,35 @@ def slurm():
 
 def test_campaign_through_slurm_profile(campaign, slurm):
     config = {**RIGID, "structures": {"folder": "structures"},
-              "phonons": {"min_atoms": 32, "temperatures_K": [800]}}
-    # this test node has no GPU: the md rule's GPU request is lifted on the command line
+              "phonons": {"min_atoms": 32, "temperatures_K": [800]},
+              # this 2-core test node has no GPU: a stable material's MD asks for none
+              "slurm": {"md_gpus": 0, "md_cpus": 2, "md_mem_mb": 1500}}
     proc = snakemake(campaign, "--profile", str(ROOT / "profiles/slurm"), config=config,
-                     timeout=900, extra=["--set-resources", "md:gpu=0"])
+                     timeout=900)
     status = read_status(campaign)
     assert status["NaCl"]["status"] == "ok"
     assert status["NaCl"]["stage"] == "arrhenius"
     # anti-fluorite Na2O is dynamically unstable under the rigid-ion test potential:
-    # it stops at the stability checkpoint and gets no descriptor job
+    # it stops at the stability screen; its later stages only write 'skipped'
     assert status["Na2O"]["stage"] == "stability" and status["Na2O"]["status"] == "failed"
     assert "dynamically unstable" in status["Na2O"]["reason"]
-    assert not (campaign / "results/materials/Na2O/phonons").exists()
+    md_skipped = json.loads((campaign / "results/materials/Na2O/md/800K/md.json").read_text())
+    assert md_skipped["status"] == "skipped"
     log = proc.stdout + proc.stderr
-    # grouped jobs through sbatch: intake+relax and displace..stability for each
-    # material; descriptors, MD, diffusion and Arrhenius for the stable one
-    job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
-    assert len(job_ids) == 8, log[-3000:]
+    # per material: the CPU chain (intake .. phonon descriptors) in one job, MD with its
+    # analysis in one job, Arrhenius in one job
+    submitted = re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", log)
+    assert len(submitted) == 6, log[-3000:]
     md = json.loads((campaign / "results/materials/NaCl/md/800K/md.json").read_text())
     assert md["status"] == "ok" and md["n_frames"] == 25
-    for job_id in job_ids:  # SLURM itself says the jobs ran to completion
+    cpus = []
+    for _, job_id in submitted:  # SLURM itself says the jobs ran to completion
         info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True,
                               text=True, check=True).stdout
         assert "JobState=COMPLETED" in info, info
+        if "Comment=rule_md" in info:
+            cpus.append(int(re.search(r"NumCPUs=(\d+)", info)[1]))
+    # the MD job of the stable material got the MD shape (here 2 cores, on a cluster the
+    # GPU partition and md_gpus GPUs); that of the unstable one, which only wrote
+    # 'skipped', one core for a few minutes
+    assert sorted(cpus) == [1, 2], cpus

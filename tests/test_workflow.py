@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,15 +16,15 @@ from conftest import BROKEN_CIF, DEMO, KCL_POSCAR, PARTIAL_CIF, RIGID, ROOT, rea
 pytestmark = pytest.mark.slow
 
 
-def _planned(workdir, config) -> dict[str, set[str]]:
-    """rule -> materials a dry run would (re)run."""
-    out = snakemake(workdir, "-n", config=config).stdout
+def _planned(workdir, config, python=sys.executable) -> dict[str, set[str]]:
+    """rule -> jobs a dry run would (re)run, as 'material' or 'material/T' (or '*')."""
+    out = snakemake(workdir, "-n", config=config, python=python).stdout
     planned: dict[str, set[str]] = {}
-    blocks = [b for sep in ("\nrule ", "\nlocalrule ", "\ncheckpoint ") for b in out.split(sep)[1:]]
-    for block in blocks:
+    for block in re.split(r"\n(?:local)?(?:rule|checkpoint) ", out)[1:]:
         rule = block.split(":", 1)[0].strip()
-        mids = set(re.findall(r"output: results/materials/([^/]+)/", block))
-        planned.setdefault(rule, set()).update(mids or {"*"})
+        found = re.search(r"output: results/materials/([^/]+)/[^/]+/(?:(\d+)K/)?", block)
+        job = "*" if not found else found[1] + (f"/{found[2]}" if found[2] else "")
+        planned.setdefault(rule, set()).add(job)
     return planned
 
 
@@ -44,7 +45,7 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     assert proc.returncode == 0  # bad materials never take the campaign down
     status = read_status(tmp_path)
     assert status["NaCl"]["status"] == "ok"
-    assert status["NaCl"]["stage"] == "dynamics"  # the whole chain ran, MD and analyses
+    assert status["NaCl"]["stage"] == "arrhenius"  # the whole chain ran, MD and analyses
     assert status["broken"]["status"] == "rejected" and "unreadable" in status["broken"]["reason"]
     assert status["POSCAR-KCl"]["reason"].startswith("no mobile ion Na")
     assert "partial occupancy" in status["NaKCl-disordered"]["reason"]
@@ -67,23 +68,31 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     mat = tmp_path / "results/materials/NaCl"
     stability = json.loads((mat / "stability/stability.json").read_text())
     assert stability["stable"] and stability["status"] == "ok"
-    phonons = json.loads((mat / "phonons/phonons.json").read_text())
+    phonons = json.loads((mat / "phonon_descriptors/phonon_descriptors.json").read_text())
     assert phonons["by_temperature_K"]["800"]["msd_mobile_mean_A2"] > 0
-    for name in ("msd_modes", "coupling_pdos"):
-        for ext in ("png", "svg"):
-            assert (mat / f"phonons/{name}.{ext}").stat().st_size > 1000
     md = json.loads((mat / "md/800K/md.json").read_text())
     assert md["initial_state"] == "harmonic"  # from the fc2 the phonon stage fitted
-    diffusion = json.loads((mat / "md/800K/diffusion.json").read_text())
+    diffusion = json.loads((mat / "diffusion/800K/diffusion.json").read_text())
     assert diffusion["status"] == "ok" and diffusion["n_frames"] == 25
     assert diffusion["too_short"] and "not meaningful" in diffusion["reason"]
     assert diffusion["vdos_centre_mobile_THz"] > 0
-    dyn = json.loads((mat / "md/800K/dynamics.json").read_text())
+    dyn = json.loads((mat / "dynamics/800K/dynamics.json").read_text())
     assert dyn["analyses"] == ["rdf", "van_hove", "reorientation", "tetrahedra"]
     assert dyn["polyanions"] == []  # rock salt has no rotating units
     assert dyn["rdf_first_peak_Na-Cl_A"] == pytest.approx(2.8, abs=0.2)
-    for name in ("md/800K/msd", "md/800K/vdos", "md/800K/dynamics", "arrhenius/arrhenius"):
-        assert (mat / f"{name}.png").stat().st_size > 1000
+    for name in ("stability/figures/bands", "phonon_descriptors/figures/msd_modes",
+                 "phonon_descriptors/figures/coupling_pdos", "diffusion/800K/figures/msd",
+                 "diffusion/800K/figures/vdos", "dynamics/800K/figures/dynamics",
+                 "arrhenius/figures/arrhenius"):
+        for ext in ("png", "svg"):
+            assert (mat / f"{name}.{ext}").stat().st_size > 1000, name
+    # every stage of a material stopped by relax still has its result: skipped, at once
+    for stage in ("displace", "forces", "fit_ifc", "stability", "phonon_descriptors"):
+        res = json.loads((tmp_path / f"results/materials/Na3PS4/{stage}/{stage}.json")
+                         .read_text())
+        assert res["status"] == "skipped" and res["reason"] == "relax: rejected", stage
+        assert res["wall_time_s"] < 1.0 and res["provenance"]["model"] == {}
+    assert not list((tmp_path / "results/materials/Na3PS4/stability/figures").glob("*.png"))
     fit = json.loads((mat / "fit_ifc/fit_ifc.json").read_text())
     assert fit["acoustic_sum_rule_residual_eV_A2"] < 1e-10
     import phonopy
@@ -95,23 +104,49 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
 
 def test_reruns_touch_only_the_changed_material(campaign):
     config = {**RIGID, "structures": {"folder": "structures"},
-              "phonons": {"min_atoms": 16, "temperatures_K": [800]}}  # small and quick
+              "phonons": {"min_atoms": 32, "temperatures_K": [800]}}
     snakemake(campaign, "--cores", "2", config=config)
     assert _planned(campaign, config) == {}
+    status = read_status(campaign)
+    assert status["NaCl"]["status"] == "ok" and status["Na2O"]["stage"] == "stability"
+
+    # Snakemake started through another interpreter path: nothing reruns
+    other = str(Path(sys.executable).with_name("python3"))
+    assert other != sys.executable and _planned(campaign, config, python=other) == {}
+
+    # a descriptor-only key reruns the descriptors (of both materials: the unstable one
+    # only writes 'skipped' again) and the status, never displacements, forces or MD
+    edited = {**config, "phonons": {**config["phonons"], "temperatures_K": [300, 800]}}
+    assert _planned(campaign, edited) == {
+        "phonon_descriptors": {"NaCl", "Na2O"}, "status": {"*"}, "all": {"*"}}
+
+    # a diffusion key reruns the analysis and what reads it, no MD
+    edited = {**config, "diffusion": {"window": [0.2, 0.6]}}
+    assert _planned(campaign, edited) == {
+        "diffusion": {"NaCl/800", "Na2O/800"}, "arrhenius": {"NaCl", "Na2O"},
+        "status": {"*"}, "all": {"*"}}
+
+    # a second MD temperature runs only that temperature's MD and analysis
+    edited = {**config, "md": {**config["md"], "temperatures_K": [800, 900]}}
+    assert _planned(campaign, edited) == {
+        "md": {"NaCl/900", "Na2O/900"}, "diffusion": {"NaCl/900", "Na2O/900"},
+        "arrhenius": {"NaCl", "Na2O"}, "status": {"*"}, "all": {"*"}}
 
     # editing one structure file reruns that material's chain and the aggregate only
     time.sleep(1.1)
     cif = campaign / "structures" / "NaCl.cif"
     cif.write_text(cif.read_text().replace("5.6402", "5.6500"))
     planned = _planned(campaign, config)
-    assert planned["intake"] == {"NaCl"} and planned["relax"] == {"NaCl"}
-    assert "status" in planned
+    assert {m for jobs in planned.values() for m in jobs} == {"NaCl", "NaCl/800", "*"}
+    assert planned["intake"] == {"NaCl"} and planned["md"] == {"NaCl/800"}
     snakemake(campaign, "--cores", "2", config=config)
 
-    # a per-material setting reruns that material's relax only
+    # a per-material relax setting reruns that material's chain only
     config["overrides"] = {"Na2O": {"relax": {"fmax_eV_A": 0.002}}}
     planned = _planned(campaign, config)
-    assert planned["relax"] == {"Na2O"} and "intake" not in planned
+    assert "intake" not in planned and planned["relax"] == {"Na2O"}
+    assert {m for jobs in planned.values() for m in jobs} == {"Na2O", "Na2O/800", "*"}
+    assert planned["forces"] == {"Na2O"} and planned["md"] == {"Na2O/800"}
     snakemake(campaign, "--cores", "2", config=config)
     relax = json.loads((campaign / "results/materials/Na2O/relax/relax.json").read_text())
     assert relax["provenance"]["parameters"]["fmax_eV_A"] == 0.002

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import PhonionError
+from .settings import DiffusionSettings
 
 
 class TrajectoryTooShort(PhonionError):
@@ -189,12 +190,12 @@ def vdos_centre(freq_THz: np.ndarray, g: np.ndarray, f_max_THz: float | None = N
 def _mobile_positions(traj: dict, mobile_symbol: str) -> tuple[np.ndarray, np.ndarray]:
     """Symbols and drift-corrected positions: the host (framework) centre is held fixed,
     as in pymatgen's DiffusionAnalyzer."""
-    from .io import symbols_of
+    from .formats import symbols_of
 
     symbols = symbols_of(traj["numbers"])
     mobile = symbols == mobile_symbol
     if not mobile.any():
-        raise ValueError(f"no {mobile_symbol} atoms in the trajectory")
+        raise PhonionError(f"no {mobile_symbol} atoms in the trajectory")
     pos = np.asarray(traj["positions_A"], float)
     if (~mobile).any():
         pos = pos - pos[:, ~mobile].mean(axis=1, keepdims=True)
@@ -224,19 +225,20 @@ def d_avg_converged(traj: dict, mobile_symbol: str, target_rel_stderr: float,
     return bool(duration >= min_duration_ps and rel < target_rel_stderr), info
 
 
-def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
-                       intercept: bool = False, weighting: str = "inverse_time",
-                       melt_d_threshold_A2_ps: float = 1e-2,
-                       melt_msd_threshold_A2: float = 1.0,
-                       min_duration_ps: float = 5.0) -> tuple[dict, dict]:
-    """Diffusion scalars and arrays of one trajectory (:func:`phonion.md.read_trajectory`
+def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
+                       acoustic_cutoff_THz: float | None = None) -> tuple[dict, dict]:
+    """Diffusion scalars and arrays of one trajectory (:func:`phonion.formats.read_trajectory`
     layout; AIMD parsed into the same layout works unchanged).
+
+    With the material's harmonic ``acoustic_cutoff_THz`` the ratio of the mobile-ion VDOS
+    centre to it (seed 000 Fig. 3) is reported too.
 
     Positions are corrected for the drift of the host (framework) centre, as in
     pymatgen's DiffusionAnalyzer, before the MSD is taken. A run shorter than
     ``min_duration_ps`` is marked ``too_short`` and gets no melt verdict: its MSD is still
     dominated by the vibrational plateau.
     """
+    mobile_symbol, window, intercept, weighting = s.mobile_ion, s.window, s.intercept, s.weighting
     symbols, pos = _mobile_positions(traj, mobile_symbol)
     mobile = symbols == mobile_symbol
     dt = float(traj["frame_dt_ps"])
@@ -256,6 +258,7 @@ def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
         "d_directions_A2_ps": [d.d_A2_ps for d in d_dir],
         "temperature_mean_K": float(np.mean(traj["temperature_K"])),
         "temperature_target_K": float(traj["target_temperature_K"]),
+        "mobile_ion_density_per_A3": float(mobile.sum() / abs(np.linalg.det(traj["cell_A"]))),
     }
     arrays = {"time_ps": np.arange(len(pos)) * dt}
     melted, why = False, ""
@@ -264,8 +267,8 @@ def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
         m = m_mob if name == mobile_symbol else msd(pos[:, sel])
         arrays[f"msd/{name}_A2"] = m.mean(axis=1)  # (frames, 3)
         if name != mobile_symbol:
-            flag, reason = melt_check(m, dt, melt_d_threshold_A2_ps, melt_msd_threshold_A2,
-                                      window, intercept, weighting)
+            flag, reason = melt_check(m, dt, s.melt_d_threshold_A2_ps,
+                                      s.melt_msd_threshold_A2, window, intercept, weighting)
             out[f"d_{name}_A2_ps"] = diffusion_coefficient(m, dt, **kw).d_A2_ps
             if flag and not melted:
                 melted, why = True, f"{name}: {reason}"
@@ -276,9 +279,17 @@ def analyze_trajectory(traj: dict, mobile_symbol: str, window=(0.1, 0.5),
         out[f"vdos_centre_{name}_THz"] = vdos_centre(freq, g, f_max)
         out[f"vdos_support_max_{name}_THz"] = f_max
     out["vdos_centre_mobile_THz"] = out[f"vdos_centre_{mobile_symbol}_THz"]
-    out["too_short"] = out["duration_ps"] < min_duration_ps
+    if acoustic_cutoff_THz:
+        out["acoustic_cutoff_THz"] = acoustic_cutoff_THz
+        out["vdos_centre_over_acoustic_cutoff"] = (out["vdos_centre_mobile_THz"]
+                                                   / acoustic_cutoff_THz)
+    out["too_short"] = out["duration_ps"] < s.min_duration_ps
     if out["too_short"]:  # the vibrational MSD plateau dominates: no melt verdict
         melted, why = False, ""
     out["melted"] = melted
     out["melt_reason"] = why
+    out["status"], out["reason"] = ("failed", why) if melted else ("ok", "")
+    if out["too_short"]:
+        out["reason"] = (f"run of {out['duration_ps']:.2f} ps < diffusion.min_duration_ps: D "
+                         "and the melt filter are not meaningful")
     return out, arrays

@@ -22,27 +22,9 @@ from ase import Atoms
 from ase.build.supercells import eval_length_deviation, find_optimal_cell_shape
 
 from .errors import StructureRejected
-
-
-def to_phonopy(atoms: Atoms):
-    """ASE → PhonopyAtoms."""
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
-                        scaled_positions=atoms.get_scaled_positions())
-
-
-def to_ase(patoms) -> Atoms:
-    """PhonopyAtoms → ASE."""
-    return Atoms(symbols=patoms.symbols, cell=patoms.cell,
-                 scaled_positions=patoms.scaled_positions, pbc=True)
-
-
-def inscribed_diameter_A(cell: np.ndarray) -> float:
-    """Smallest distance between opposite faces of a cell (Å): the periodic-image length."""
-    volume = abs(np.linalg.det(cell))
-    return float(min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)))
+from .harmonic import SupercellChoice, phonopy_for, to_ase, to_phonopy
+from .settings import DisplaceSettings
+from .symmetry import inscribed_diameter_A
 
 
 def _point_group_rotations(atoms: Atoms, symprec: float) -> np.ndarray:
@@ -70,25 +52,8 @@ def _conventional_matrix(atoms: Atoms, symprec: float) -> np.ndarray:
     return np.rint(std[0] @ np.linalg.inv(atoms.cell.array)).astype(int)
 
 
-@dataclass
-class SupercellChoice:
-    """Supercell = diag(dim) × unit cell, unit cell = ``unit_matrix`` × primitive cell.
-
-    pheasy only accepts a diagonal supercell of its input cell, so a general
-    supercell matrix P of the primitive cell is factored as P = diag(dim) · M
-    with M the "unit cell" handed to phonopy and pheasy.
-    """
-
-    unit_matrix: np.ndarray  # M (integer, rows in primitive lattice vectors)
-    dim: np.ndarray  # (3,) integers
-
-    @property
-    def supercell_matrix(self) -> np.ndarray:
-        return np.diag(self.dim) @ self.unit_matrix
-
-
-def choose_supercell(atoms: Atoms, min_atoms: int = 80, max_atoms: int = 400,
-                     min_length_A: float = 0.0, symprec: float = 1e-3) -> SupercellChoice:
+def choose_supercell(atoms: Atoms, s: DisplaceSettings = DisplaceSettings()
+                     ) -> SupercellChoice:
     """Near-isotropic supercell with ≥ ``min_atoms`` atoms that keeps the full point group.
 
     Candidates are diagonal multiples of the primitive and of the conventional
@@ -99,11 +64,12 @@ def choose_supercell(atoms: Atoms, min_atoms: int = 80, max_atoms: int = 400,
     ``min_length_A``, the one minimising ``atoms × (1 + 2 × length deviation)``
     wins (ASE ``eval_length_deviation``: 0 for a cube).
     """
+    min_atoms, max_atoms, min_length_A = s.min_atoms, s.max_atoms, s.min_length_A
     n_prim = len(atoms)
     n_min = max(1, math.ceil(min_atoms / n_prim))
     n_max = math.floor(max_atoms / n_prim)
-    rotations = _point_group_rotations(atoms, symprec)
-    conv = _conventional_matrix(atoms, symprec)
+    rotations = _point_group_rotations(atoms, s.symprec)
+    conv = _conventional_matrix(atoms, s.symprec)
     eye = np.eye(3, dtype=int)
     candidates = [SupercellChoice(eye, np.array(d)) for d in
                   itertools.product(range(1, 9), repeat=3)]
@@ -129,20 +95,6 @@ def choose_supercell(atoms: Atoms, min_atoms: int = 80, max_atoms: int = 400,
             f"no symmetry-preserving supercell with {min_atoms}..{max_atoms} atoms "
             f"(phonons.min_atoms/max_atoms) and face distances >= {min_length_A} Å")
     return best[1]
-
-
-def phonopy_for(primitive: Atoms, choice: SupercellChoice):
-    """Phonopy object whose unit cell is M·primitive, supercell diag(dim), primitive back."""
-    from phonopy import Phonopy
-
-    unit = to_phonopy(primitive)
-    M = choice.unit_matrix
-    if not np.array_equal(M, np.eye(3, dtype=int)):
-        from phonopy.structure.cells import get_supercell
-
-        unit = get_supercell(unit, M)
-    return Phonopy(unit, supercell_matrix=np.diag(choice.dim),
-                   primitive_matrix=np.linalg.inv(M).T if M.any() else None, log_level=0)
 
 
 def count_free_parameters(supercell: Atoms, orders: tuple[int, ...] = (2,)) -> dict[int, int]:
@@ -186,21 +138,19 @@ class Displacements:
         }
 
 
-def displace(atoms: Atoms, amplitude_A: float = 0.03, min_atoms: int = 80,
-             max_atoms: int = 400, min_length_A: float = 0.0, orders: tuple[int, ...] = (2,),
-             safety_factor: float = 4.0, min_snapshots: int = 2, seed: int = 0,
-             symprec: float = 1e-3) -> Displacements:
+def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings()) -> Displacements:
     """Supercell of the (relaxed primitive) cell and random displacements of fixed norm.
 
     Every atom of every snapshot is displaced by exactly ``amplitude_A`` in a
     random direction (phonopy ``generate_displacements(number_of_snapshots=…,
     distance=…)``, seed 000).
     """
-    choice = choose_supercell(atoms, min_atoms, max_atoms, min_length_A, symprec)
+    choice = choose_supercell(atoms, s)
     ph = phonopy_for(atoms, choice)
     supercell = to_ase(ph.supercell)
-    n_free = count_free_parameters(supercell, orders)
-    n = n_snapshots(n_free, len(supercell), safety_factor, min_snapshots)
-    ph.generate_displacements(distance=amplitude_A, number_of_snapshots=n, random_seed=seed)
+    n_free = count_free_parameters(supercell, s.orders)
+    n = n_snapshots(n_free, len(supercell), s.safety_factor, s.min_snapshots)
+    ph.generate_displacements(distance=s.amplitude_A, number_of_snapshots=n,
+                              random_seed=s.seed)
     disp = np.asarray(ph.dataset["displacements"], dtype=float)
-    return Displacements(choice, supercell, disp, n_free, amplitude_A, seed)
+    return Displacements(choice, supercell, disp, n_free, s.amplitude_A, s.seed)

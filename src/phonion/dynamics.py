@@ -19,13 +19,17 @@ in Å, frames × atoms × 3) and the time between frames in ps. No Snakemake her
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
-from .io import symbols_of
+from .errors import PhonionError
+from .formats import symbols_of
+from .settings import DynamicsSettings
+from .symmetry import inscribed_diameter_A
 
 
 def _frames(n_frames: int, max_frames: int) -> np.ndarray:
@@ -37,13 +41,6 @@ def _radial_grid(r_max_A: float, bin_A: float) -> tuple[np.ndarray, np.ndarray, 
     """Bin edges, bin centres (Å) and shell volumes 4π/3 (r₊³ − r₋³) (Å³) up to ``r_max_A``."""
     edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
     return edges, 0.5 * (edges[1:] + edges[:-1]), 4.0 / 3.0 * np.pi * np.diff(edges**3)
-
-
-def _min_width(cell: np.ndarray) -> float:
-    """Smallest distance between opposite faces of the cell (Å)."""
-    volume = abs(np.linalg.det(cell))
-    return float(min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)))
 
 
 def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
@@ -65,11 +62,11 @@ def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
     for a, b in pairs:
         n_a, n_b = int((symbols == a).sum()), int((symbols == b).sum())
         if n_a == 0 or n_b == 0 or (a == b and n_a < 2):
-            raise ValueError(f"no {a}–{b} pairs in the trajectory")
+            raise PhonionError(f"no {a}–{b} pairs in the trajectory")
         norm[a, b] = n_a * (n_b - 1) if a == b else n_a * n_b
     cell = np.asarray(cell_A, float)
     idx = _frames(len(positions_A), max_frames)
-    width = _min_width(cell)
+    width = inscribed_diameter_A(cell)
     if r_max_A <= width:
         # Vectorised over the A atoms, much faster than a full neighbour list. A vector
         # shorter than width/2 has every fractional coordinate in (−½, ½), so the wrapped
@@ -138,7 +135,7 @@ def van_hove_self(positions_A: np.ndarray, dt_ps: float, lags_ps: np.ndarray,
     for k, lag in enumerate(lags_ps):
         m = int(round(lag / dt_ps))
         if m < 1 or m >= len(x):
-            raise ValueError(f"lag {lag} ps outside the trajectory (frame step {dt_ps} ps)")
+            raise PhonionError(f"lag {lag} ps outside the trajectory (frame step {dt_ps} ps)")
         d = np.linalg.norm(x[m:] - x[:-m], axis=2).ravel()
         out[k] = np.histogram(d, edges)[0] / (d.size * shell)
     return r, out
@@ -289,7 +286,7 @@ def hop_rotation_coupling(positions_A: np.ndarray, cell_A: np.ndarray, unit: Pol
             if th_m[1:].std() == 0 or th_a[1:].std() == 0:
                 continue
             coeffs.append(float(np.corrcoef(th_m[1:], th_a[1:])[0, 1]))
-    return {"mean_pearson": float(np.mean(coeffs)) if coeffs else float("nan"),
+    return {"mean_pearson": float(np.mean(coeffs)) if coeffs else None,
             "n_events": len(coeffs), "pearson": coeffs}
 
 
@@ -302,7 +299,7 @@ def tetrahedral_angles(vectors_A: np.ndarray) -> np.ndarray:
     angles of the faces of each tetrahedral unit, from the centre→ligand vectors (frames ×
     units × 4 × 3). A regular tetrahedron gives 60° everywhere."""
     if vectors_A.shape[-2] != 4:
-        raise ValueError("tetrahedral angles need units with 4 ligands")
+        raise PhonionError("tetrahedral angles need units with 4 ligands")
     out = []
     for i, j, k in _TRIPLES:
         dij = vectors_A[..., j, :] - vectors_A[..., i, :]
@@ -329,12 +326,11 @@ def angular_velocity(theta_deg: np.ndarray, dt_ps: float, cutoff_cm1: float | No
     return (th[2:] - th[:-2]) / (2 * dt_ps)
 
 
-ANALYSES = ("rdf", "van_hove", "reorientation", "tetrahedra")
-
-
-def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[dict, dict]:
-    """The analyses switched on in ``settings`` (config section ``dynamics``) for one
+def analyze_dynamics(traj: dict, s: DynamicsSettings) -> tuple[dict, dict]:
+    """The analyses switched on in ``s`` (config section ``dynamics``) for one
     trajectory → (scalars, arrays). Scalars are named with units; arrays go to HDF5."""
+    mobile_symbol = s.mobile_ion
+    settings = dataclasses.asdict(s)
     symbols = symbols_of(traj["numbers"])
     pos = np.asarray(traj["positions_A"], float)
     cell = np.asarray(traj["cell_A"], float)
@@ -343,8 +339,8 @@ def analyze_dynamics(traj: dict, mobile_symbol: str, settings: dict) -> tuple[di
     mobile = np.nonzero(symbols == mobile_symbol)[0]
     r_max = float(settings["r_max_A"])
     bin_a = float(settings["bin_A"])
-    out: dict = {"mobile_ion": mobile_symbol,
-                 "analyses": [a for a in ANALYSES if settings.get(a)],
+    out: dict = {"mobile_ion": mobile_symbol, "analyses": s.analyses,
+                 "rotation_threshold": s.rotation_threshold,
                  "duration_ps": duration, "frame_dt_ps": dt}
     arrays: dict = {}
     if settings.get("rdf"):

@@ -1,4 +1,15 @@
-"""Domain exceptions. Every message names what is wrong and what to set."""
+"""Domain exceptions. Every message names what is wrong and what to set.
+
+The stage runner (:mod:`phonion.runner`) turns them into a stage status:
+:class:`StructureRejected` and :class:`UnsupportedElements` → ``rejected`` (input the
+campaign cannot use), :class:`DamagedFile` → ``error`` (the file is removed so that a
+rerun regenerates it), every other :class:`PhonionError` → ``failed`` (the science says
+no), any other exception → ``error`` with its traceback in the log.
+"""
+
+from __future__ import annotations
+
+import os
 
 
 class PhonionError(Exception):
@@ -19,3 +30,11 @@ class ModelUnavailable(PhonionError):
 
 class UnsupportedElements(PhonionError):
     """The chosen model has no parameters for some elements of a structure."""
+
+
+class DamagedFile(PhonionError):
+    """A file phonion wrote earlier is missing, truncated or holds invalid data."""
+
+    def __init__(self, path: str | os.PathLike, why: str):
+        self.path = os.fspath(path)
+        super().__init__(f"damaged file {self.path}: {why}")

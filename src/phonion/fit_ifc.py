@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PhonionError
+from .settings import FitIfcSettings
 
 #: Restores numpy.math (removed in NumPy 2) and runs pheasy's command line.
 PHEASY_SHIM = (
@@ -63,14 +64,16 @@ def _grab(log: str, key: str) -> float | None:
 
 
 def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
-                        fc3: bool = False, fc3_cutoff_A: float = 4.5,
-                        alpha_min_exp: int = -12, alpha_max_exp: int = -2, n_alpha: int = 50,
-                        cv_folds: int = 5, rotational_sum_rules: str = "BHH",
-                        symprec: float = 1e-3, python: str | None = None,
+                        s: FitIfcSettings = FitIfcSettings(), python: str | None = None,
+                        n_alpha: int = 50, cv_folds: int = 5,
                         workdir: str | Path | None = None, log=sys.stdout) -> FitResult:
-    """LASSO fit of fc2 (and fc3) with pheasy on the supercell of ``ph`` (phonopy object
-    whose supercell matrix is diagonal), from displacements (Å) and forces (eV/Å) with
-    residual forces already subtracted; shapes (n_snapshots, N, 3)."""
+    """LASSO fit of fc2 (and fc3 with ``s.fc3``) with pheasy on the supercell of ``ph``
+    (phonopy object whose supercell matrix is diagonal), from displacements (Å) and forces
+    (eV/Å) with residual forces already subtracted; shapes (n_snapshots, N, 3).
+    ``python``: interpreter that runs pheasy (default this one, through the shim)."""
+    fc3, fc3_cutoff_A = s.fc3, s.fc3_cutoff_A
+    alpha_min_exp, alpha_max_exp = s.alpha_min_log10, s.alpha_max_log10
+    rotational_sum_rules, symprec = s.rotational_sum_rules, s.symprec
     from phonopy.file_IO import parse_FORCE_CONSTANTS
     from phonopy.interface.vasp import write_vasp
 
@@ -139,9 +142,22 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
         "n_snapshots": n,
         "wall_time_s": time.perf_counter() - t0,
     }
+    diag["rmse_check_eV_A"] = force_rmse(fc2, displacements_A, forces_eV_A)
+    diag["acoustic_sum_rule_residual_eV_A2"] = float(abs(fc2.sum(axis=1)).max())
     if tmp is not None:
         tmp.cleanup()
     return FitResult(fc2, fc3_arr, diag)
+
+
+def alpha_warning(diag: dict) -> str:
+    """'' unless the cross-validated alpha sits on a bound of its search range: then the
+    fit is effectively least squares (lower bound) or over-regularised (upper bound)."""
+    if not diag.get("alpha_on_bound"):
+        return ""
+    return (f"alpha = {diag['alpha']:.1e} sits on a search bound "
+            f"(10^{diag['alpha_search_log10']}): the fit is effectively least squares "
+            "(lower bound) or over-regularised (upper bound); widen "
+            "phonons.alpha_min_log10/alpha_max_log10")
 
 
 def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> np.ndarray:

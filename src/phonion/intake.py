@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.neighborlist import neighbor_list
 
 from .errors import ConfigError, StructureRejected
+from .settings import IntakeSettings
 from .symmetry import primitive, spacegroup
 
 #: File names recognised in a structures folder.
@@ -127,13 +128,14 @@ def min_distance(atoms: Atoms, cutoff_A: float) -> float | None:
     return float(d.min()) if len(d) else None
 
 
-def triage(atoms: Atoms, mobile_ion: str, max_atoms: int, min_distance_A: float,
-           symprec: float = 1e-3) -> Atoms:
+def triage(atoms: Atoms, s: IntakeSettings = IntakeSettings()) -> Atoms:
     """Return the primitive cell of ``atoms`` or raise :class:`StructureRejected`.
 
     Checks, in order: the mobile ion is present; no two atoms closer than
     ``min_distance_A`` (Å); the primitive cell has at most ``max_atoms`` atoms.
     """
+    mobile_ion, max_atoms, min_distance_A, symprec = (s.mobile_ion, s.max_atoms,
+                                                      s.min_distance_A, s.symprec)
     symbols = set(atoms.get_chemical_symbols())
     if mobile_ion not in symbols:
         raise StructureRejected(
@@ -165,5 +167,6 @@ def describe(atoms: Atoms, symprec: float = 1e-3) -> dict:
         "spacegroup": sg,
         "spacegroup_number": num,
         "volume_A3": float(atoms.get_volume()),
-        "density_g_cm3": float(np.sum(atoms.get_masses()) / atoms.get_volume() * 1.66053906660),
+        "density_g_cm3": float(np.sum(atoms.get_masses()) * units._amu * 1e3
+                               / (atoms.get_volume() * 1e-24)),
     }

@@ -2,12 +2,14 @@
 
 The verb is :func:`run_md`. Frames (unwrapped positions Å, velocities Å/ps, potential
 energy eV, temperature K, step) go to ``trajectory.h5`` every ``interval`` production
-steps. The file carries its own checkpoint: the state (positions, velocities, step) is
-saved with every frame and every ``interval`` equilibration steps, and the attribute
-``committed_step`` is written last and flushed. A rerun after SIGTERM, SIGKILL or a wall-time
-limit truncates the datasets to the committed frames, restores the state and continues to
-exactly the requested step count: no duplicated or missing frames. SIGTERM/SIGINT are
-caught and end the run cleanly at the next step boundary.
+steps (:class:`~phonion.formats.TrajectoryWriter`). The file carries its own checkpoint:
+the state (positions, velocities, the thermostat's random state and chain variables) is
+saved with every frame and every ``interval`` equilibration steps, and ``committed_step``
+is written last and flushed. A rerun after SIGTERM, SIGKILL or a wall-time limit truncates
+the datasets to the committed frames, restores the state and continues to exactly the
+requested step count: no duplicated or missing frames, and on the same machine the same
+trajectory as an uninterrupted run, bit for bit. SIGTERM/SIGINT are caught and end the
+run cleanly at the next step boundary.
 
 Divergence (non-finite forces, a force above ``max_force_eV_A``, a temperature above
 ``max_temperature_factor`` × target, two atoms closer than ``min_distance_A``) stops the run
@@ -21,10 +23,9 @@ import json
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
@@ -33,6 +34,11 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.neighborlist import neighbor_list
 
 from .errors import PhonionError
+from .formats import TrajectoryWriter, read_trajectory
+from .settings import MDSettings
+
+__all__ = ["Diverged", "Interrupted", "MDSettings", "run_md", "run_adaptive",
+           "read_trajectory"]
 
 V_ASE_TO_A_PS = units.fs * 1000.0  # ASE velocity unit -> Å/ps
 
@@ -45,26 +51,8 @@ class Interrupted(PhonionError):
     """SIGTERM/SIGINT arrived; the trajectory is consistent up to the committed step."""
 
 
-@dataclass
-class MDSettings:
-    temperature_K: float = 800.0
-    timestep_fs: float = 1.5
-    equilibration_steps: int = 10_000
-    production_steps: int = 40_000
-    interval: int = 4
-    thermostat: str = "langevin"  # langevin | bussi | nose_hoover_chain
-    friction_per_fs: float = 0.01  # Langevin
-    tau_fs: float = 100.0  # Bussi / Nosé–Hoover damping time
-    seed: int = 0
-    max_force_eV_A: float = 50.0
-    max_temperature_factor: float = 5.0
-    min_distance_A: float = 0.5
-    initial_state: str = "harmonic"  # harmonic (from fc2, when given) | maxwell_boltzmann
-
-
-def _thermostat(atoms: Atoms, s: MDSettings, step: int):
+def _thermostat(atoms: Atoms, s: MDSettings, rng: np.random.Generator):
     dt = s.timestep_fs * units.fs
-    rng = np.random.default_rng([s.seed, step])  # deterministic, fresh after a resume
     if s.thermostat == "langevin":
         from ase.md.langevin import Langevin
 
@@ -85,12 +73,32 @@ def _thermostat(atoms: Atoms, s: MDSettings, step: int):
                        "nose_hoover_chain")
 
 
+def _thermostat_state(dyn, rng: np.random.Generator) -> str:
+    """JSON of what a resumed run needs besides positions and velocities: the random
+    generator's state and, for the Nosé–Hoover chain, its variables."""
+    state: dict = {"rng": rng.bit_generator.state}
+    chain = getattr(dyn, "_thermostat", None)
+    if chain is not None:
+        state["nhc"] = [chain._eta.tolist(), chain._p_eta.tolist()]
+    return json.dumps(state)
+
+
+def _restore_thermostat(dyn, rng: np.random.Generator, text: str) -> None:
+    if not text:
+        return
+    state = json.loads(text)
+    rng.bit_generator.state = state["rng"]
+    chain = getattr(dyn, "_thermostat", None)
+    if chain is not None and "nhc" in state:
+        chain._eta = np.array(state["nhc"][0])
+        chain._p_eta = np.array(state["nhc"][1])
+
+
 def _fingerprint(s: MDSettings, atoms: Atoms) -> str:
     """Settings and starting structure that define the run, except its length: a longer
     ``production_steps`` extends an existing trajectory instead of restarting it, a changed
     structure (relaxed again, another supercell) starts over."""
-    d = asdict(s)
-    d.pop("production_steps")
+    d = s.run_fingerprint()
     h = hashlib.sha256()
     for arr in (atoms.numbers, np.round(atoms.cell.array, 6), np.round(atoms.positions, 6)):
         h.update(np.ascontiguousarray(arr).tobytes())
@@ -100,93 +108,24 @@ def _fingerprint(s: MDSettings, atoms: Atoms) -> str:
 
 def committed_production_steps(path: str | Path, settings: MDSettings, atoms: Atoms) -> int:
     """Production steps already committed in ``path`` by a run with these settings (0 if
-    there is no such file or it was made with other settings)."""
+    there is no such file, it is unreadable, or it was made with other settings)."""
+    import h5py
+
     path = Path(path)
     if not path.exists():
         return 0
     try:
         with h5py.File(path, "r") as h5:
-            if h5.attrs.get("settings") != _fingerprint(settings, atoms):
+            if h5.attrs.get("fingerprint") != _fingerprint(settings, atoms):
                 return 0
             step = int(h5.attrs.get("committed_step", -1))
-    except OSError:  # a file killed before its first flush
+    except (OSError, KeyError, ValueError):  # killed before its first flush, or damaged
         return 0
     return max(step - settings.equilibration_steps, 0)
 
 
-class _Trajectory:
-    """The HDF5 file: frames, the state checkpoint and the commit marker."""
-
-    def __init__(self, path: Path, atoms: Atoms, s: MDSettings):
-        self.path = path
-        new = not path.exists()
-        self.h5 = h5py.File(path, "a")
-        n = len(atoms)
-        fingerprint = _fingerprint(s, atoms)
-        stale = self.h5.attrs.get("settings") != fingerprint  # other or unknown settings
-        total = s.equilibration_steps + s.production_steps
-        beyond = int(self.h5.attrs.get("committed_step", -1)) > total  # asked for a shorter run
-        if new or stale or beyond or "committed_step" not in self.h5.attrs:  # restart
-            for key in list(self.h5.keys()):
-                del self.h5[key]
-            h = self.h5
-            h.attrs["settings"] = fingerprint
-            h.attrs["numbers"] = atoms.numbers
-            h.attrs["masses_amu"] = atoms.get_masses()
-            h.attrs["cell_A"] = atoms.cell.array
-            h.attrs["dt_fs"] = s.timestep_fs
-            h.attrs["interval"] = s.interval
-            h.attrs["frame_dt_ps"] = s.timestep_fs * s.interval / 1000.0
-            h.attrs["target_temperature_K"] = s.temperature_K
-            h.attrs["equilibration_steps"] = s.equilibration_steps
-            h.attrs["thermostat"] = s.thermostat
-            for name, shape in (("positions_A", (n, 3)), ("velocities_A_ps", (n, 3))):
-                h.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype="f8",
-                                 chunks=(max(1, 4096 // n), *shape))
-            for name, dt in (("potential_energy_eV", "f8"), ("temperature_K", "f8"),
-                             ("step", "i8")):
-                h.create_dataset(name, (0,), maxshape=(None,), dtype=dt, chunks=(1024,))
-            h.create_dataset("state/positions_A", data=atoms.positions)
-            h.create_dataset("state/velocities_A_ps",
-                             data=atoms.get_velocities() * V_ASE_TO_A_PS)
-            h.attrs["n_frames"] = 0
-            h.attrs["committed_step"] = -1  # nothing committed: start from scratch
-            h.flush()
-
-    @property
-    def committed_step(self) -> int:
-        return int(self.h5.attrs["committed_step"])
-
-    def restore(self, atoms: Atoms) -> int:
-        """Truncate to the committed frames, restore the state; return the steps done."""
-        n = int(self.h5.attrs["n_frames"])
-        for name in ("positions_A", "velocities_A_ps", "potential_energy_eV", "temperature_K",
-                     "step"):
-            self.h5[name].resize(n, axis=0)
-        atoms.positions = self.h5["state/positions_A"][()]
-        atoms.set_velocities(self.h5["state/velocities_A_ps"][()] / V_ASE_TO_A_PS)
-        return self.committed_step
-
-    def commit(self, atoms: Atoms, step: int, frame: tuple | None) -> None:
-        h = self.h5
-        if frame is not None:
-            n = int(h.attrs["n_frames"])
-            for name, value in zip(("positions_A", "velocities_A_ps", "potential_energy_eV",
-                                    "temperature_K", "step"), frame, strict=True):
-                h[name].resize(n + 1, axis=0)
-                h[name][n] = value
-        h["state/positions_A"][...] = atoms.positions
-        h["state/velocities_A_ps"][...] = atoms.get_velocities() * V_ASE_TO_A_PS
-        if frame is not None:
-            h.attrs["n_frames"] = int(h.attrs["n_frames"]) + 1
-        h.attrs["committed_step"] = step
-        h.flush()
-
-    def close(self) -> None:
-        self.h5.close()
-
-
-def initial_state(atoms: Atoms, s: MDSettings, force_constants: np.ndarray | None) -> str:
+def initial_state(atoms: Atoms, s: MDSettings, force_constants: np.ndarray | None,
+                  rng: np.random.Generator) -> str:
     """Set the starting velocities (and, for ``harmonic``, displacements) at s.temperature_K.
 
     ``harmonic``: every phonon mode of the supercell's force constants (N × N × 3 × 3, eV/Å²)
@@ -199,7 +138,6 @@ def initial_state(atoms: Atoms, s: MDSettings, force_constants: np.ndarray | Non
     back to Maxwell–Boltzmann (and says so) without force constants or when they have
     negative or non-translational zero eigenvalues. Returns the state used.
     """
-    rng = np.random.default_rng(s.seed)
     if s.initial_state == "harmonic" and force_constants is not None:
         from ase.md.velocitydistribution import phonon_harmonics
 
@@ -234,15 +172,23 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
     path = Path(path)
     atoms = atoms.copy()
     atoms.calc = calculator
-    traj = _Trajectory(path, atoms, s)
     total = s.equilibration_steps + s.production_steps
+    meta = {"dt_fs": s.timestep_fs, "interval": s.interval,
+            "frame_dt_ps": s.timestep_fs * s.interval / 1000.0,
+            "target_temperature_K": s.temperature_K,
+            "equilibration_steps": s.equilibration_steps, "thermostat": s.thermostat}
+    traj = TrajectoryWriter(path, atoms, _fingerprint(s, atoms), meta, total)
+    rng = np.random.default_rng(s.seed)
+    saved = ""
     if traj.committed_step >= 0:
-        start = traj.restore(atoms)
+        start, positions, momenta, saved = traj.restore()
+        atoms.positions = positions
+        atoms.set_momenta(momenta)
         resumed_from = start if start < total else None
-        started_from = traj.h5.attrs.get("initial_state", "unknown")
+        started_from = traj.attr("initial_state", "unknown")
     else:
-        started_from = initial_state(atoms, s, force_constants)
-        traj.h5.attrs["initial_state"] = started_from
+        started_from = initial_state(atoms, s, force_constants, rng)
+        traj.set_attr("initial_state", started_from)
         start, resumed_from = 0, None
     stop = {"signal": None}
 
@@ -254,7 +200,8 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
     last_report = t0
     n_steps_done = 0
     try:
-        dyn = _thermostat(atoms, s, start)
+        dyn = _thermostat(atoms, s, rng)
+        _restore_thermostat(dyn, rng, saved)
         done = start  # steps completed
         while done < total:
             if stop["signal"] is not None:
@@ -270,9 +217,10 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
             _check(atoms, forces, temp, done, s)
             frame = None
             if done > s.equilibration_steps and done % s.interval == 0:
-                frame = (atoms.positions.copy(), atoms.get_velocities() * V_ASE_TO_A_PS,
-                         epot, temp, done)
-            traj.commit(atoms, done, frame)
+                frame = (atoms.positions.copy(), atoms.get_velocities() * V_ASE_TO_A_PS, epot,
+                         temp, done)
+            traj.commit(done, atoms.positions, atoms.get_momenta(), _thermostat_state(dyn, rng),
+                        frame)
             now = time.perf_counter()
             if log and now - last_report > progress_every_s:
                 rate = n_steps_done / (now - t0)
@@ -280,7 +228,7 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
                       f"ETA {(total - done) / rate / 60:.1f} min", file=log, flush=True)
                 last_report = now
         wall = time.perf_counter() - t0
-        n_frames = int(traj.h5.attrs["n_frames"])
+        n_frames = int(traj.attr("n_frames"))
     finally:
         traj.close()
         for sig, h in old.items():
@@ -292,18 +240,24 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
 
 
 def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
-                 path: str | Path, converged, chunk_steps: int, max_production_steps: int,
-                 log=sys.stdout, force_constants: np.ndarray | None = None) -> dict:
-    """Run MD, then extend production in chunks until ``converged(path)`` says so or
-    ``max_production_steps`` is reached (beyond the seeds; md.adaptive in config).
+                 path: str | Path, converged=None, log=sys.stdout,
+                 force_constants: np.ndarray | None = None) -> dict:
+    """Run MD, then extend production in chunks of ``settings.adaptive_chunk_steps`` until
+    ``converged(path)`` says so or ``adaptive_max_production_steps`` is reached (beyond the
+    seeds; ``md.adaptive`` in config).
 
-    ``converged`` takes the trajectory path and returns (done, info): for the workflow,
-    whether the relative standard error of D_avg is below the target. A killed run resumes
+    ``converged`` takes the trajectory path and returns (done, info); the default is
+    :func:`d_avg_converged`: is the relative standard error of D_avg below
+    ``adaptive_target_rel_stderr`` on a run of at least ``adaptive_min_duration_ps``?
+    A killed run resumes
     in the chunk it was in: the production length restarts from the committed steps
     rounded up to the chunk grid, so the sequence of lengths is the same as without the
     kill. Returns :func:`run_md`'s summary of the last chunk with ``production_steps``,
     ``converged``, the per-chunk ``adaptive`` history and totals over all chunks.
     """
+    chunk_steps = settings.adaptive_chunk_steps
+    max_production_steps = settings.adaptive_max_production_steps
+    converged = converged or (lambda p: d_avg_converged(p, settings))
     base = settings.production_steps
     done = committed_production_steps(path, settings, atoms)
     prod = base
@@ -330,6 +284,15 @@ def run_adaptive(atoms: Atoms, calculator: Calculator, settings: MDSettings,
     return summary
 
 
+def d_avg_converged(path: str | Path, s: MDSettings) -> tuple[bool, dict]:
+    """The adaptive stopping rule on the trajectory at ``path`` (see
+    :func:`phonion.diffusion.d_avg_converged`)."""
+    from .diffusion import d_avg_converged as rule
+
+    return rule(read_trajectory(path), s.mobile_ion, s.adaptive_target_rel_stderr,
+                min_duration_ps=s.adaptive_min_duration_ps)
+
+
 def _check(atoms: Atoms, forces: np.ndarray, temp: float, step: int, s: MDSettings) -> None:
     if not np.all(np.isfinite(forces)) or not np.all(np.isfinite(atoms.positions)):
         raise Diverged(f"non-finite forces or positions at step {step}")
@@ -342,15 +305,3 @@ def _check(atoms: Atoms, forces: np.ndarray, temp: float, step: int, s: MDSettin
     d = neighbor_list("d", atoms, s.min_distance_A)
     if len(d):
         raise Diverged(f"two atoms {d.min():.2f} Å apart (< md.min_distance_A) at step {step}")
-
-
-def read_trajectory(path: str | Path) -> dict:
-    """Frames and metadata of a trajectory file (arrays in Å, Å/ps, eV, K)."""
-    with h5py.File(path, "r") as h5:
-        n = int(h5.attrs["n_frames"])
-        out = {k: h5[k][:n] for k in ("positions_A", "velocities_A_ps", "potential_energy_eV",
-                                      "temperature_K", "step")}
-        out.update({k: h5.attrs[k] for k in ("numbers", "masses_amu", "cell_A", "dt_fs",
-                                             "interval", "frame_dt_ps",
-                                             "target_temperature_K", "committed_step")})
-    return out

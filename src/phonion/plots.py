@@ -1,7 +1,9 @@
-"""Figures of the phonon stage (PNG + SVG), after seed 000 Figs. 4 and 5.
+"""Per-material figures (PNG + SVG): phonon bands of the stability screen, seed 000
+Figs. 4 and 5 analogues of the phonon descriptors, MSD(t), VDOS, Arrhenius and the
+optional dynamics analyses.
 
-Functions take the arrays written by :func:`phonion.descriptors.phonon_descriptors`
-and write ``<base>.png`` and ``<base>.svg`` atomically.
+Functions take a stage's arrays and scalars and write ``<base>.png`` and ``<base>.svg``
+atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .arrhenius import KB_EV_K  # noqa: E402
+from .formats import atomic_path  # noqa: E402
 
 
 def _save(fig, base: str | Path) -> None:
@@ -33,6 +36,22 @@ def _segments(arrays: dict):
     return [(x[s:s + n], slice(s, s + n)) for s, n in zip(starts, lengths, strict=True)]
 
 
+def _band_axes(ax, arrays: dict) -> None:
+    """High-symmetry labels, zero line, limits and label of a band-structure axis."""
+    f = arrays["path/frequencies_THz"]
+    labels = [s.decode() if isinstance(s, bytes) else str(s) for s in arrays["path/labels"]]
+    labels = [r"$\Gamma$" if s in ("GAMMA", "G", "Γ") else s.replace("GAMMA", r"$\Gamma$")
+              for s in labels]
+    pos = arrays["path/label_positions"]
+    ax.set_xticks(pos, labels)
+    for p in pos:
+        ax.axvline(p, color="0.7", lw=0.6)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xlim(arrays["path/distances"][0], arrays["path/distances"][-1])
+    ax.set_ylim(min(0.0, f.min() * 1.05), f.max() * 1.05)
+    ax.set_ylabel("Frequency (THz)")
+
+
 def _coloured_bands(ax, arrays: dict, values: np.ndarray, cmap: str, norm) -> object:
     f = arrays["path/frequencies_THz"]
     lc_last = None
@@ -45,18 +64,34 @@ def _coloured_bands(ax, arrays: dict, values: np.ndarray, cmap: str, norm) -> ob
             lc.set_array(val)
             ax.add_collection(lc)
             lc_last = lc
-    labels = [s.decode() if isinstance(s, bytes) else str(s) for s in arrays["path/labels"]]
-    labels = [r"$\Gamma$" if s in ("GAMMA", "G", "Γ") else s.replace("GAMMA", r"$\Gamma$")
-              for s in labels]
-    pos = arrays["path/label_positions"]
-    ax.set_xticks(pos, labels)
-    for p in pos:
-        ax.axvline(p, color="0.7", lw=0.6)
-    ax.axhline(0, color="0.5", lw=0.6)
-    ax.set_xlim(arrays["path/distances"][0], arrays["path/distances"][-1])
-    ax.set_ylim(min(0.0, f.min() * 1.05), f.max() * 1.05)
-    ax.set_ylabel("Frequency (THz)")
+    _band_axes(ax, arrays)
     return lc_last
+
+
+def plot_bands(arrays: dict, result: dict, title: str, base: str | Path) -> None:
+    """Phonon bands along the seekpath path; the parts below −tolerance (imaginary modes,
+    drawn negative) in red, with the tolerance band and the acoustic cutoff marked."""
+    f = arrays["path/frequencies_THz"]
+    tol = result["tolerance_THz"]
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for x, sl in _segments(arrays):
+        for b in range(f.shape[1]):
+            y = f[sl, b]
+            ax.plot(x, y, color="tab:blue", lw=1.0)
+            if (y < -tol).any():
+                ax.plot(x, np.where(y < -tol, y, np.nan), color="tab:red", lw=1.6)
+    _band_axes(ax, arrays)
+    ax.axhspan(-tol, tol, color="0.85", zorder=0, label=f"±{tol:g} THz tolerance")
+    ax.axhline(result["acoustic_cutoff_THz"], color="k", ls="--", lw=0.8,
+               label=f"acoustic cutoff {result['acoustic_cutoff_THz']:.2f} THz")
+    if not result["stable"]:
+        ax.plot([], [], color="tab:red", lw=1.6, label="below −tolerance (imaginary)")
+    verdict = "dynamically stable" if result["stable"] else (
+        f"dynamically unstable: lowest {result['lowest_frequency_THz']:.2f} THz")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
+              frameon=False)
+    ax.set_title(f"{title} — {verdict}", fontsize=10, pad=22)
+    _save(fig, base)
 
 
 def plot_msd_modes(arrays: dict, temperature_K: float, title: str, base: str | Path) -> None:
@@ -158,19 +193,24 @@ def plot_vdos(arrays: dict, result: dict, acoustic_cutoff_THz: float | None, tit
     _save(fig, base)
 
 
-def plot_arrhenius(temperatures_K, d_A2_ps, stderr_A2_ps, fit: dict | None, title: str,
-                   base: str | Path) -> None:
-    """ln D against 1000/T with error bars and the fitted line."""
-    T = np.asarray(temperatures_K, float)
-    D = np.asarray(d_A2_ps, float)
+def plot_arrhenius(result: dict, title: str, base: str | Path) -> None:
+    """D against 1000/T (log scale) with error bars and the fitted line, from the result
+    of :func:`phonion.arrhenius.arrhenius_stage`."""
+    T = np.asarray(result["temperatures_K"], float)
+    D = np.asarray(result["d_avg_A2_ps"], float)
+    fit = result if "ea_eV" in result else None
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.errorbar(1000 / T, D, yerr=stderr_A2_ps, fmt="o")
+    if len(T):
+        ax.errorbar(1000 / T, D, yerr=result["d_avg_stderr_A2_ps"], fmt="o")
+    else:
+        ax.text(0.5, 0.5, "no usable D", ha="center", va="center", transform=ax.transAxes)
     if fit:
         x = np.linspace(1000 / T.max() * 0.95, 1000 / T.min() * 1.05, 50)
-        ax.plot(x, fit["d0_A2_ps"] * np.exp(-fit["ea_eV"] * x / 1000 / 8.617333262e-5), "k--",
+        ax.plot(x, fit["d0_A2_ps"] * np.exp(-fit["ea_eV"] * x / 1000 / KB_EV_K), "k--",
                 label=f"Ea = {fit['ea_eV']:.3f} ± {fit['ea_stderr_eV']:.3f} eV")
         ax.legend(fontsize=8)
-    ax.set_yscale("log")
+    if len(T) and (D > 0).all():
+        ax.set_yscale("log")
     ax.set_xlabel("1000/T (1/K)")
     ax.set_ylabel("D (Å²/ps)")
     ax.set_title(title, fontsize=10)

@@ -10,18 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.constraints import FixSymmetry
 from ase.filters import ExpCellFilter, FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS
 
 from .errors import ConfigError
+from .settings import RelaxSettings
 from .symmetry import spacegroup
 
 OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS, "LBFGS": LBFGS}
 CELL_FILTERS = {"frechet": FrechetCellFilter, "exp": ExpCellFilter, "none": None}
-EV_A3_TO_GPA = 160.21766208
+EV_A3_TO_GPA = 1.0 / units.GPa
 
 
 @dataclass
@@ -59,16 +60,17 @@ class RelaxResult:
         }
 
 
-def relax(atoms: Atoms, calculator: Calculator, fmax_eV_A: float = 0.005,
-          max_steps: int = 500, optimizer: str = "FIRE", cell_filter: str = "frechet",
-          fix_symmetry: bool = False, symprec: float = 1e-2,
+def relax(atoms: Atoms, calculator: Calculator, s: RelaxSettings = RelaxSettings(),
           logfile: str | None = "-") -> RelaxResult:
-    """Relax positions (and the cell unless ``cell_filter='none'``) to ``fmax_eV_A``.
+    """Relax positions (and the cell unless ``s.cell_filter='none'``) to ``s.fmax_eV_A``.
 
     ``fmax_eV_A`` applies to atomic forces and, through the cell filter, to the
     stress (ASE filters express it as a generalised force). ``fix_symmetry``
     constrains the relaxation to the initial space group (ASE ``FixSymmetry``).
     """
+    fmax_eV_A, max_steps, optimizer, cell_filter = (s.fmax_eV_A, s.max_steps, s.optimizer,
+                                                    s.cell_filter)
+    fix_symmetry, symprec = s.fix_symmetry, s.symprec
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"relax.optimizer '{optimizer}' unknown; use {', '.join(OPTIMIZERS)}")
     if cell_filter not in CELL_FILTERS:
@@ -104,9 +106,9 @@ def relax(atoms: Atoms, calculator: Calculator, fmax_eV_A: float = 0.005,
     )
 
 
-def verdict(result: RelaxResult, fmax_eV_A: float, max_steps: int,
-            on_symmetry_change: str = "fail") -> tuple[str, str]:
+def verdict(result: RelaxResult, s: RelaxSettings = RelaxSettings()) -> tuple[str, str]:
     """Stage status (``ok`` or ``failed``) and one-line reason for a relaxation."""
+    fmax_eV_A, max_steps, on_symmetry_change = s.fmax_eV_A, s.max_steps, s.on_symmetry_change
     if not result.converged:
         return "failed", (
             f"relaxation not converged in {max_steps} steps (max force "

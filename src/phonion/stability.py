@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .phonons import band_path, gamma_acoustic_mask, mesh_modes, mesh_numbers
+from .harmonic import acoustic_cutoff, band_path, gamma_acoustic_mask, mesh_modes, mesh_numbers
+from .settings import StabilitySettings
 
 
-def assess_stability(ph, mesh=30.0, tolerance_THz: float = 0.1, npoints: int = 51) -> dict:
-    """Verdict and evidence: lowest frequencies, imaginary-mode counts, where they are.
+def assess_stability(ph, s: StabilitySettings = StabilitySettings()) -> tuple[dict, dict]:
+    """Verdict and evidence: lowest frequencies, imaginary-mode counts, where they are,
+    and the acoustic cutoff of the band path; plus the band-path arrays for the figure.
 
-    ``mesh``: integers or a length in Å (phonopy). Frequencies are THz; phonopy
-    reports imaginary frequencies as negative numbers.
+    The mesh is Γ-centred with ``s.mesh_length_A`` (Å, phonopy's length rule).
+    Frequencies are THz; phonopy reports imaginary frequencies as negative numbers.
     """
+    mesh, tolerance_THz, npoints = s.mesh_length_A, s.tolerance_THz, s.band_points
     out: dict = {"tolerance_THz": tolerance_THz}
+    path = band_path(ph, npoints)
     worst = (np.inf, None, None)
     n_imag = 0
     for name, modes in (("mesh", mesh_modes(ph, mesh, gamma_center=True)),
-                        ("band_path", band_path(ph, npoints).modes)):
+                        ("band_path", path.modes)):
         f = modes.frequencies_THz
         mask = ~gamma_acoustic_mask(modes)
         imag = (f < -tolerance_THz) & mask
@@ -42,10 +46,12 @@ def assess_stability(ph, mesh=30.0, tolerance_THz: float = 0.1, npoints: int = 5
             worst = (fmin, name, modes.qpoints[iq].tolist())
         if name == "mesh":
             out["mesh"] = mesh_numbers(ph, mesh)
+    out["acoustic_cutoff_THz"] = acoustic_cutoff(path.modes)
     out["stable"] = bool(n_imag == 0)
     out["n_imaginary_modes"] = n_imag
     out["lowest_frequency_THz"] = worst[0]
     out["reason"] = "" if out["stable"] else (
         f"dynamically unstable: {n_imag} modes below -{tolerance_THz} THz, lowest "
         f"{worst[0]:.2f} THz at q = {np.round(worst[2], 3).tolist()} ({worst[1]})")
-    return out
+    arrays = path.arrays()
+    return out, arrays

@@ -1,4 +1,4 @@
-"""Space-group and primitive-cell helpers (spglib)."""
+"""Space-group and primitive-cell helpers (spglib), and the periodic width of a cell."""
 
 from __future__ import annotations
 
@@ -42,3 +42,10 @@ def primitive(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
     lattice, frac, numbers = result
     prim = Atoms(numbers=numbers, cell=lattice, scaled_positions=np.mod(frac, 1.0), pbc=True)
     return prim
+
+
+def inscribed_diameter_A(cell: np.ndarray) -> float:
+    """Smallest distance between opposite faces of a cell (Å): the periodic-image length."""
+    volume = abs(np.linalg.det(cell))
+    return float(min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                     for i in range(3)))

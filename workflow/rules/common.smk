@@ -1,18 +1,17 @@
-# Config validation, the materials table and the small input/param functions
-# shared by all stages. Nothing here reads a structure file; parsing must stay fast
-# for thousands of materials (and every SLURM job re-parses the Snakefile).
+# Config validation, the materials table, the stage table and the small functions that
+# all stages share. Nothing here reads a structure or result file at parse time (a campaign
+# of thousands of materials must parse in seconds; every SLURM job re-parses the Snakefile).
 
-import copy
 import json
+import os
 import sys
 from pathlib import Path
 
-from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from phonion.dynamics import ANALYSES as DYNAMICS_ANALYSES
 from phonion.intake import discover
+from phonion.settings import stage_settings
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -26,134 +25,184 @@ if not MATERIALS and not DISCOVERY.rejected:
         "no structures found: set structures.folder or structures.table in config"
     )
 
-
 for _mid, _over in config["overrides"].items():
     validate(
         {s: {**config[s], **_over.get(s, {})} for s in ("relax", "phonons", "md")},
         schema="../schemas/config.schema.yaml",
     )
 
-
-def settings(mid, section):
-    """Config section for one material, with its overrides applied."""
-    merged = copy.deepcopy(config[section])
-    merged.update(config["overrides"].get(mid, {}).get(section, {}))
-    return merged
+MD_TEMPERATURES = config["md"]["temperatures_K"] if config["md"]["enabled"] else []
+DYNAMICS = any(
+    config["dynamics"][a] for a in ("rdf", "van_hove", "reorientation", "tetrahedra")
+)
 
 
-def settings_json(section):
-    """Params function: the material's settings of ``section`` as a JSON string."""
-    return lambda wc: json.dumps(settings(wc.mid, section), sort_keys=True)
+# --- the stage table ---------------------------------------------------------------------
+# stage -> runs once per MD temperature? Every stage writes results/materials/{mid}/
+# {stage}[/{T}K]/{stage}.json whatever happens (ok, failed, rejected, error or skipped),
+# so the DAG is static: no checkpoints, and the status is derived from these files.
+STAGES = {
+    "intake": False,
+    "relax": False,
+    "displace": False,
+    "forces": False,
+    "fit_ifc": False,
+    "stability": False,
+    "phonon_descriptors": False,
+    "md": True,
+    "diffusion": True,
+    "dynamics": True,
+    "arrhenius": False,
+}
+
+
+def active_stages():
+    """Stages that run in this campaign, in pipeline order."""
+    off = set()
+    if not config["md"]["enabled"]:
+        off |= {"md", "diffusion", "dynamics", "arrhenius"}
+    if not DYNAMICS:
+        off.add("dynamics")
+    return [s for s in STAGES if s not in off]
+
+
+def stage_path(stage, name=None):
+    """Path pattern of a file of ``stage`` (default: its result JSON)."""
+    folder = f"{MATERIALS_DIR}/{{mid}}/{stage}"
+    if STAGES[stage]:
+        folder = f"{folder}/{{T}}K"
+    return f"{folder}/{name}" if name else f"{folder}/{stage}.json"
+
+
+def material_results(mid):
+    """Result files of one material, in pipeline order."""
+    files = []
+    for stage in active_stages():
+        temps = MD_TEMPERATURES if STAGES[stage] else [None]
+        files += [stage_path(stage).format(mid=mid, T=T) for T in temps]
+    return files
+
+
+def campaign_results(wildcards=None):
+    """Every stage result of every material (the status table reads them all)."""
+    return [f for mid in MATERIALS for f in material_results(mid)]
+
+
+def stage_params(stage):
+    """Params function: the canonical JSON of the settings ``stage`` reads, for this
+    material (its overrides applied). Only these values rerun the stage when changed."""
+    return lambda wc: stage_settings(stage, config, wc.mid).to_json()
 
 
 def structure_file(wc):
     return str(MATERIALS[wc.mid])
 
 
-def backend_python(backend=None):
-    """Interpreter of a backend's environment (config ``environments``)."""
-    backend = backend or config["calculator"]["backend"]
-    env = config["environments"].get(backend, "")
-    if not env:
-        return (
-            "python"
-            if DeploymentMethod.CONDA in deployment_methods()
-            else sys.executable
-        )
-    path = Path(env).expanduser()
-    return str(path / "bin" / "python") if path.is_dir() else str(path)
+def figures(stage, caption, category):
+    """A stage's figure folder, in the report (an empty folder when the stage did not
+    produce figures: skipped, failed)."""
+    return report(
+        directory(stage_path(stage, "figures")),
+        patterns=["{name}.png"],
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory="{mid}",
+    )
 
 
+# --- execution details: environment variables, never params -----------------------------
+# The interpreter of each environment, this checkout's src/ and the torch device reach the
+# jobs as environment variables set here (every job, local or on SLURM, inherits them or
+# re-parses this file), referenced in the shell commands as "$VAR": they never enter
+# Snakemake's params, so another interpreter path or device reruns nothing, and a quoted
+# expansion is never re-parsed by the shell, so no config value can inject a command.
 def deployment_methods():
     return workflow.deployment_settings.deployment_method
 
 
-def backend_conda_env():
-    """Conda environment file of the backend (used only with --sdm conda)."""
-    env = (
-        config["calculator"]["conda_env"]
-        or f"envs/{config['calculator']['backend']}.yaml"
-    )
-    return str(Path(workflow.basedir) / env)
+CONDA = DeploymentMethod.CONDA in deployment_methods()
 
 
-def pythonpath():
-    """Shell prefix putting this workflow's src/ first: backend environments need
-    not have phonion installed, and every environment runs the same phonion code."""
-    return f"PYTHONPATH={Path(workflow.basedir) / 'src'}${{PYTHONPATH:+:$PYTHONPATH}}"
+def _interpreter(env, key):
+    """The Python of an environment folder or interpreter path (config ``environments``)."""
+    if not env:
+        return "python" if CONDA else sys.executable
+    path = Path(env).expanduser()
+    python = path / "bin" / "python" if path.is_dir() else path
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        raise ValueError(
+            f"environments.{key} = '{env}' is not an interpreter (or an environment folder "
+            "with bin/python); fix or remove it in config"
+        )
+    return str(python)
 
 
-def calculator_json():
-    return json.dumps(config["calculator"], sort_keys=True)
+BACKEND = config["calculator"]["backend"]
+_SRC = str(Path(workflow.basedir) / "src")
+_PATH = [
+    p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC
+]
+os.environ.update(
+    # environments need not have phonion installed: all run this checkout's code
+    PYTHONPATH=os.pathsep.join([_SRC, *_PATH]),
+    PHONION_PYTHON=_interpreter("", "python"),
+    PHONION_BACKEND_PYTHON=_interpreter(
+        config["environments"].get(BACKEND, ""), BACKEND
+    ),
+    PHONION_PHEASY_PYTHON=(
+        _interpreter(config["environments"]["pheasy"], "pheasy")
+        if config["environments"]["pheasy"]
+        else ""
+    ),
+    PHONION_DEVICE=config["calculator"]["device"],
+)
+WORKFLOW_ENV = "../../envs/phonion.yaml"
+BACKEND_ENV = str(
+    Path(workflow.basedir)
+    / (config["calculator"]["conda_env"] or f"envs/{BACKEND}.yaml")
+)
 
 
-def material_path(stage, name):
-    return f"{MATERIALS_DIR}/{{mid}}/{stage}/{name}"
+def _stable(stability_result):
+    """Whether a stability result says ok; True while it does not exist yet (Snakemake
+    evaluates resources again, with every input present, before it submits a job)."""
+    try:
+        with open(stability_result) as fh:
+            return json.load(fh).get("status") == "ok"
+    except (OSError, ValueError):
+        return True
+
+
+def md_resource(input, key):
+    """SLURM shape of an MD job: GPUs, cores, memory and wall time from config ``slurm`` on
+    the GPU partition (``PHONION_GPU_PARTITION``) for a dynamically stable material; a few
+    minutes on one core of the default partition for any other, whose md job only writes
+    ``skipped``: an unstable material costs no GPU time."""
+    env = os.environ
+    default = env.get("SBATCH_PARTITION", "")
+    if not _stable(input.stability):
+        shape = {
+            "gpu": 0,
+            "cpus_per_task": 1,
+            "mem_mb": 1000,
+            "runtime": 5,
+            "slurm_partition": default,
+        }
+    else:
+        shape = {
+            "gpu": config["slurm"]["md_gpus"],
+            "cpus_per_task": config["slurm"]["md_cpus"],
+            "mem_mb": config["slurm"]["md_mem_mb"],
+            "runtime": config["slurm"]["md_runtime_min"],
+            "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
+        }
+    return shape[key]
 
 
 def fit_ifc_outputs():
-    out = {
-        "result": material_path("fit_ifc", "fit_ifc.json"),
-        "fc2": material_path("fit_ifc", "fc2.hdf5"),
-    }
+    out = {"result": stage_path("fit_ifc"), "fc2": stage_path("fit_ifc", "fc2.hdf5")}
     if config["phonons"]["fc3"]:
-        out["fc3"] = material_path("fit_ifc", "fc3.hdf5")
-    return out
-
-
-def _status_ok(path):
-    with open(path) as fh:
-        return json.load(fh)["status"] == "ok"
-
-
-def material_results(wildcards):
-    """Stage result files of one material, in pipeline order, as far as its chain goes.
-
-    relax, stability, phonon_descriptors and diffusion are checkpoints: a material that
-    fails relaxation gets no phonon jobs, an unstable one no descriptor or MD jobs. Only
-    the per-material rule ``material`` calls this, so every material's checkpoints are
-    resolved independently and the chains run in parallel.
-    """
-    mid = wildcards.mid
-    base = f"{MATERIALS_DIR}/{mid}"
-    files = [f"{base}/intake/intake.json"]
-    files.append(checkpoints.relax.get(mid=mid).output.result)
-    if not _status_ok(files[-1]):
-        return files
-    files += [
-        f"{base}/displace/displace.json",
-        f"{base}/forces/forces.json",
-        f"{base}/fit_ifc/fit_ifc.json",
-    ]
-    files.append(checkpoints.stability.get(mid=mid).output[0])
-    if not _status_ok(files[-1]):
-        return files
-    files.append(checkpoints.phonon_descriptors.get(mid=mid).output.result)
-    if not config["md"]["enabled"]:
-        return files
-    temps = config["md"]["temperatures_K"]
-    files += [f"{base}/md/{T}K/md.json" for T in temps]
-    files += [checkpoints.diffusion.get(mid=mid, T=T).output.result for T in temps]
-    files.append(f"{base}/arrhenius/arrhenius.json")
-    if any(config["dynamics"][a] for a in DYNAMICS_ANALYSES):
-        files += [f"{base}/md/{T}K/dynamics.json" for T in temps]
-    return files
-
-
-def material_figures(wildcards):
-    """Figures of the stages of one material that succeeded."""
-    out = []
-    for f in material_results(wildcards):
-        if f.endswith("phonons.json") and _status_ok(f):
-            names = ("msd_modes", "coupling_pdos")
-        elif f.endswith("diffusion.json") and _status_ok(f):
-            names = ("msd", "vdos")
-        elif f.endswith("dynamics.json"):
-            names = ("dynamics",)
-        else:
-            continue
-        folder = f.rsplit("/", 1)[0]
-        out += [f"{folder}/{n}.{e}" for n in names for e in ("png", "svg")]
+        out["fc3"] = stage_path("fit_ifc", "fc3.hdf5")
     return out
 
 

@@ -1,52 +1,20 @@
-checkpoint diffusion:
+rule diffusion:
     input:
-        md=material_path("md", "{T}K/md.json"),
-        trajectory=material_path("md", "{T}K/trajectory.h5"),
-        phonons=material_path("phonons", "phonons.json"),
+        md=stage_path("md"),
+        trajectory=stage_path("md", "trajectory.h5"),
+        stability=stage_path("stability"),
     output:
-        result=material_path("md", "{T}K/diffusion.json"),
-        arrays=material_path("md", "{T}K/diffusion.h5"),
+        result=stage_path("diffusion"),
+        arrays=stage_path("diffusion", "diffusion.h5"),
+        figures=figures("diffusion", "diffusion", "Diffusion"),
     log:
-        material_path("md", "{T}K/diffusion.log"),
+        stage_path("diffusion", "diffusion.log"),
     conda:
-        "../../envs/phonion.yaml"
+        WORKFLOW_ENV
     params:
-        python=sys.executable,
-        settings=settings_json("diffusion"),
-        mobile=config["mobile_ion"],
+        settings=stage_params("diffusion"),
     shell:
-        "{params.python} -m phonion diffusion --md {input.md:q}"
-        " --trajectory {input.trajectory:q} --phonons {input.phonons:q}"
-        " --settings {params.settings:q} --mobile-ion {params.mobile}"
-        " --arrays {output.arrays:q} --out {output.result:q} > {log:q} 2>&1"
-
-
-rule diffusion_figures:
-    input:
-        result=material_path("md", "{T}K/diffusion.json"),
-        arrays=material_path("md", "{T}K/diffusion.h5"),
-    output:
-        msd=report(
-            multiext(material_path("md", "{T}K/msd"), ".png", ".svg"),
-            caption="../report/msd.rst",
-            category="Diffusion",
-            subcategory="{mid}",
-        ),
-        vdos=report(
-            multiext(material_path("md", "{T}K/vdos"), ".png", ".svg"),
-            caption="../report/vdos.rst",
-            category="Diffusion",
-            subcategory="{mid}",
-        ),
-    log:
-        material_path("md", "{T}K/figures.log"),
-    conda:
-        "../../envs/phonion.yaml"
-    params:
-        python=sys.executable,
-        fig_msd=lambda wc, output: output.msd[0][:-4],
-        fig_vdos=lambda wc, output: output.vdos[0][:-4],
-    shell:
-        "{params.python} -m phonion diffusion-figures --diffusion {input.result:q}"
-        " --arrays {input.arrays:q} --fig-msd {params.fig_msd:q}"
-        " --fig-vdos {params.fig_vdos:q} > {log:q} 2>&1"
+        '"$PHONION_PYTHON" -m phonion diffusion --md {input.md:q} --trajectory {input.trajectory:q}'
+        " --stability {input.stability:q} --settings {params.settings:q}"
+        " --arrays {output.arrays:q} --figures {output.figures:q} --out {output.result:q}"
+        " > {log:q} 2>&1"

@@ -1,15 +1,14 @@
 rule displace:
     input:
-        material_path("relax", "relax.json"),
+        relax=stage_path("relax"),
     output:
-        material_path("displace", "displace.json"),
+        stage_path("displace"),
     log:
-        material_path("displace", "displace.log"),
+        stage_path("displace", "displace.log"),
     conda:
-        "../../envs/phonion.yaml"
+        WORKFLOW_ENV
     params:
-        python=sys.executable,
-        settings=settings_json("phonons"),
+        settings=stage_params("displace"),
     shell:
-        "{params.python} -m phonion displace --input {input:q} --settings {params.settings:q}"
+        '"$PHONION_PYTHON" -m phonion displace --relax {input.relax:q} --settings {params.settings:q}'
         " --out {output:q} > {log:q} 2>&1"

@@ -1,27 +1,18 @@
 rule dynamics:
     input:
-        md=material_path("md", "{T}K/md.json"),
-        trajectory=material_path("md", "{T}K/trajectory.h5"),
+        md=stage_path("md"),
+        trajectory=stage_path("md", "trajectory.h5"),
     output:
-        result=material_path("md", "{T}K/dynamics.json"),
-        arrays=material_path("md", "{T}K/dynamics.h5"),
-        figure=report(
-            multiext(material_path("md", "{T}K/dynamics"), ".png", ".svg"),
-            caption="../report/dynamics.rst",
-            category="Diffusion",
-            subcategory="{mid}",
-        ),
+        result=stage_path("dynamics"),
+        arrays=stage_path("dynamics", "dynamics.h5"),
+        figures=figures("dynamics", "dynamics", "Diffusion"),
     log:
-        material_path("md", "{T}K/dynamics.log"),
+        stage_path("dynamics", "dynamics.log"),
     conda:
-        "../../envs/phonion.yaml"
+        WORKFLOW_ENV
     params:
-        python=sys.executable,
-        settings=json.dumps(config["dynamics"], sort_keys=True),
-        mobile=config["mobile_ion"],
-        figure=lambda wc, output: output.figure[0][:-4],
+        settings=stage_params("dynamics"),
     shell:
-        "{params.python} -m phonion dynamics --md {input.md:q}"
-        " --trajectory {input.trajectory:q} --settings {params.settings:q}"
-        " --mobile-ion {params.mobile} --arrays {output.arrays:q}"
-        " --figure {params.figure:q} --out {output.result:q} > {log:q} 2>&1"
+        '"$PHONION_PYTHON" -m phonion dynamics --md {input.md:q} --trajectory {input.trajectory:q}'
+        " --settings {params.settings:q} --arrays {output.arrays:q}"
+        " --figures {output.figures:q} --out {output.result:q} > {log:q} 2>&1"

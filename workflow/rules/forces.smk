@@ -1,20 +1,18 @@
 rule forces:
     input:
-        material_path("displace", "displace.json"),
+        displace=stage_path("displace"),
     output:
-        result=material_path("forces", "forces.json"),
-        forceset=material_path("forces", "forces.h5"),
+        result=stage_path("forces"),
+        forceset=stage_path("forces", "forces.h5"),
     log:
-        material_path("forces", "forces.log"),
+        stage_path("forces", "forces.log"),
     benchmark:
-        material_path("forces", "benchmark.tsv")
+        stage_path("forces", "benchmark.tsv")
     conda:
-        backend_conda_env()
+        BACKEND_ENV
     params:
-        python=backend_python(),
-        pythonpath=pythonpath(),
-        calculator=calculator_json(),
+        settings=stage_params("forces"),
     shell:
-        "{params.pythonpath} {params.python} -m phonion forces --input {input:q}"
-        " --calculator {params.calculator:q} --forceset {output.forceset:q}"
-        " --out {output.result:q} > {log:q} 2>&1"
+        '"$PHONION_BACKEND_PYTHON" -m phonion forces --displace {input.displace:q} --settings {params.settings:q}'
+        ' --device "$PHONION_DEVICE" --forceset {output.forceset:q} --out {output.result:q}'
+        " > {log:q} 2>&1"

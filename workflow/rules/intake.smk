@@ -2,17 +2,13 @@ rule intake:
     input:
         structure_file,
     output:
-        material_path("intake", "intake.json"),
+        stage_path("intake"),
     log:
-        material_path("intake", "intake.log"),
+        stage_path("intake", "intake.log"),
     conda:
-        "../../envs/phonion.yaml"
+        WORKFLOW_ENV
     params:
-        python=sys.executable,
-        settings=lambda wc: json.dumps(
-            {**config["structures"], "mobile_ion": config["mobile_ion"]},
-            sort_keys=True,
-        ),
+        settings=stage_params("intake"),
     shell:
-        "{params.python} -m phonion intake --id {wildcards.mid} --source {input:q}"
+        '"$PHONION_PYTHON" -m phonion intake --id {wildcards.mid:q} --source {input:q}'
         " --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"

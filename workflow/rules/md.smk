@@ -1,30 +1,27 @@
 rule md:
     input:
-        displace=material_path("displace", "displace.json"),
-        stability=material_path("stability", "stability.json"),
-        fc2=material_path("fit_ifc", "fc2.hdf5"),
+        displace=stage_path("displace"),
+        stability=stage_path("stability"),
+        fc2=stage_path("fit_ifc", "fc2.hdf5"),
     output:
-        result=material_path("md", "{T}K/md.json"),
-        trajectory=material_path("md", "{T}K/trajectory.h5"),
+        result=stage_path("md"),
+        trajectory=stage_path("md", "trajectory.h5"),
     log:
-        material_path("md", "{T}K/md.log"),
+        stage_path("md", "md.log"),
     benchmark:
-        material_path("md", "{T}K/benchmark.tsv")
+        stage_path("md", "benchmark.tsv")
     conda:
-        backend_conda_env()
+        BACKEND_ENV
     resources:
-        runtime=config["slurm"]["md_runtime_min"],
+        gpu=lambda wc, input: md_resource(input, "gpu"),
+        cpus_per_task=lambda wc, input: md_resource(input, "cpus_per_task"),
+        mem_mb=lambda wc, input: md_resource(input, "mem_mb"),
+        runtime=lambda wc, input: md_resource(input, "runtime"),
+        slurm_partition=lambda wc, input: md_resource(input, "slurm_partition"),
     params:
-        python=backend_python(),
-        pythonpath=pythonpath(),
-        settings=settings_json("md"),
-        calculator=calculator_json(),
-        fit=settings_json("diffusion"),
-        mobile=config["mobile_ion"],
+        settings=stage_params("md"),
     shell:
-        "{params.pythonpath} {params.python} -m phonion md --displace {input.displace:q}"
-        " --stability {input.stability:q} --temperature {wildcards.T}"
-        " --settings {params.settings:q} --calculator {params.calculator:q}"
-        " --diffusion-settings {params.fit:q} --mobile-ion {params.mobile}"
-        " --fc2 {input.fc2:q}"
-        " --trajectory {output.trajectory:q} --out {output.result:q} >> {log:q} 2>&1"
+        '"$PHONION_BACKEND_PYTHON" -m phonion md --displace {input.displace:q} --stability {input.stability:q}'
+        " --fc2 {input.fc2:q} --temperature {wildcards.T:q} --settings {params.settings:q}"
+        ' --device "$PHONION_DEVICE" --trajectory {output.trajectory:q} --out {output.result:q}'
+        " >> {log:q} 2>&1"

@@ -1,24 +1,21 @@
-checkpoint relax:
+rule relax:
     input:
-        material_path("intake", "intake.json"),
+        intake=stage_path("intake"),
     output:
-        result=material_path("relax", "relax.json"),
-        poscar=material_path("relax", "POSCAR"),
+        result=stage_path("relax"),
+        poscar=stage_path("relax", "POSCAR"),
     log:
-        material_path("relax", "relax.log"),
+        stage_path("relax", "relax.log"),
     benchmark:
-        material_path("relax", "benchmark.tsv")
+        stage_path("relax", "benchmark.tsv")
     conda:
-        backend_conda_env()
+        BACKEND_ENV
     resources:
         runtime=config["slurm"]["relax_runtime_min"],
         mem_mb=config["slurm"]["relax_mem_mb"],
     params:
-        python=backend_python(),
-        pythonpath=pythonpath(),
-        settings=settings_json("relax"),
-        calculator=calculator_json(),
+        settings=stage_params("relax"),
     shell:
-        "{params.pythonpath} {params.python} -m phonion relax --input {input:q} --settings {params.settings:q}"
-        " --calculator {params.calculator:q} --out {output.result:q}"
-        " --structure-out {output.poscar:q} > {log:q} 2>&1"
+        '"$PHONION_BACKEND_PYTHON" -m phonion relax --intake {input.intake:q} --settings {params.settings:q}'
+        ' --device "$PHONION_DEVICE" --out {output.result:q} --poscar {output.poscar:q}'
+        " > {log:q} 2>&1"

@@ -1,18 +1,18 @@
-checkpoint stability:
+rule stability:
     input:
-        displace=material_path("displace", "displace.json"),
-        fit=material_path("fit_ifc", "fit_ifc.json"),
-        fc2=material_path("fit_ifc", "fc2.hdf5"),
+        displace=stage_path("displace"),
+        fit_ifc=stage_path("fit_ifc"),
+        fc2=stage_path("fit_ifc", "fc2.hdf5"),
     output:
-        material_path("stability", "stability.json"),
+        result=stage_path("stability"),
+        figures=figures("stability", "bands", "Phonons"),
     log:
-        material_path("stability", "stability.log"),
+        stage_path("stability", "stability.log"),
     conda:
-        "../../envs/phonion.yaml"
+        WORKFLOW_ENV
     params:
-        python=sys.executable,
-        settings=settings_json("phonons"),
+        settings=stage_params("stability"),
     shell:
-        "{params.python} -m phonion stability --displace {input.displace:q}"
-        " --fit {input.fit:q} --fc2 {input.fc2:q} --settings {params.settings:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        '"$PHONION_PYTHON" -m phonion stability --displace {input.displace:q} --fit-ifc {input.fit_ifc:q}'
+        " --fc2 {input.fc2:q} --settings {params.settings:q} --figures {output.figures:q}"
+        " --out {output.result:q} > {log:q} 2>&1"

@@ -14,7 +14,7 @@ key names) and per-mode arrays (HDF5). Definitions:
   analogue of eq. 7), width (standard deviation), skewness and excess
   kurtosis, computed exactly from the mode weights on the mesh (no smearing);
 - per mode: mobile-ion MSD contribution (eq. 5 decomposed), participation
-  ratio (eq. 8), mobile–host coupling factor (eq. 9; :mod:`phonion.phonons`);
+  ratio (eq. 8), mobile–host coupling factor (eq. 9; :mod:`phonion.harmonic`);
 - low-frequency summaries below ``low_frequency_THz`` (default 1.5 THz, the
   range of strong coupling in seed 000 Fig. 5): share of the mobile-ion MSD,
   mean coupling and mean participation ratio.
@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import PhonionError
-from .phonons import (
+from .harmonic import (
     Modes,
+    acoustic_cutoff,
     band_path,
     coupling_factor,
     frequencies_at,
@@ -35,6 +36,7 @@ from .phonons import (
     mode_msd,
     participation_ratio,
 )
+from .settings import PhononDescriptorsSettings
 
 
 class MeshNotConverged(PhonionError):
@@ -110,17 +112,14 @@ def _projection(modes: Modes, atoms: np.ndarray) -> np.ndarray:
     return e2[:, atoms].sum(axis=1) * modes.weights[:, None]
 
 
-def acoustic_cutoff(path_modes: Modes) -> float:
-    """Highest frequency of the three lowest branches on the band path (THz)."""
-    return float(np.sort(path_modes.frequencies_THz, axis=1)[:, :3].max())
-
-
-def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
-                       start_length_A: float = 20.0, max_length_A: float = 200.0,
-                       msd_tolerance: float = 0.01, low_frequency_THz: float = 1.5,
-                       npoints: int = 51) -> tuple[dict, dict]:
+def phonon_descriptors(ph, s: PhononDescriptorsSettings = PhononDescriptorsSettings()
+                       ) -> tuple[dict, dict]:
     """Scalars (dict for JSON) and arrays (dict for HDF5) of the harmonic descriptors."""
-    temperatures_K = [float(t) for t in temperatures_K]
+    mobile_symbol, low_frequency_THz = s.mobile_ion, s.low_frequency_THz
+    start_length_A, max_length_A, msd_tolerance = (s.mesh_start_length_A,
+                                                   s.mesh_max_length_A, s.msd_tolerance)
+    npoints = s.band_points
+    temperatures_K = [float(t) for t in s.temperatures_K]
     symbols = np.array(ph.primitive.symbols)
     mobile = symbols == mobile_symbol
     mesh, history = converge_mesh(ph, temperatures_K, mobile, start_length_A,
@@ -180,14 +179,10 @@ def phonon_descriptors(ph, mobile_symbol: str, temperatures_K=(300.0, 800.0),
         "mesh/frequencies_THz": f, "mesh/participation_ratio": pr_mesh,
         "mesh/coupling_factor": c_mesh,
         "mesh/mobile_weight": mob_w,
-        "path/qpoints": path.modes.qpoints, "path/distances": np.concatenate(path.distances),
-        "path/segment_lengths": np.array([len(d) for d in path.distances]),
-        "path/frequencies_THz": path.modes.frequencies_THz,
+        **path.arrays(),
         "path/participation_ratio": pr_path, "path/coupling_factor": c_path,
-        "path/label_positions": np.array(path.label_positions),
         "temperatures_K": np.array(temperatures_K),
     }
-    arrays["path/labels"] = np.array(path.labels, dtype="S")
     by_t = {}
     for it, T in enumerate(temperatures_K):
         m = msd[it]

@@ -1,5 +1,6 @@
-"""Shared harmonic-phonon machinery: a phonopy object from fc2, meshes, band paths,
-and the mode-level quantities of seed 000 (eqs. 5, 8, 9) computed from eigenvectors.
+"""Harmonic-phonon machinery shared by the phonon stages: phonopy objects of a supercell
+choice, meshes, band paths, and the mode-level quantities of seed 000 (eqs. 5, 8, 9)
+computed from eigenvectors.
 
 Units: frequencies THz, masses amu, mean-square displacements Å², temperatures K.
 """
@@ -10,70 +11,69 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-
-from .displace import to_phonopy
-from .errors import PhonionError
-
-# Physical constants (CODATA 2018), SI.
-HBAR_J_S = 1.054571817e-34
-KB_J_K = 1.380649e-23
-AMU_KG = 1.66053906660e-27
+from scipy.constants import atomic_mass as AMU_KG
+from scipy.constants import hbar as HBAR_J_S
+from scipy.constants import k as KB_J_K
 
 
-def write_fc2(path, fc2: np.ndarray | None, status: str = "ok") -> None:
-    """fc2 in phonopy's HDF5 format (dataset ``force_constants``); a file with no dataset
-    and the stage status as attribute when there are no force constants."""
-    import h5py
+def to_phonopy(atoms: Atoms):
+    """ASE → PhonopyAtoms."""
+    from phonopy.structure.atoms import PhonopyAtoms
 
-    from .io import atomic_path
-
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs["status"] = status
-        if fc2 is not None:
-            h5["force_constants"] = fc2
+    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
+                        scaled_positions=atoms.get_scaled_positions())
 
 
-def read_fc2(path) -> np.ndarray:
-    """Read :func:`write_fc2` output (phonopy's ``read_force_constants_hdf5`` reads it too)."""
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        if "force_constants" not in h5:
-            raise PhonionError(f"{path} holds no force constants (status "
-                               f"{h5.attrs.get('status', '?')})")
-        return h5["force_constants"][()]
+def to_ase(patoms) -> Atoms:
+    """PhonopyAtoms → ASE."""
+    return Atoms(symbols=patoms.symbols, cell=patoms.cell,
+                 scaled_positions=patoms.scaled_positions, pbc=True)
 
 
-def write_arrays(path, arrays: dict) -> None:
-    """Write a flat {'group/name': array} dict to HDF5 atomically."""
-    import h5py
+@dataclass
+class SupercellChoice:
+    """Supercell = diag(dim) × unit cell, unit cell = ``unit_matrix`` × primitive cell.
 
-    from .io import atomic_path
+    pheasy only accepts a diagonal supercell of its input cell, so a general
+    supercell matrix P of the primitive cell is factored as P = diag(dim) · M
+    with M the "unit cell" handed to phonopy and pheasy. Matrices are integer, with rows
+    the new lattice vectors in units of the old ones (lattice_new = M @ lattice_old).
+    """
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for key, value in arrays.items():
-            h5[key] = value
+    unit_matrix: np.ndarray  # M (integer, rows in primitive lattice vectors)
+    dim: np.ndarray  # (3,) integers
 
-
-def read_arrays(path) -> dict:
-    """Inverse of :func:`write_arrays`."""
-    import h5py
-
-    out: dict = {}
-    with h5py.File(path, "r") as h5:
-        h5.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset)
-                      else None)
-    return out
+    @property
+    def supercell_matrix(self) -> np.ndarray:
+        return np.diag(self.dim) @ self.unit_matrix
 
 
-def build_phonopy(primitive: Atoms, supercell_matrix, fc2: np.ndarray):
-    """Phonopy object of ``primitive`` with supercell ``supercell_matrix`` and force constants."""
+def phonopy_for(primitive: Atoms, choice: SupercellChoice, fc2: np.ndarray | None = None):
+    """Phonopy object whose unit cell is M·primitive, supercell diag(dim), primitive back;
+    with force constants ``fc2`` (eV/Å², full supercell form) when given."""
     from phonopy import Phonopy
 
-    ph = Phonopy(to_phonopy(primitive), supercell_matrix=np.asarray(supercell_matrix),
-                 primitive_matrix=None, log_level=0)
-    ph.force_constants = fc2
+    unit = to_phonopy(primitive)
+    M = choice.unit_matrix
+    if not np.array_equal(M, np.eye(3, dtype=int)):
+        from phonopy.structure.cells import get_supercell
+
+        unit = get_supercell(unit, M)
+    ph = Phonopy(unit, supercell_matrix=np.diag(choice.dim),
+                 primitive_matrix=np.linalg.inv(M).T, log_level=0)
+    if fc2 is not None:
+        ph.force_constants = fc2
     return ph
+
+
+def phonopy_from_displace(displace_result: dict, fc2: np.ndarray | None = None):
+    """The Phonopy object of a ``displace`` stage result (its primitive cell and supercell
+    choice), with force constants ``fc2`` when given."""
+    from .formats import atoms_from_dict
+
+    choice = SupercellChoice(np.array(displace_result["unit_matrix"]),
+                             np.array(displace_result["dim"]))
+    return phonopy_for(atoms_from_dict(displace_result["primitive"]), choice, fc2)
 
 
 @dataclass
@@ -141,6 +141,17 @@ class BandPath:
     label_positions: list[float]
     modes: Modes
 
+    def arrays(self) -> dict:
+        """The path in the flat layout of the stage array files (``path/…``)."""
+        return {
+            "path/qpoints": self.modes.qpoints,
+            "path/distances": np.concatenate(self.distances),
+            "path/segment_lengths": np.array([len(d) for d in self.distances]),
+            "path/frequencies_THz": self.modes.frequencies_THz,
+            "path/label_positions": np.array(self.label_positions),
+            "path/labels": np.array(self.labels, dtype="S"),
+        }
+
 
 def band_path(ph, npoints: int = 51) -> BandPath:
     """Frequencies and eigenvectors along the seekpath path of the primitive cell."""
@@ -164,6 +175,12 @@ def band_path(ph, npoints: int = 51) -> BandPath:
     modes = Modes(q, np.full(nq, 1.0 / nq), np.concatenate(bands.frequencies),
                   np.concatenate(bands.eigenvectors), ph.primitive.masses)
     return BandPath(distances, labels, positions, modes)
+
+
+def acoustic_cutoff(path_modes: Modes) -> float:
+    """Highest frequency (THz) of the three lowest branches along the band path (seed 000
+    §3.3)."""
+    return float(np.sort(path_modes.frequencies_THz, axis=1)[:, :3].max())
 
 
 def frequencies_at(ph, q) -> np.ndarray:

@@ -1,0 +1,310 @@
+"""Command line: ``python -m phonion <stage> ...``, one command per stage.
+
+Every command reads its stage's settings (``--settings``, the JSON of
+:mod:`phonion.settings`), names its upstream results and its outputs, and hands a body
+to :func:`phonion.runner.run_stage`, which does the rest (skip, status, provenance,
+atomic writes). The bodies only glue file formats to the stage verbs: the science lives
+in the stage modules. Stage modules are imported inside the bodies, so a command that
+only writes ``skipped`` starts in a fraction of a second and a backend environment
+(``relax``, ``forces``, ``md``) needs only its MLP package, numpy, scipy, ASE, spglib and
+h5py. The rules call these commands through the Python of the stage's environment (see
+``environments`` in ``config/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import formats
+from .runner import Context, main_guard, run_stage
+from .settings import SETTINGS
+
+
+def _calculator(ctx: Context, device: str):
+    """Load the stage's MLP on ``device`` and record it for provenance."""
+    from .calculators import get_calculator
+
+    s = ctx.settings
+    loaded = get_calculator(s.backend, s.model, device, s.dtype)
+    ctx.model = loaded.description
+    return loaded
+
+
+def intake(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .intake import describe, read_structure, triage
+        from .provenance import file_sha256
+
+        s = ctx.settings
+        out = {"source": str(a.source), "source_sha256": file_sha256(a.source)}
+        atoms = read_structure(a.source)
+        prim = triage(atoms, s)
+        out.update(input=describe(atoms, s.symprec), primitive=describe(prim, s.symprec),
+                   structure=formats.atoms_to_dict(prim))
+        ctx.log(f"{out['primitive']['formula']} {out['primitive']['spacegroup']} accepted")
+        return out
+
+    return run_stage("intake", body, a.out, settings=_settings(a), mid=a.id)
+
+
+def relax(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .calculators import check_elements
+        from .relax import relax as run_relax
+        from .relax import verdict
+
+        atoms = formats.atoms_from_dict(ctx.upstream["intake"]["structure"])
+        loaded = _calculator(ctx, a.device)
+        check_elements(loaded, atoms.get_chemical_symbols())
+        ctx.log(f"{len(atoms)} atoms with {ctx.model['backend']} '{ctx.model['name']}' on "
+                f"{ctx.model['device']}")
+        result = run_relax(atoms, loaded.calculator, ctx.settings, logfile="-")
+        status, reason = verdict(result, ctx.settings)
+        if status == "ok":
+            formats.write_poscar(ctx.outputs["poscar"], result.atoms)
+        ctx.log(f"{result.n_steps} steps, {result.spacegroup_initial[0]} -> "
+                f"{result.spacegroup_final[0]}, dV = "
+                f"{result.summary()['volume_change_percent']:+.2f} %")
+        return {"status": status, "reason": reason, **result.summary(),
+                "structure": formats.atoms_to_dict(result.atoms)}
+
+    return run_stage("relax", body, a.out, {"intake": a.intake}, _settings(a),
+                     {"poscar": a.poscar})
+
+
+def displace(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .displace import displace as run_displace
+
+        prim = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
+        d = run_displace(prim, ctx.settings)
+        ctx.log(f"supercell {d.choice.supercell_matrix.tolist()} ({len(d.supercell)} atoms), "
+                f"{len(d.displacements_A)} snapshots of {d.amplitude_A} Å for {d.n_free} free "
+                "parameters")
+        return {**d.summary(), "primitive": formats.atoms_to_dict(prim),
+                "supercell": formats.atoms_to_dict(d.supercell),
+                "displacements_A": d.displacements_A}
+
+    return run_stage("displace", body, a.out, {"relax": a.relax}, _settings(a))
+
+
+def forces(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        import numpy as np
+
+        from .forces import compute_forces
+
+        disp = ctx.upstream["displace"]
+        sc = formats.atoms_from_dict(disp["supercell"])
+        loaded = _calculator(ctx, a.device)
+        fs = compute_forces(sc, np.asarray(disp["displacements_A"]), loaded.calculator)
+        fs.meta = {"source": "mlp", "model": ctx.model}
+        formats.write_forceset(ctx.outputs["forceset"], fs)
+        n_eval = len(fs.displacements_A) + 1
+        residual = float(np.abs(fs.residual_forces_eV_A).max())
+        ctx.log(f"{n_eval} force evaluations of {len(sc)} atoms; max residual force "
+                f"{residual:.2e} eV/Å")
+        return {"n_force_evaluations": n_eval, "max_residual_force_eV_A": residual,
+                "max_force_eV_A": float(np.abs(fs.forces_eV_A).max())}
+
+    return run_stage("forces", body, a.out, {"displace": a.displace}, _settings(a),
+                     {"forceset": a.forceset})
+
+
+def fit_ifc(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .fit_ifc import alpha_warning, fit_force_constants
+        from .harmonic import phonopy_from_displace
+
+        fs = formats.read_forceset(a.forceset)
+        ph = phonopy_from_displace(ctx.upstream["displace"])
+        fit = fit_force_constants(ph, fs.displacements_A, fs.forces_eV_A, ctx.settings,
+                                  python=a.pheasy_python or None)
+        formats.write_fc2(ctx.outputs["fc2"], fit.fc2)
+        if fit.fc3 is not None:
+            formats.write_fc3(ctx.outputs["fc3"], fit.fc3)
+        d = fit.diagnostics
+        ctx.log(f"alpha {d['alpha']:.2e}, RMSE {d['rmse_eV_A']:.2e} eV/Å, CV RMSE "
+                f"{d['cv_rmse_eV_A']:.2e} eV/Å, {d['n_free_parameters']:.0f} free parameters, "
+                f"ASR residual {d['acoustic_sum_rule_residual_eV_A2']:.1e} eV/Å²")
+        return {"reason": alpha_warning(d), **d}
+
+    return run_stage("fit_ifc", body, a.out, {"displace": a.displace, "forces": a.forces},
+                     _settings(a), {"fc2": a.fc2, "fc3": a.fc3})
+
+
+def stability(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .harmonic import phonopy_from_displace
+        from .plots import plot_bands
+        from .stability import assess_stability
+
+        ph = phonopy_from_displace(ctx.upstream["displace"], formats.read_fc2(a.fc2))
+        st, arrays = assess_stability(ph, ctx.settings)
+        plot_bands(arrays, st, f"{ctx.mid}: phonon bands",
+                   ctx.outputs["figures"] / "bands")
+        ctx.log(f"{'stable' if st['stable'] else st['reason']} (lowest "
+                f"{st['lowest_frequency_THz']:.3f} THz)")
+        return {**st, "status": "ok" if st["stable"] else "failed"}
+
+    return run_stage("stability", body, a.out, {"displace": a.displace, "fit_ifc": a.fit_ifc},
+                     _settings(a), {"figures": a.figures})
+
+
+def phonon_descriptors(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .harmonic import phonopy_from_displace
+        from .phonon_descriptors import phonon_descriptors as describe
+        from .plots import plot_coupling_pdos, plot_msd_modes
+
+        s, disp = ctx.settings, ctx.upstream["displace"]
+        ph = phonopy_from_displace(disp, formats.read_fc2(a.fc2))
+        scalars, arrays = describe(ph, s)
+        formats.write_arrays(ctx.outputs["arrays"], arrays)
+        t_hi = max(s.temperatures_K)
+        hot = scalars["by_temperature_K"][f"{t_hi:g}"]
+        formula = formats.atoms_from_dict(disp["primitive"]).get_chemical_formula(mode="metal")
+        title = f"{ctx.mid} ({formula})"
+        figures = ctx.outputs["figures"]
+        plot_msd_modes(arrays, t_hi, f"{title}: {s.mobile_ion} MSD by mode, {t_hi:g} K",
+                       figures / "msd_modes")
+        plot_coupling_pdos(arrays, scalars, f"{title}: {s.mobile_ion}–host coupling and PDOS",
+                           figures / "coupling_pdos")
+        ctx.log(f"{s.mobile_ion} MSD {hot['msd_mobile_mean_A2']:.4f} Å² at {t_hi:g} K (mesh "
+                f"{scalars['mesh']}), acoustic cutoff {scalars['acoustic_cutoff_THz']:.2f} THz, "
+                f"{s.mobile_ion} PDOS centre {scalars['pdos_mobile_centre_THz']:.2f} THz")
+        note = scalars["mesh_convergence"][-1].get("note", "")
+        return {"reason": note, **scalars, "formula": formula}
+
+    return run_stage("phonon_descriptors", body, a.out,
+                     {"displace": a.displace, "stability": a.stability}, _settings(a),
+                     {"arrays": a.arrays, "figures": a.figures})
+
+
+def md(a: argparse.Namespace) -> int:
+    s = _settings(a, temperature_K=float(a.temperature))
+
+    def body(ctx: Context) -> dict:
+        import os
+
+        from .md import run_adaptive, run_md
+
+        loaded = _calculator(ctx, a.device)
+        atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
+        fc = formats.read_fc2(a.fc2) if s.initial_state == "harmonic" else None
+        partial = Path(a.trajectory).with_suffix(".partial.h5")  # survives a killed job
+        ctx.log(f"{len(atoms)} atoms, {s.temperature_K:g} K, {s.thermostat}, "
+                f"{s.equilibration_steps} + {s.production_steps} steps of {s.timestep_fs} fs")
+        run = run_adaptive if s.adaptive else run_md
+        summary = run(atoms, loaded.calculator, s, partial, force_constants=fc)
+        os.replace(partial, a.trajectory)
+        ctx.log(f"{summary['n_frames']} frames, {summary['steps_per_s']:.2f} steps/s")
+        return {"temperature_K": s.temperature_K, **summary}
+
+    return run_stage("md", body, a.out, {"displace": a.displace, "stability": a.stability},
+                     s, {"trajectory": a.trajectory})
+
+
+def diffusion(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .diffusion import analyze_trajectory
+        from .plots import plot_msd, plot_vdos
+
+        cutoff = ctx.upstream["stability"].get("acoustic_cutoff_THz")
+        out, arrays = analyze_trajectory(formats.read_trajectory(a.trajectory), ctx.settings,
+                                         cutoff)
+        formats.write_arrays(ctx.outputs["arrays"], arrays)
+        T = ctx.upstream["md"]["temperature_K"]
+        title = f"{ctx.mid}, {T:g} K"
+        plot_msd(arrays, out, title + ": MSD", ctx.outputs["figures"] / "msd")
+        plot_vdos(arrays, out, cutoff, title + ": VDOS", ctx.outputs["figures"] / "vdos")
+        ctx.log(f"{T:g} K: D = {out['d_avg_A2_ps']:.3e} ± {out['d_avg_stderr_A2_ps']:.1e} "
+                f"Å²/ps, {out['mobile_ion']} VDOS centre {out['vdos_centre_mobile_THz']:.2f} THz")
+        return {"temperature_K": T, **out}
+
+    return run_stage("diffusion", body, a.out, {"md": a.md, "stability": a.stability},
+                     _settings(a), {"arrays": a.arrays, "figures": a.figures})
+
+
+def dynamics(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .dynamics import analyze_dynamics
+        from .plots import plot_dynamics
+
+        T = ctx.upstream["md"]["temperature_K"]
+        out, arrays = analyze_dynamics(formats.read_trajectory(a.trajectory), ctx.settings)
+        formats.write_arrays(ctx.outputs["arrays"], arrays)
+        plot_dynamics(arrays, out, f"{ctx.mid}, {T:g} K", ctx.outputs["figures"] / "dynamics")
+        ctx.log(f"{T:g} K: {', '.join(out['analyses'])}; units {out['polyanions'] or 'none'}")
+        return {"temperature_K": T, **out}
+
+    return run_stage("dynamics", body, a.out, {"md": a.md}, _settings(a),
+                     {"arrays": a.arrays, "figures": a.figures})
+
+
+def arrhenius(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .arrhenius import arrhenius_stage
+        from .plots import plot_arrhenius
+
+        out = arrhenius_stage(list(ctx.upstream.values()), ctx.settings)
+        plot_arrhenius(out, f"{ctx.mid}: Arrhenius", ctx.outputs["figures"] / "arrhenius")
+        ctx.log(f"Ea = {out['ea_eV']:.3f} ± {out['ea_stderr_eV']:.3f} eV" if "ea_eV" in out
+                else out["reason"])
+        return out
+
+    upstream = {f"diffusion_{i}": p for i, p in enumerate(a.diffusion)}
+    return run_stage("arrhenius", body, a.out, upstream, _settings(a),
+                     {"figures": a.figures}, gate="any")
+
+
+def _settings(a: argparse.Namespace, **extra):
+    return SETTINGS[a.command].from_json(a.settings, **extra)
+
+
+#: command → (function, help, required options, optional options with defaults). Commands
+#: are the stage names; every command also takes ``--settings`` and ``--out``.
+COMMANDS = {
+    "intake": (intake, "read and triage one structure", ["--id", "--source"], {}),
+    "relax": (relax, "relax one material with the configured MLP", ["--intake", "--poscar"],
+              {"--device": "cpu"}),
+    "displace": (displace, "supercell and random displacements", ["--relax"], {}),
+    "forces": (forces, "MLP forces on all displaced supercells", ["--displace", "--forceset"],
+               {"--device": "cpu"}),
+    "fit_ifc": (fit_ifc, "force constants with pheasy",
+                ["--displace", "--forces", "--forceset", "--fc2"],
+                {"--fc3": "", "--pheasy-python": ""}),
+    "stability": (stability, "dynamic stability screen",
+                  ["--displace", "--fit-ifc", "--fc2", "--figures"], {}),
+    "phonon_descriptors": (phonon_descriptors, "harmonic phonon descriptors and figures",
+                           ["--displace", "--stability", "--fc2", "--arrays", "--figures"], {}),
+    "md": (md, "NVT MD with the MLP (resumable)",
+           ["--displace", "--stability", "--fc2", "--temperature", "--trajectory"],
+           {"--device": "cpu"}),
+    "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory",
+                  ["--md", "--stability", "--trajectory", "--arrays", "--figures"], {}),
+    "dynamics": (dynamics, "optional g(r), van Hove, reorientation, tetrahedral angles",
+                 ["--md", "--trajectory", "--arrays", "--figures"], {}),
+    "arrhenius": (arrhenius, "Ea, D0 and conductivity from D(T)", ["--diffusion", "--figures"],
+                  {}),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="phonion", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (func, text, required, optional) in COMMANDS.items():
+        p = sub.add_parser(name, help=text)
+        for opt in ["--settings", "--out", *required]:
+            p.add_argument(opt, required=True, nargs="+" if opt == "--diffusion" else None)
+        for opt, default in optional.items():
+            p.add_argument(opt, default=default)
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    return main_guard(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

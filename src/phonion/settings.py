@@ -1,0 +1,330 @@
+"""Per-stage settings: one small dataclass per stage, holding only what that stage reads.
+
+The workflow builds each stage's settings from the campaign config
+(:func:`stage_settings`) and hands them to the job as one canonical JSON string
+(:func:`canonical_json`). Snakemake reruns a job when its params change, so a stage's
+params must carry exactly the values that change its result: a descriptor-only key
+reruns the descriptors, never the MLP forces upstream of them. Execution details that
+do not change a result (the interpreter, the torch device) never enter the settings.
+
+Each field names where it comes from in the config (``section.key``; default: the
+stage's ``SECTION`` and the field name). Per-material ``overrides`` replace values of
+the sections ``relax``, ``phonons`` and ``md``. Defaults equal the schema defaults
+(``workflow/schemas/config.schema.yaml``; a test keeps them equal), so stage functions
+can be called from Python without a config.
+
+This module imports nothing heavy: the Snakefile imports it at parse time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+#: Config sections whose values a per-material ``overrides`` entry may replace.
+OVERRIDABLE = ("relax", "phonons", "md")
+
+
+def _from(path: str, default: Any = None, **meta: Any):
+    """A field read from config ``path`` (``section.key`` or ``section.sub.key``)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default),
+                     metadata={"config": path, **meta})
+    return field(default=default, metadata={"config": path, **meta})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Base class: JSON round trip and construction from the campaign config."""
+
+    SECTION: ClassVar[str] = ""
+
+    def canonical(self) -> Settings:
+        """The same settings with values that cannot change the result reset to their
+        defaults (e.g. a Langevin friction when another thermostat runs), so that editing
+        them reruns nothing."""
+        return self
+
+    def to_json(self) -> str:
+        return canonical_json(self)
+
+    @classmethod
+    def from_json(cls, text: str, **extra: Any):
+        """Rebuild from :meth:`to_json` output (``extra``: fields not in the JSON, such as
+        the MD temperature taken from the job's wildcard)."""
+        data = {**json.loads(text), **extra}
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no settings {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _config_path(cls: type[Settings], f: dataclasses.Field) -> str:
+    return f.metadata.get("config", f"{cls.SECTION}.{f.name}")
+
+
+def _lookup(config: dict, path: str, mid: str | None) -> Any:
+    section, *keys = path.split(".")
+    node = config.get(section, {})
+    if mid is not None and section in OVERRIDABLE:
+        over = config.get("overrides", {}).get(mid, {}).get(section, {})
+        for key in keys[:-1]:
+            over = over.get(key, {}) if isinstance(over, dict) else {}
+        if isinstance(over, dict) and keys and keys[-1] in over:
+            return over[keys[-1]]
+    if not keys:
+        return node
+    for key in keys:
+        node = node[key]
+    return node
+
+
+def stage_settings(stage: str, config: dict, mid: str | None = None) -> Settings:
+    """Settings of ``stage`` from a validated config (defaults filled), with the
+    overrides of material ``mid`` applied; canonical."""
+    cls = SETTINGS[stage]
+    values = {}
+    for f in fields(cls):
+        if f.metadata.get("wildcard"):
+            continue
+        value = _lookup(config, _config_path(cls, f), mid)
+        values[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values).canonical()
+
+
+def canonical_json(settings: Settings, exclude: tuple[str, ...] = ()) -> str:
+    """Compact, key-sorted JSON of the settings (the form that goes into params)."""
+    data = {k: v for k, v in dataclasses.asdict(settings).items()
+            if k not in exclude and not _is_wildcard(type(settings), k)}
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _is_wildcard(cls: type, name: str) -> bool:
+    return any(f.name == name and f.metadata.get("wildcard") for f in fields(cls))
+
+
+# --- the stages -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IntakeSettings(Settings):
+    """Triage limits of intake (config ``structures`` and ``mobile_ion``)."""
+
+    SECTION: ClassVar[str] = "structures"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    max_atoms: int = 64
+    min_distance_A: float = 0.7
+    symprec: float = 1e-3
+
+
+@dataclass(frozen=True)
+class CalculatorSettings(Settings):
+    """The MLP that a stage evaluates (config ``calculator``); the device is an execution
+    detail, passed to the job separately, so moving MD to a GPU reruns nothing."""
+
+    backend: str = _from("calculator.backend", "sevenn")
+    model: str = _from("calculator.model", "7net-0")
+    dtype: str = _from("calculator.dtype", "float64")
+
+    def calculator(self) -> dict:
+        return {"backend": self.backend, "model": self.model, "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class RelaxSettings(CalculatorSettings):
+    """MLP relaxation of positions and cell (config ``relax``)."""
+
+    SECTION: ClassVar[str] = "relax"
+    fmax_eV_A: float = 0.005
+    max_steps: int = 500
+    optimizer: str = "FIRE"
+    cell_filter: str = "frechet"
+    fix_symmetry: bool = False
+    on_symmetry_change: str = "fail"
+    symprec: float = 0.01
+
+
+@dataclass(frozen=True)
+class DisplaceSettings(Settings):
+    """Supercell choice and random displacements (config ``phonons``)."""
+
+    SECTION: ClassVar[str] = "phonons"
+    amplitude_A: float = 0.03
+    min_atoms: int = 80
+    max_atoms: int = 400
+    min_length_A: float = 0.0
+    fc3: bool = False
+    safety_factor: float = 4.0
+    min_snapshots: int = 2
+    seed: int = 0
+    symprec: float = 1e-3
+
+    @property
+    def orders(self) -> tuple[int, ...]:
+        return (2, 3) if self.fc3 else (2,)
+
+
+@dataclass(frozen=True)
+class ForcesSettings(CalculatorSettings):
+    """MLP forces on the displaced supercells: only the model matters."""
+
+    SECTION: ClassVar[str] = "calculator"
+
+
+@dataclass(frozen=True)
+class FitIfcSettings(Settings):
+    """pheasy force-constant fit (config ``phonons``)."""
+
+    SECTION: ClassVar[str] = "phonons"
+    fc3: bool = False
+    fc3_cutoff_A: float = 4.5
+    alpha_min_log10: int = -12
+    alpha_max_log10: int = -2
+    rotational_sum_rules: str = "BHH"
+    symprec: float = 1e-3
+
+    def canonical(self) -> FitIfcSettings:
+        return self if self.fc3 else dataclasses.replace(self, fc3_cutoff_A=4.5)
+
+
+@dataclass(frozen=True)
+class StabilitySettings(Settings):
+    """Dynamic-stability screen (config ``phonons``)."""
+
+    SECTION: ClassVar[str] = "phonons"
+    tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
+    mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
+    band_points: int = 51
+
+
+@dataclass(frozen=True)
+class PhononDescriptorsSettings(Settings):
+    """Harmonic descriptors (config ``phonons`` and ``mobile_ion``)."""
+
+    SECTION: ClassVar[str] = "phonons"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    temperatures_K: tuple[float, ...] = (300.0, 800.0)
+    mesh_start_length_A: float = 20.0
+    mesh_max_length_A: float = 200.0
+    msd_tolerance: float = 0.01
+    low_frequency_THz: float = 1.5
+    band_points: int = 51
+
+
+@dataclass(frozen=True)
+class MDSettings(CalculatorSettings):
+    """NVT MD of one material at one temperature (config ``md``; the temperature is the
+    job's wildcard, not a setting of the list ``md.temperatures_K``, so adding a
+    temperature runs only that temperature's MD)."""
+
+    SECTION: ClassVar[str] = "md"
+    temperature_K: float = field(default=800.0, metadata={"wildcard": True})
+    timestep_fs: float = 1.5
+    equilibration_steps: int = 10_000
+    production_steps: int = 40_000
+    interval: int = 4
+    thermostat: str = "langevin"  # langevin | bussi | nose_hoover_chain
+    initial_state: str = "harmonic"  # harmonic (from fc2, when given) | maxwell_boltzmann
+    friction_per_fs: float = 0.01  # Langevin
+    tau_fs: float = 100.0  # Bussi / Nosé–Hoover damping time
+    seed: int = 0
+    max_force_eV_A: float = 50.0
+    max_temperature_factor: float = 5.0
+    min_distance_A: float = 0.5
+    adaptive: bool = _from("md.adaptive.enabled", False)
+    adaptive_target_rel_stderr: float = _from("md.adaptive.target_rel_stderr", 0.1)
+    adaptive_chunk_steps: int = _from("md.adaptive.chunk_steps", 10_000)
+    adaptive_max_production_steps: int = _from("md.adaptive.max_production_steps", 200_000)
+    adaptive_min_duration_ps: float = _from("md.adaptive.min_duration_ps", 5.0)
+    mobile_ion: str = _from("mobile_ion", "Na")  # the adaptive stopping rule's ion
+
+    def canonical(self) -> MDSettings:
+        s = self
+        if s.thermostat != "langevin":
+            s = dataclasses.replace(s, friction_per_fs=0.01)
+        if s.thermostat == "langevin":
+            s = dataclasses.replace(s, tau_fs=100.0)
+        if not s.adaptive:
+            s = dataclasses.replace(
+                s, adaptive_target_rel_stderr=0.1, adaptive_chunk_steps=10_000,
+                adaptive_max_production_steps=200_000, adaptive_min_duration_ps=5.0,
+                mobile_ion="Na")
+        return s
+
+    def run_fingerprint(self) -> dict:
+        """The settings that define a trajectory apart from its length (a longer run
+        extends an existing trajectory instead of restarting it)."""
+        d = dataclasses.asdict(self)
+        for key in ("production_steps", "mobile_ion"):
+            d.pop(key)
+        for key in [k for k in d if k.startswith("adaptive")]:
+            d.pop(key)
+        return d
+
+
+@dataclass(frozen=True)
+class DiffusionSettings(Settings):
+    """Diffusion analysis of a trajectory (config ``diffusion`` and ``mobile_ion``)."""
+
+    SECTION: ClassVar[str] = "diffusion"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    window: tuple[float, float] = (0.1, 0.5)
+    intercept: bool = False
+    weighting: str = "inverse_time"
+    melt_d_threshold_A2_ps: float = 0.01
+    melt_msd_threshold_A2: float = 1.0
+    min_duration_ps: float = 5.0
+
+
+@dataclass(frozen=True)
+class DynamicsSettings(Settings):
+    """Optional structure and dynamics analyses (config ``dynamics``)."""
+
+    SECTION: ClassVar[str] = "dynamics"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    rdf: bool = False
+    van_hove: bool = False
+    reorientation: bool = False
+    tetrahedra: bool = False
+    r_max_A: float = 8.0
+    bin_A: float = 0.05
+    max_frames: int = 200
+    van_hove_lags: int = 8
+    rotation_threshold: float = 0.9
+    hop_distance_A: float = 3.8
+    hop_residence_ps: float = 3.0
+    hop_window_ps: float = 9.0
+    angle_filter_cm1: float | None = 5.0
+
+    ANALYSES: ClassVar[tuple[str, ...]] = ("rdf", "van_hove", "reorientation", "tetrahedra")
+
+    @property
+    def analyses(self) -> list[str]:
+        return [a for a in self.ANALYSES if getattr(self, a)]
+
+
+@dataclass(frozen=True)
+class ArrheniusSettings(Settings):
+    """Arrhenius fit and Nernst–Einstein conductivity (``mobile_ion``, its charge)."""
+
+    SECTION: ClassVar[str] = "arrhenius"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    charge: int | None = _from("mobile_ion_charge", None)
+
+
+#: stage name → its settings class (the stages that have settings).
+SETTINGS: dict[str, type[Settings]] = {
+    "intake": IntakeSettings,
+    "relax": RelaxSettings,
+    "displace": DisplaceSettings,
+    "forces": ForcesSettings,
+    "fit_ifc": FitIfcSettings,
+    "stability": StabilitySettings,
+    "phonon_descriptors": PhononDescriptorsSettings,
+    "md": MDSettings,
+    "diffusion": DiffusionSettings,
+    "dynamics": DynamicsSettings,
+    "arrhenius": ArrheniusSettings,
+}
