@@ -58,7 +58,9 @@ def phonopy_for(primitive: Atoms, choice: SupercellChoice, fc2: np.ndarray | Non
     if not np.array_equal(M, np.eye(3, dtype=int)):
         from phonopy.structure.cells import get_supercell
 
-        unit = get_supercell(unit, M)
+        # phonopy's matrices act on lattice vectors as columns (lattice_new = lattice_old @ S),
+        # the transpose of this module's row convention (lattice_new = M @ lattice_old)
+        unit = get_supercell(unit, M.T)
     ph = Phonopy(unit, supercell_matrix=np.diag(choice.dim),
                  primitive_matrix=np.linalg.inv(M).T, log_level=0)
     if fc2 is not None:
