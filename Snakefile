@@ -38,4 +38,4 @@ include: "workflow/rules/campaign.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets,

@@ -103,12 +103,13 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None,
               check: bool = True, timeout: int = 900, extra: list[str] | None = None,
-              python: str = sys.executable) -> subprocess.CompletedProcess:
+              python: str = sys.executable,
+              snakefile: Path = ROOT / "Snakefile") -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with ``workdir/config.yaml`` (through
     the interpreter ``python``)."""
     if config is not None:
         write_config(workdir, config)
-    cmd = [python, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+    cmd = [python, "-m", "snakemake", "--snakefile", str(snakefile),
            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
            *(extra or [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -53,3 +53,24 @@ def test_bad_override_is_rejected(campaign):
         "overrides": {"NaCl": {"relax": {"max_steps": 0}}}})
     assert proc.returncode != 0
     assert "max_steps" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("edit, words", [
+    ({"mobile_ion": "Xx"}, "mobile_ion 'Xx' is not a chemical element"),
+    ({"overrides": {"NaCI": {"relax": {"max_steps": 10}}}}, "overrides name NaCI"),
+    ({"calculator": {"backend": "sevenn", "model": "7net-mf-ompa"}},
+     "would need a download"),
+    ({"environments": {"sevenn": "/no/such/python"}}, "environments.sevenn"),
+])
+def test_semantic_config_errors_fail_at_parse_time(campaign, edit, words):
+    proc = snakemake(campaign, "-n", check=False,
+                     config={"structures": {"folder": "structures"}, **edit})
+    assert proc.returncode != 0
+    assert words in proc.stderr + proc.stdout
+
+
+def test_an_empty_structures_folder_says_what_was_searched(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = snakemake(tmp_path, "-n", check=False, config={"structures": {"folder": "empty"}})
+    assert proc.returncode != 0
+    assert "structures.folder 'empty' holds 0 structure files" in proc.stderr + proc.stdout

@@ -195,3 +195,22 @@ def test_harmonic_initial_state_starts_at_the_target_temperature(tmp_path):
         means[state] = read_trajectory(tmp_path / f"{state}.h5")["temperature_K"].mean()
     assert means["harmonic"] == pytest.approx(300.0, rel=0.15), means
     assert means["maxwell_boltzmann"] < 0.8 * 300.0, means
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_partial_trajectory_starts_over(tmp_path, damage):
+    """A checkpoint file that cannot be read (truncated, overwritten) is not resumed and does
+    not block the run: MD starts over and gives the uninterrupted trajectory."""
+    full = tmp_path / "full.h5"
+    assert _run(full).returncode == 0
+    broken = tmp_path / "broken.h5"
+    assert _run(broken, kill_at=300).returncode != 0
+    size = broken.stat().st_size
+    with open(broken, "r+b") as fh:
+        if damage == "truncate":
+            fh.truncate(size // 3)
+        else:
+            fh.write(np.random.default_rng(0).bytes(size))
+    assert _run(broken).returncode == 0
+    assert np.array_equal(read_trajectory(broken)["positions_A"],
+                          read_trajectory(full)["positions_A"])

@@ -163,24 +163,7 @@ def load_sevenn(model: str, device: str, dtype: str) -> Loaded:
         from sevenn.calculator import SevenNetCalculator
     except ImportError:
         raise _missing("sevenn", "sevenn") from None
-    path = _local_file(model)
-    if path is None:
-        def refuse(*_args, **_kwargs):
-            raise ModelUnavailable(
-                f"SevenNet model '{model}' is not on this machine and would need a download; "
-                "set calculator.model to a local checkpoint path (7net-0 ships with sevenn)"
-            )
-
-        original = sevenn_util.download_checkpoint
-        sevenn_util.download_checkpoint = refuse
-        try:
-            path = Path(sevenn_util.pretrained_name_to_path(model))
-        except ValueError:
-            raise ModelUnavailable(
-                f"'{model}' is not a SevenNet pretrained name nor a file; fix calculator.model"
-            ) from None
-        finally:
-            sevenn_util.download_checkpoint = original
+    path = _local_file(model) or _sevenn_offline_path(sevenn_util, model)
     calc = SevenNetCalculator(model=str(path), device=device)
     elements = {chemical_symbols[int(z)] for z in calc.type_map}
     return Loaded(calc, elements, _describe("sevenn", model, path, device, "float32", "sevenn"))
@@ -206,6 +189,65 @@ def get_calculator(backend: str, model: str = "", device: str = "cpu",
             f"unknown calculator.backend '{backend}'; choose one of {', '.join(BACKENDS)}"
         ) from None
     return adapter(model, device, dtype)
+
+
+def model_file(backend: str, model: str = "") -> Path | None:
+    """The file a model would be loaded from, without loading it; None for the analytic
+    potential. Raises :class:`ModelUnavailable` (with the reason and the key to set) when
+    it is not on this machine: the workflow runs this for the configured backend when it
+    parses, so a missing model stops the campaign at once instead of in every job."""
+    if backend not in BACKENDS:
+        raise ModelUnavailable(
+            f"unknown calculator.backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if backend == "rigid_ion":
+        return None
+    local = _local_file(model)
+    if local is not None:
+        return local
+    if backend == "mace":
+        try:
+            import mace  # noqa: F401
+        except ImportError:
+            raise _missing("mace", "mace-torch") from None
+        return _mace_cached_foundation(model)
+    if backend == "chgnet" and model in CHGNET_SHIPPED:
+        import importlib.util
+
+        spec = importlib.util.find_spec("chgnet")
+        if spec is None:
+            raise _missing("chgnet", "chgnet")
+        shipped = sorted((Path(spec.origin).parent / "pretrained" / model).glob("*.pth.tar"))
+        if shipped:
+            return shipped[0]
+    if backend == "sevenn":
+        try:
+            import sevenn.util as sevenn_util
+        except ImportError:
+            raise _missing("sevenn", "sevenn") from None
+        return _sevenn_offline_path(sevenn_util, model)
+    raise ModelUnavailable(
+        f"{backend} model '{model}' is not a file on this machine; set calculator.model to a "
+        "local model file")
+
+
+def _sevenn_offline_path(sevenn_util, model: str) -> Path:
+    """Path of a SevenNet pretrained name, refusing any download."""
+    def refuse(*_args, **_kwargs):
+        raise ModelUnavailable(
+            f"SevenNet model '{model}' is not on this machine and would need a download; "
+            "set calculator.model to a local checkpoint path (7net-0 ships with sevenn)"
+        )
+
+    original = sevenn_util.download_checkpoint
+    sevenn_util.download_checkpoint = refuse
+    try:
+        return Path(sevenn_util.pretrained_name_to_path(model))
+    except ValueError:
+        raise ModelUnavailable(
+            f"'{model}' is not a SevenNet pretrained name nor a file; fix calculator.model"
+        ) from None
+    finally:
+        sevenn_util.download_checkpoint = original
 
 
 def check_elements(loaded: Loaded, symbols: list[str]) -> None:

@@ -34,15 +34,15 @@ def _calculator(ctx: Context, device: str):
 
 def intake(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
-        from .intake import describe, read_structure, triage
+        from .intake import read_structure, triage_and_describe
         from .provenance import file_sha256
+        from .runner import run_guarded
 
-        s = ctx.settings
         out = {"source": str(a.source), "source_sha256": file_sha256(a.source)}
         atoms = read_structure(a.source)
-        prim = triage(atoms, s)
-        out.update(input=describe(atoms, s.symprec), primitive=describe(prim, s.symprec),
-                   structure=formats.atoms_to_dict(prim))
+        # spglib and ASE see the structure in a child process: a crash there is a reason
+        out.update(run_guarded(triage_and_describe, atoms, ctx.settings,
+                               what=f"the structure of {Path(a.source).name}"))
         ctx.log(f"{out['primitive']['formula']} {out['primitive']['spacegroup']} accepted")
         return out
 
@@ -175,8 +175,7 @@ def phonon_descriptors(a: argparse.Namespace) -> int:
         ctx.log(f"{s.mobile_ion} MSD {hot['msd_mobile_mean_A2']:.4f} Å² at {t_hi:g} K (mesh "
                 f"{scalars['mesh']}), acoustic cutoff {scalars['acoustic_cutoff_THz']:.2f} THz, "
                 f"{s.mobile_ion} PDOS centre {scalars['pdos_mobile_centre_THz']:.2f} THz")
-        note = scalars["mesh_convergence"][-1].get("note", "")
-        return {"reason": note, **scalars, "formula": formula}
+        return {**scalars, "formula": formula}
 
     return run_stage("phonon_descriptors", body, a.out,
                      {"displace": a.displace, "stability": a.stability}, _settings(a),
@@ -260,6 +259,20 @@ def arrhenius(a: argparse.Namespace) -> int:
                      {"figures": a.figures}, gate="any")
 
 
+def model(a: argparse.Namespace) -> int:
+    """Not a stage: is the configured model on this machine? Prints its file, or the reason
+    (exit 2). The workflow asks this of each backend environment when it parses."""
+    from .calculators import model_file
+    from .errors import ModelUnavailable
+
+    try:
+        print(model_file(a.backend, a.model) or "analytic potential (no file)")
+        return 0
+    except ModelUnavailable as exc:
+        print(exc)
+        return 2
+
+
 def _settings(a: argparse.Namespace, **extra):
     return SETTINGS[a.command].from_json(a.settings, **extra)
 
@@ -289,6 +302,8 @@ COMMANDS = {
                  ["--md", "--trajectory", "--arrays", "--figures"], {}),
     "arrhenius": (arrhenius, "Ea, D0 and conductivity from D(T)", ["--diffusion", "--figures"],
                   {}),
+    "model": (model, "check that the configured MLP is on this machine (not a stage)",
+              ["--backend"], {"--model": ""}),
 }
 
 
@@ -297,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, text, required, optional) in COMMANDS.items():
         p = sub.add_parser(name, help=text)
-        for opt in ["--settings", "--out", *required]:
+        stage = name != "model"
+        for opt in ["--settings", "--out", *required] if stage else required:
             p.add_argument(opt, required=True, nargs="+" if opt == "--diffusion" else None)
         for opt, default in optional.items():
             p.add_argument(opt, default=default)

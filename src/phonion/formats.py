@@ -65,6 +65,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+_LOCKS: dict[str, Any] = {}
+
+
+def lock_tree(folder: str | os.PathLike):
+    """Hold an exclusive lock on ``folder/.phonion.lock`` for the life of this process (one
+    campaign per results tree); a second process gets a one-line error naming the holder.
+    Taking it again in the same process returns the lock already held."""
+    import fcntl
+    import socket
+
+    folder = Path(folder)
+    key = str(folder.resolve())
+    if key in _LOCKS:
+        return _LOCKS[key]
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / ".phonion.lock", "a+")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RuntimeError(
+            f"results tree '{folder}' is in use by another phonion campaign ({holder}); wait "
+            "for it to finish or set results to another folder") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}, cwd {os.getcwd()}\n")
+    fh.flush()
+    _LOCKS[key] = fh
+    return fh
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()

@@ -161,7 +161,7 @@ def run_stage(stage: str, body: Callable[[Context], dict], out: str | os.PathLik
             _clear(path)
             _flagged(name, path, status, res["reason"])
     res["wall_time_s"] = round(time.perf_counter() - ctx.t0, 3)
-    res["files"] = {name: formats.file_record(p) for name, p in outputs.items() if p.is_file()}
+    res["files"] = {p.name: formats.file_record(p) for p in outputs.values() if p.is_file()}
     if "figures" in outputs:
         res["figures"] = sorted(p.name for p in outputs["figures"].glob("*.png"))
     res["provenance"] = provenance(asdict(settings) if settings else {}, ctx.model)
@@ -182,6 +182,46 @@ def _scrub(obj):
     if isinstance(obj, list):
         return [_scrub(v) for v in obj]
     return obj
+
+
+def _child(conn, func, args) -> None:
+    try:
+        conn.send(("ok", func(*args)))
+    except BaseException as exc:  # noqa: BLE001 - sent back to the parent as it is
+        conn.send(("raised", exc))
+
+
+def run_guarded(func: Callable, *args, timeout_s: float = 600.0, what: str = "it"):
+    """``func(*args)`` in a child process (spawned: no state shared with this one), for code
+    that hands user data to native libraries. Its result or exception comes back as usual; a
+    child killed by a signal (a crash inside a C extension) or running past ``timeout_s``
+    raises :class:`~phonion.errors.StructureRejected` naming ``what`` and the signal."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, func, args), daemon=True)
+    proc.start()
+    child.close()
+    ready = parent.poll(timeout_s)  # also True when the child died: recv() then finds EOF
+    try:
+        message = parent.recv() if ready else None
+    except EOFError:
+        message = None
+    proc.join(5 if ready else 0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        if message is None:
+            raise StructureRejected(f"{what} took longer than {timeout_s:g} s")
+    if message is None:
+        code = proc.exitcode
+        how = f"signal {-code}" if code and code < 0 else f"exit code {code}"
+        raise StructureRejected(f"{what} crashed a native library ({how})")
+    kind, value = message
+    if kind == "raised":
+        raise value
+    return value
 
 
 def main_guard(func: Callable[[], int]) -> int:

@@ -102,6 +102,24 @@ def canonical_json(settings: Settings, exclude: tuple[str, ...] = ()) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def check_campaign(config: dict, material_ids) -> None:
+    """What the schema cannot say: the mobile ion is an element, every ``overrides`` entry
+    names a material of the campaign. Raises :class:`~phonion.errors.ConfigError`."""
+    from ase.data import chemical_symbols
+
+    from .errors import ConfigError
+
+    ion = config["mobile_ion"]
+    if ion not in chemical_symbols[1:]:
+        raise ConfigError(f"mobile_ion '{ion}' is not a chemical element")
+    unknown = sorted(set(config.get("overrides", {})) - set(material_ids))
+    if unknown:
+        raise ConfigError(
+            f"overrides name {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'}"
+            " not a material of this campaign (ids are file names without suffix or the id "
+            "column of structures.table)")
+
+
 def _is_wildcard(cls: type, name: str) -> bool:
     return any(f.name == name and f.metadata.get("wildcard") for f in fields(cls))
 
@@ -115,6 +133,8 @@ class IntakeSettings(Settings):
     SECTION: ClassVar[str] = "structures"
     mobile_ion: str = _from("mobile_ion", "Na")
     max_atoms: int = 64
+    max_input_atoms: int = 1000
+    max_volume_per_atom_A3: float = 150.0
     min_distance_A: float = 0.7
     symprec: float = 1e-3
 

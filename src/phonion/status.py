@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -73,3 +74,97 @@ def campaign_status(result_files: Iterable[str | Path], out: str | Path,
         Path(log).write_text(summary + "\n")
     print(f"[status] {summary}", flush=True)
     return rows
+
+
+def regenerate(entries: Iterable[tuple[str, list[str], str | None]], status_path: str | Path,
+               dry_run: bool = False) -> list[str]:
+    """Stage results to produce again because files of their stage went missing or were
+    damaged after the campaign's status table was written.
+
+    ``entries``: per stage and material, (result JSON, other files, figure folder or None).
+    A missing file makes its result a target. A result changed after the status table that
+    is no longer a valid result, or a file changed after its result was written that no
+    longer matches the size/hash record in the result, is damaged: its result is removed
+    (only reported in a dry run) and becomes a target. Only files newer than the status
+    table or than their result are opened: a finished campaign costs a ``stat`` per file.
+    """
+    t_status = Path(status_path).stat().st_mtime
+    targets = []
+    for result, files, figures in entries:
+        result = Path(result)
+        try:
+            problem = _damage(result, [Path(f) for f in files], figures, t_status)
+        except FileNotFoundError:
+            problem = ""
+            targets.append(str(result))
+        if problem:
+            print(f"phonion: {problem}: " + ("would regenerate" if dry_run else "regenerating")
+                  + f" {result.parent}", file=sys.stderr, flush=True)
+            if not dry_run:
+                result.unlink(missing_ok=True)
+            targets.append(str(result))
+    return targets
+
+
+def _damage(result: Path, files: list[Path], figures: str | None, t_status: float) -> str:
+    """'' when the stage's files are intact, else what is wrong (FileNotFoundError when the
+    result itself is missing)."""
+    from .formats import verify_record
+
+    t_result = result.stat().st_mtime
+    record = None
+    if t_result > t_status:
+        try:
+            record = read_result(result)
+        except DamagedFile as exc:
+            return str(exc)
+    for path in files + ([Path(figures)] if figures else []):
+        if not path.exists():
+            return f"{path} is missing"
+        if path.stat().st_mtime <= t_result:
+            continue
+        try:  # changed after its stage finished: check against the stage's record
+            record = record or read_result(result)
+        except DamagedFile as exc:
+            return str(exc)
+        if path.is_dir():  # a figure folder: every figure the stage made is still there
+            gone = [f for f in record.get("figures", []) if not (path / f).exists()]
+            if gone:
+                return f"figure {path / gone[0]} is missing"
+        else:
+            why = verify_record(path, record.get("files", {}).get(path.name, {}))
+            if why:
+                return f"{path} changed after its stage wrote it ({why})"
+    return ""
+
+
+def status_after_failure(materials: Mapping[str, list[tuple[str, str, str]]],
+                         out: str | Path, rejected: Mapping[str, str]) -> list:
+    """``status.tsv`` when Snakemake stops with failed jobs (its ``onerror`` handler): every
+    material gets its row from the results that exist; at the first stage without a
+    result the chain stopped outside phonion (a killed job, out of memory, a wall-time
+    limit): ``error`` naming the stage and its log. A rerun retries exactly those jobs.
+
+    ``materials``: id → [(stage, result JSON, log file)] in pipeline order.
+    """
+    rows = [(mid, "intake", "rejected", reason) for mid, reason in rejected.items()]
+    for mid, stages in materials.items():
+        results = []
+        for stage, result, log in stages:
+            try:
+                results.append(read_result(result))
+                continue
+            except DamagedFile:
+                pass
+            if Path(log).exists():
+                why = (f"the {stage} job failed without a result (killed, out of memory or "
+                       f"past its wall time?); see {log}; rerun to retry")
+            else:
+                why = f"{stage} did not run (the workflow stopped first); rerun"
+            found = material_status(results)
+            rows.append((mid, stage, "error", why) if found[1] in ("ok", "skipped")
+                        else (mid, *found))
+            break
+        else:
+            rows.append((mid, *material_status(results)))
+    return write_status(out, rows)

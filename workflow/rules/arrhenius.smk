@@ -2,10 +2,9 @@ rule arrhenius:
     input:
         diffusion=expand(stage_path("diffusion"), T=MD_TEMPERATURES, allow_missing=True),
     output:
-        result=stage_path("arrhenius"),
-        figures=figures("arrhenius", "arrhenius", "Diffusion"),
+        **stage_outputs("arrhenius"),
     log:
-        stage_path("arrhenius", "arrhenius.log"),
+        stage_log("arrhenius"),
     conda:
         WORKFLOW_ENV
     params:

@@ -2,8 +2,10 @@
 # all stages share. Nothing here reads a structure or result file at parse time (a campaign
 # of thousands of materials must parse in seconds; every SLURM job re-parses the Snakefile).
 
+import collections
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from phonion.intake import discover
-from phonion.settings import stage_settings
+from phonion.settings import check_campaign, stage_settings
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -21,9 +23,8 @@ CAMPAIGN_DIR = f"{RESULTS}/campaign"
 DISCOVERY = discover(config["structures"]["folder"], config["structures"]["table"])
 MATERIALS = DISCOVERY.materials
 if not MATERIALS and not DISCOVERY.rejected:
-    raise ValueError(
-        "no structures found: set structures.folder or structures.table in config"
-    )
+    raise ValueError(DISCOVERY.nothing_found())
+check_campaign(config, [*MATERIALS, *DISCOVERY.rejected])
 
 for _mid, _over in config["overrides"].items():
     validate(
@@ -38,21 +39,30 @@ DYNAMICS = any(
 
 
 # --- the stage table ---------------------------------------------------------------------
-# stage -> runs once per MD temperature? Every stage writes results/materials/{mid}/
-# {stage}[/{T}K]/{stage}.json whatever happens (ok, failed, rejected, error or skipped),
-# so the DAG is static: no checkpoints, and the status is derived from these files.
+# Every stage writes results/materials/{mid}/{stage}[/{T}K]/{stage}.json whatever happens
+# (ok, failed, rejected, error or skipped), plus the files named here and, with a report
+# category, a figures/ folder. So the DAG is static (no checkpoints) and the status table,
+# the figures and the check for missing or damaged files all derive from this table.
+Stage = collections.namedtuple("Stage", "per_temperature files category")
 STAGES = {
-    "intake": False,
-    "relax": False,
-    "displace": False,
-    "forces": False,
-    "fit_ifc": False,
-    "stability": False,
-    "phonon_descriptors": False,
-    "md": True,
-    "diffusion": True,
-    "dynamics": True,
-    "arrhenius": False,
+    "intake": Stage(False, {}, None),
+    "relax": Stage(False, {"poscar": "POSCAR"}, None),
+    "displace": Stage(False, {}, None),
+    "forces": Stage(False, {"forceset": "forces.h5"}, None),
+    "fit_ifc": Stage(
+        False,
+        {
+            "fc2": "fc2.hdf5",
+            **({"fc3": "fc3.hdf5"} if config["phonons"]["fc3"] else {}),
+        },
+        None,
+    ),
+    "stability": Stage(False, {}, "Phonons"),
+    "phonon_descriptors": Stage(False, {"arrays": "modes.h5"}, "Phonons"),
+    "md": Stage(True, {"trajectory": "trajectory.h5"}, None),
+    "diffusion": Stage(True, {"arrays": "diffusion.h5"}, "Diffusion"),
+    "dynamics": Stage(True, {"arrays": "dynamics.h5"}, "Diffusion"),
+    "arrhenius": Stage(False, {}, "Diffusion"),
 }
 
 
@@ -69,23 +79,73 @@ def active_stages():
 def stage_path(stage, name=None):
     """Path pattern of a file of ``stage`` (default: its result JSON)."""
     folder = f"{MATERIALS_DIR}/{{mid}}/{stage}"
-    if STAGES[stage]:
+    if STAGES[stage].per_temperature:
         folder = f"{folder}/{{T}}K"
     return f"{folder}/{name}" if name else f"{folder}/{stage}.json"
 
 
-def material_results(mid):
-    """Result files of one material, in pipeline order."""
-    files = []
+def stage_outputs(stage):
+    """Output directive of a stage's rule: its result, its files and its figure folder (in
+    the report; an empty folder when the stage produced no figures)."""
+    s = STAGES[stage]
+    out = {"result": stage_path(stage)}
+    out.update({key: stage_path(stage, name) for key, name in s.files.items()})
+    if s.category:
+        out["figures"] = report(
+            directory(stage_path(stage, "figures")),
+            patterns=["{name}.png"],
+            caption=f"../report/{stage}.rst",
+            category=s.category,
+            subcategory="{mid}",
+        )
+    return out
+
+
+def stage_log(stage):
+    return stage_path(stage, f"{stage}.log")
+
+
+def material_stages(mid):
+    """(stage, result, other files, figure folder or None, log) of one material, in
+    pipeline order."""
+    rows = []
     for stage in active_stages():
-        temps = MD_TEMPERATURES if STAGES[stage] else [None]
-        files += [stage_path(stage).format(mid=mid, T=T) for T in temps]
-    return files
+        s = STAGES[stage]
+        for T in MD_TEMPERATURES if s.per_temperature else [None]:
+            fill = dict(mid=mid, T=T)
+            rows.append(
+                (
+                    stage,
+                    stage_path(stage).format(**fill),
+                    [stage_path(stage, n).format(**fill) for n in s.files.values()],
+                    stage_path(stage, "figures").format(**fill) if s.category else None,
+                    stage_log(stage).format(**fill),
+                )
+            )
+    return rows
 
 
 def campaign_results(wildcards=None):
-    """Every stage result of every material (the status table reads them all)."""
-    return [f for mid in MATERIALS for f in material_results(mid)]
+    """Every stage result of every material, in pipeline order per material."""
+    return [row[1] for mid in MATERIALS for row in material_stages(mid)]
+
+
+def all_targets(wildcards=None):
+    """The status table, and -- once it exists -- every result whose files went missing or
+    were damaged since (damaged ones are removed here), so that exactly those stages and
+    what depends on them run again: by itself Snakemake calls a campaign whose status table
+    is newer than everything complete, even when intermediate files are gone."""
+    status = f"{CAMPAIGN_DIR}/status.tsv"
+    targets = [status]
+    if workflow.is_main_process and os.path.exists(status):
+        from phonion.status import regenerate
+
+        targets += regenerate(
+            [row[1:4] for mid in MATERIALS for row in material_stages(mid)],
+            status,
+            dry_run=workflow.dryrun,
+        )
+    return targets
 
 
 def stage_params(stage):
@@ -96,18 +156,6 @@ def stage_params(stage):
 
 def structure_file(wc):
     return str(MATERIALS[wc.mid])
-
-
-def figures(stage, caption, category):
-    """A stage's figure folder, in the report (an empty folder when the stage did not
-    produce figures: skipped, failed)."""
-    return report(
-        directory(stage_path(stage, "figures")),
-        patterns=["{name}.png"],
-        caption=f"../report/{caption}.rst",
-        category=category,
-        subcategory="{mid}",
-    )
 
 
 # --- execution details: environment variables, never params -----------------------------
@@ -138,6 +186,7 @@ def _interpreter(env, key):
 
 
 BACKEND = config["calculator"]["backend"]
+_BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 _SRC = str(Path(workflow.basedir) / "src")
 _PATH = [
     p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC
@@ -146,9 +195,7 @@ os.environ.update(
     # environments need not have phonion installed: all run this checkout's code
     PYTHONPATH=os.pathsep.join([_SRC, *_PATH]),
     PHONION_PYTHON=_interpreter("", "python"),
-    PHONION_BACKEND_PYTHON=_interpreter(
-        config["environments"].get(BACKEND, ""), BACKEND
-    ),
+    PHONION_BACKEND_PYTHON=_BACKEND_PYTHON,
     PHONION_PHEASY_PYTHON=(
         _interpreter(config["environments"]["pheasy"], "pheasy")
         if config["environments"]["pheasy"]
@@ -156,6 +203,24 @@ os.environ.update(
     ),
     PHONION_DEVICE=config["calculator"]["device"],
 )
+if workflow.is_main_process and not CONDA:
+    # the configured model must be on this machine: say so now, not in every MLP job
+    _check = subprocess.run(
+        [_BACKEND_PYTHON, "-m", "phonion", "model"]
+        + ["--backend", BACKEND, "--model", config["calculator"]["model"]],
+        capture_output=True,
+        text=True,
+    )
+    if _check.returncode:
+        raise ValueError(
+            f"calculator: {(_check.stdout + _check.stderr).strip().splitlines()[-1]}"
+        )
+if workflow.is_main_process and not workflow.dryrun:
+    # one campaign per results tree: a second Snakemake on it (another checkout, another
+    # working directory) stops here instead of racing this one
+    from phonion.formats import lock_tree
+
+    RESULTS_LOCK = lock_tree(RESULTS)
 WORKFLOW_ENV = "../../envs/phonion.yaml"
 BACKEND_ENV = str(
     Path(workflow.basedir)
@@ -197,14 +262,3 @@ def md_resource(input, key):
             "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
         }
     return shape[key]
-
-
-def fit_ifc_outputs():
-    out = {"result": stage_path("fit_ifc"), "fc2": stage_path("fit_ifc", "fc2.hdf5")}
-    if config["phonons"]["fc3"]:
-        out["fc3"] = stage_path("fit_ifc", "fc3.hdf5")
-    return out
-
-
-def all_targets():
-    return [f"{CAMPAIGN_DIR}/status.tsv"]

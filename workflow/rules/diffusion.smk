@@ -4,11 +4,9 @@ rule diffusion:
         trajectory=stage_path("md", "trajectory.h5"),
         stability=stage_path("stability"),
     output:
-        result=stage_path("diffusion"),
-        arrays=stage_path("diffusion", "diffusion.h5"),
-        figures=figures("diffusion", "diffusion", "Diffusion"),
+        **stage_outputs("diffusion"),
     log:
-        stage_path("diffusion", "diffusion.log"),
+        stage_log("diffusion"),
     conda:
         WORKFLOW_ENV
     params:

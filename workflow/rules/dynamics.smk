@@ -3,11 +3,9 @@ rule dynamics:
         md=stage_path("md"),
         trajectory=stage_path("md", "trajectory.h5"),
     output:
-        result=stage_path("dynamics"),
-        arrays=stage_path("dynamics", "dynamics.h5"),
-        figures=figures("dynamics", "dynamics", "Diffusion"),
+        **stage_outputs("dynamics"),
     log:
-        stage_path("dynamics", "dynamics.log"),
+        stage_log("dynamics"),
     conda:
         WORKFLOW_ENV
     params:

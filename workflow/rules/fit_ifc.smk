@@ -4,9 +4,9 @@ rule fit_ifc:
         forces=stage_path("forces"),
         forceset=stage_path("forces", "forces.h5"),
     output:
-        **fit_ifc_outputs(),
+        **stage_outputs("fit_ifc"),
     log:
-        stage_path("fit_ifc", "fit_ifc.log"),
+        stage_log("fit_ifc"),
     benchmark:
         stage_path("fit_ifc", "benchmark.tsv")
     conda:

@@ -2,10 +2,9 @@ rule forces:
     input:
         displace=stage_path("displace"),
     output:
-        result=stage_path("forces"),
-        forceset=stage_path("forces", "forces.h5"),
+        **stage_outputs("forces"),
     log:
-        stage_path("forces", "forces.log"),
+        stage_log("forces"),
     benchmark:
         stage_path("forces", "benchmark.tsv")
     conda:

@@ -4,10 +4,9 @@ rule md:
         stability=stage_path("stability"),
         fc2=stage_path("fit_ifc", "fc2.hdf5"),
     output:
-        result=stage_path("md"),
-        trajectory=stage_path("md", "trajectory.h5"),
+        **stage_outputs("md"),
     log:
-        stage_path("md", "md.log"),
+        stage_log("md"),
     benchmark:
         stage_path("md", "benchmark.tsv")
     conda:

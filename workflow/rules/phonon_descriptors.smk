@@ -4,11 +4,9 @@ rule phonon_descriptors:
         stability=stage_path("stability"),
         fc2=stage_path("fit_ifc", "fc2.hdf5"),
     output:
-        result=stage_path("phonon_descriptors"),
-        arrays=stage_path("phonon_descriptors", "modes.h5"),
-        figures=figures("phonon_descriptors", "phonon_descriptors", "Phonons"),
+        **stage_outputs("phonon_descriptors"),
     log:
-        stage_path("phonon_descriptors", "phonon_descriptors.log"),
+        stage_log("phonon_descriptors"),
     benchmark:
         stage_path("phonon_descriptors", "benchmark.tsv")
     conda:

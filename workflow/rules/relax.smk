@@ -2,10 +2,9 @@ rule relax:
     input:
         intake=stage_path("intake"),
     output:
-        result=stage_path("relax"),
-        poscar=stage_path("relax", "POSCAR"),
+        **stage_outputs("relax"),
     log:
-        stage_path("relax", "relax.log"),
+        stage_log("relax"),
     benchmark:
         stage_path("relax", "benchmark.tsv")
     conda:

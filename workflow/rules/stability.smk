@@ -4,10 +4,9 @@ rule stability:
         fit_ifc=stage_path("fit_ifc"),
         fc2=stage_path("fit_ifc", "fc2.hdf5"),
     output:
-        result=stage_path("stability"),
-        figures=figures("stability", "bands", "Phonons"),
+        **stage_outputs("stability"),
     log:
-        stage_path("stability", "stability.log"),
+        stage_log("stability"),
     conda:
         WORKFLOW_ENV
     params:
