@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -143,3 +144,58 @@ RIGID = {
     "md": {"equilibration_steps": 20, "production_steps": 100, "interval": 4,
            "timestep_fs": 2.0},
 }
+
+
+class SpringNetwork:
+    """Test force field for any lattice and any elements: harmonic springs between all pairs
+    of a reference structure closer than ``cutoff_A``, E = ½ Σ k (|r| − r0)², r0 the
+    reference distance, so the reference is a minimum with known, short-ranged force
+    constants (k in eV/Å²; pairs with the mobile ion are softer by ``mobile_factor``).
+    An ASE calculator for displaced copies of the reference (same cell, same atom order)."""
+
+    def __init__(self, reference, cutoff_A=4.0, k=2.0, mobile="Na", mobile_factor=0.3):
+        from ase.calculators.calculator import Calculator, all_changes
+        from ase.neighborlist import neighbor_list
+
+        i, j, shift = neighbor_list("ijS", reference, cutoff_A)
+        keep = i < j  # each pair once
+        self.i, self.j, self.shift = i[keep], j[keep], shift[keep] @ reference.cell.array
+        d = reference.positions[self.j] + self.shift - reference.positions[self.i]
+        self.r0 = np.linalg.norm(d, axis=1)
+        symbols = np.array(reference.get_chemical_symbols())
+        soft = (symbols[self.i] == mobile) | (symbols[self.j] == mobile)
+        self.k = np.where(soft, k * mobile_factor, k)
+        net = self
+
+        class _Calc(Calculator):
+            implemented_properties = ["energy", "forces"]
+
+            def calculate(self, atoms=None, properties=("energy",),
+                          system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                pos = self.atoms.positions
+                d = pos[net.j] + net.shift - pos[net.i]
+                r = np.linalg.norm(d, axis=1)
+                stretch = r - net.r0
+                f = (net.k * stretch / r)[:, None] * d  # force on i, minus that on j
+                forces = np.zeros_like(pos)
+                np.add.at(forces, net.i, f)
+                np.add.at(forces, net.j, -f)
+                self.results = {"energy": float(0.5 * np.sum(net.k * stretch**2)),
+                                "forces": forces}
+
+        self.calculator = _Calc()
+
+
+def forces_of(calc, supercell, displacements):
+    """Forces (eV/Å) of ``calc`` on ``supercell`` displaced by each of ``displacements``."""
+    atoms = supercell.copy()
+    atoms.calc = calc
+    out = []
+    for d in displacements:
+        atoms.positions = supercell.positions + d
+        out.append(atoms.get_forces().copy())
+    return np.array(out)
+
+
+STRUCTURES = ROOT / "tests" / "data" / "structures"

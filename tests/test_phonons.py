@@ -13,7 +13,13 @@ import pytest
 from ase.build import bulk
 
 from phonion.displace import choose_supercell, count_free_parameters, displace, n_snapshots
-from phonion.fit_ifc import fit_force_constants, fit_symfc, force_rmse
+from phonion.fit_ifc import (
+    fit_force_constants,
+    fit_method,
+    fit_symfc,
+    force_rmse,
+    independent_equations,
+)
 from phonion.harmonic import (
     coupling_factor,
     frequencies_at,
@@ -46,7 +52,7 @@ def rd_fit():
     ph = _load(RD, produce_fc=False)
     d = np.array(ph.dataset["displacements"])
     f = np.array(ph.dataset["forces"])
-    return ph, d, f, fit_force_constants(ph, d, f, log=None)
+    return ph, d, f, fit_force_constants(ph, d, f, FitIfcSettings(fit_method="lasso"), log=None)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +79,20 @@ def test_pheasy_equals_symfc_on_the_same_displacements(rd_fit):
     fb = frequencies_at(b, [0.5, 0.25, 0.1])
     assert np.allclose(fa, fb, rtol=0.02)
     assert _na_msd(a) == pytest.approx(_na_msd(b), rel=0.02)
+
+
+def test_auto_fit_is_least_squares_when_determined_and_lasso_when_not(rd_fit):
+    """10 DFT snapshots of 64 atoms (1920 equations) for 31 unknowns: least squares with
+    symfc, the same fc2 as pheasy's LASSO to 1e-4 and with the acoustic sum rule; a
+    single snapshot of 2 atoms' worth of equations is underdetermined: LASSO."""
+    ph, d, f, lasso = rd_fit
+    auto = fit_force_constants(ph, d, f, FitIfcSettings(), log=None)
+    assert auto.diagnostics["method"] == "symfc least squares"
+    assert np.linalg.norm(auto.fc2 - lasso.fc2) / np.linalg.norm(lasso.fc2) < 1e-4
+    assert auto.diagnostics["acoustic_sum_rule_residual_eV_A2"] < 1e-8
+    assert fit_method(FitIfcSettings(), d[:1], 400) == "lasso"
+    pm = np.concatenate([d[:1], -d[:1]])  # a ± pair adds no independent equations
+    assert independent_equations(pm) == independent_equations(d[:1]) == 3 * 64
 
 
 def test_fit_diagnostics_are_consistent(rd_fit):
@@ -217,8 +237,11 @@ def test_supercell_choice_and_snapshot_count():
     d = displace(prim, DisplaceSettings(min_atoms=80))
     assert np.allclose(np.linalg.norm(d.displacements_A, axis=2), 0.03)
     n_free = count_free_parameters(d.supercell)
-    assert len(d.displacements_A) == n_snapshots(n_free, len(d.supercell))
+    assert len(d.displacements_A) == 2 * n_snapshots(n_free, len(d.supercell))  # ± pairs
+    assert np.allclose(d.displacements_A[1::2], -d.displacements_A[::2])
     assert n_snapshots({2: 1000}, 100, safety_factor=3) == 10
+    single = displace(prim, DisplaceSettings(min_atoms=80, plus_minus=False))
+    assert len(single.displacements_A) == n_snapshots(n_free, len(d.supercell))
 
 
 def test_third_order_fit_is_phono3py_shaped_and_keeps_fc2(rd_fit):
@@ -226,6 +249,7 @@ def test_third_order_fit_is_phono3py_shaped_and_keeps_fc2(rd_fit):
     obeys the acoustic sum rule; fc2 stays that of the harmonic fit within 1 %."""
     ph, d, f, fit2 = rd_fit
     fit = fit_force_constants(ph, d, f, FitIfcSettings(fc3=True, fc3_cutoff_A=4.5), log=None)
+    assert fit.diagnostics["method"] == "pheasy LASSO"  # fc3 stays compressive sensing
     n = len(ph.supercell)
     assert fit.fc3.shape == (n, n, n, 3, 3, 3)
     assert np.abs(fit.fc3.sum(axis=2)).max() < 1e-8 * np.abs(fit.fc3).max() + 1e-10

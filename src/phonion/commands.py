@@ -94,23 +94,58 @@ def forces(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         import numpy as np
 
-        from .forces import compute_forces
+        from .forces import compute_forces, compute_forces_adaptive
 
-        disp = ctx.upstream["displace"]
+        s, disp = ctx.settings, ctx.upstream["displace"]
         sc = formats.atoms_from_dict(disp["supercell"])
+        listed = np.asarray(disp["displacements_A"])
         loaded = _calculator(ctx, a.device)
-        fs = compute_forces(sc, np.asarray(disp["displacements_A"]), loaded.calculator)
+        out: dict = {}
+        if s.adaptive:
+            per = 2 if disp["plus_minus"] else 1
+            fs, out["adaptive"] = compute_forces_adaptive(
+                sc, listed, loaded.calculator, disp["n_snapshots"], per * s.adaptive_batch,
+                _msd_check(disp, s), s.adaptive_tolerance)
+        else:
+            fs = compute_forces(sc, listed[:disp["n_snapshots"]], loaded.calculator)
         fs.meta = {"source": "mlp", "model": ctx.model}
         formats.write_forceset(ctx.outputs["forceset"], fs)
         n_eval = len(fs.displacements_A) + 1
         residual = float(np.abs(fs.residual_forces_eV_A).max())
         ctx.log(f"{n_eval} force evaluations of {len(sc)} atoms; max residual force "
                 f"{residual:.2e} eV/Å")
-        return {"n_force_evaluations": n_eval, "max_residual_force_eV_A": residual,
-                "max_force_eV_A": float(np.abs(fs.forces_eV_A).max())}
+        return {"n_force_evaluations": n_eval, "n_snapshots": len(fs.displacements_A),
+                "max_residual_force_eV_A": residual,
+                "max_force_eV_A": float(np.abs(fs.forces_eV_A).max()), **out}
 
     return run_stage("forces", body, a.out, {"displace": a.displace}, _settings(a),
                      {"forceset": a.forceset})
+
+
+def _msd_check(disp: dict, s):
+    """The adaptive-snapshot criterion: mobile-ion MSD (Å²) at ``s.temperature_K`` on a
+    20 Å mesh from a symfc least-squares fc2 of the snapshots so far (None while the fit is
+    not determined). Needs phonopy and symfc in the backend environment."""
+    import numpy as np
+
+    from .displace import count_free_parameters
+    from .fit_ifc import fit_symfc, independent_equations
+    from .harmonic import mesh_numbers, phonopy_from_displace
+    from .phonon_descriptors import mesh_msd
+
+    ph = phonopy_from_displace(disp)
+    n_free = count_free_parameters(formats.atoms_from_dict(disp["supercell"]), (2,),
+                                   s.fc2_cutoff_A)[2]
+    mobile = np.array(ph.primitive.symbols) == s.mobile_ion
+    mesh = mesh_numbers(ph, 20.0)
+
+    def check(displacements, forces):
+        if independent_equations(displacements) < n_free:
+            return None
+        ph.force_constants = fit_symfc(ph, displacements, forces, s.fc2_cutoff_A)
+        return float(mesh_msd(ph, mesh, [s.temperature_K])[0][mobile].mean())
+
+    return check
 
 
 def fit_ifc(a: argparse.Namespace) -> int:
@@ -126,9 +161,10 @@ def fit_ifc(a: argparse.Namespace) -> int:
         if fit.fc3 is not None:
             formats.write_fc3(ctx.outputs["fc3"], fit.fc3)
         d = fit.diagnostics
-        ctx.log(f"alpha {d['alpha']:.2e}, RMSE {d['rmse_eV_A']:.2e} eV/Å, CV RMSE "
-                f"{d['cv_rmse_eV_A']:.2e} eV/Å, {d['n_free_parameters']:.0f} free parameters, "
-                f"ASR residual {d['acoustic_sum_rule_residual_eV_A2']:.1e} eV/Å²")
+        ctx.log(f"{d['method']}: RMSE {d['rmse_eV_A']:.2e} eV/Å"
+                + (f", alpha {d['alpha']:.2e}, CV RMSE {d['cv_rmse_eV_A']:.2e} eV/Å"
+                   if "alpha" in d else "")
+                + f", {d['n_free_parameters']:.0f} free parameters, {d['wall_time_s']:.1f} s")
         return {"reason": alpha_warning(d), **d}
 
     return run_stage("fit_ifc", body, a.out, {"displace": a.displace, "forces": a.forces},

@@ -97,18 +97,23 @@ def choose_supercell(atoms: Atoms, s: DisplaceSettings = DisplaceSettings()
     return best[1]
 
 
-def count_free_parameters(supercell: Atoms, orders: tuple[int, ...] = (2,)) -> dict[int, int]:
-    """Number of symmetry-independent force constants per order (symfc basis size)."""
+def count_free_parameters(supercell: Atoms, orders: tuple[int, ...] = (2,),
+                          cutoff_A: float | None = None) -> dict[int, int]:
+    """Number of symmetry-independent force constants per order (symfc basis size), with
+    the fc2 pair interactions limited to ``cutoff_A`` (Å) when given."""
     from symfc import Symfc
 
-    sym = Symfc(to_phonopy(supercell), use_mkl=False, log_level=0)
+    sym = Symfc(to_phonopy(supercell), use_mkl=False, log_level=0,
+                cutoff={2: cutoff_A} if cutoff_A else None)
     sym.compute_basis_set(orders=list(orders))
     return {o: int(sym.basis_set[o].basis_set.shape[1]) for o in orders}
 
 
-def n_snapshots(n_free: dict[int, int], n_atoms_supercell: int, safety_factor: float = 4.0,
-                min_snapshots: int = 2) -> int:
-    """Snapshots so that force equations ≥ ``safety_factor`` × free parameters."""
+def n_snapshots(n_free: dict[int, int], n_atoms_supercell: int, safety_factor: float = 1.5,
+                min_snapshots: int = 1) -> int:
+    """Displacement patterns so that independent force equations ≥ ``safety_factor`` × free
+    parameters (each pattern of an N-atom supercell gives 3N; with ± pairs a pattern is two
+    snapshots, u and −u, that give the same 3N equations of fc2)."""
     equations = 3 * n_atoms_supercell
     return max(min_snapshots, math.ceil(safety_factor * sum(n_free.values()) / equations))
 
@@ -119,38 +124,55 @@ class Displacements:
 
     choice: SupercellChoice
     supercell: Atoms
-    displacements_A: np.ndarray  # (n_snapshots, n_atoms, 3)
+    displacements_A: np.ndarray  # (n_snapshots, n_atoms, 3); ± pairs next to each other
     n_free: dict[int, int]
     amplitude_A: float
     seed: int
+    plus_minus: bool = False
+    n_patterns: int = 0  # patterns to evaluate; more are listed for adaptive forces
 
     def summary(self) -> dict:
+        per = 2 if self.plus_minus else 1
         return {
             "supercell_matrix": self.choice.supercell_matrix.tolist(),
             "unit_matrix": self.choice.unit_matrix.tolist(),
             "dim": self.choice.dim.tolist(),
             "n_atoms_supercell": len(self.supercell),
             "supercell_min_length_A": inscribed_diameter_A(self.supercell.cell.array),
-            "n_snapshots": len(self.displacements_A),
+            "n_patterns": self.n_patterns,
+            "n_snapshots": per * self.n_patterns,
+            "n_snapshots_listed": len(self.displacements_A),
+            "plus_minus": self.plus_minus,
             "n_free_parameters": {f"fc{k}": v for k, v in self.n_free.items()},
+            "patterns_determined": round(sum(self.n_free.values())
+                                         / (3 * len(self.supercell)), 3),
             "amplitude_A": self.amplitude_A,
             "seed": self.seed,
         }
 
 
 def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings()) -> Displacements:
-    """Supercell of the (relaxed primitive) cell and random displacements of fixed norm.
+    """Supercell of the (relaxed primitive) cell and random displacement patterns.
 
-    Every atom of every snapshot is displaced by exactly ``amplitude_A`` in a
-    random direction (phonopy ``generate_displacements(number_of_snapshots=…,
-    distance=…)``, seed 000).
+    Every atom of every pattern is displaced by exactly ``amplitude_A`` in a random
+    direction (phonopy ``generate_displacements(number_of_snapshots=…, distance=…)``, seed
+    000). With ``plus_minus`` each pattern u is followed by −u: in the fit of fc2 the
+    even-order (cubic) anharmonic forces of the pair cancel, which at 0.03 Å otherwise bias
+    the Na MSD by 2–3 % and need many snapshots to average out (docs/phonons.md). The number
+    of patterns follows from the free fc2 (and fc3) parameters (:func:`n_snapshots`); with
+    ``adaptive`` up to ``max_snapshots`` patterns are listed and the forces stage evaluates
+    them in batches until the MSD settles.
     """
     choice = choose_supercell(atoms, s)
     ph = phonopy_for(atoms, choice)
     supercell = to_ase(ph.supercell)
-    n_free = count_free_parameters(supercell, s.orders)
+    n_free = count_free_parameters(supercell, s.orders, s.fc2_cutoff_A)
     n = n_snapshots(n_free, len(supercell), s.safety_factor, s.min_snapshots)
-    ph.generate_displacements(distance=s.amplitude_A, number_of_snapshots=n,
-                              random_seed=s.seed)
+    listed = max(n, s.max_snapshots) if s.adaptive else n
+    ph.generate_displacements(distance=s.amplitude_A, number_of_snapshots=listed,
+                              random_seed=s.seed, is_plusminus=s.plus_minus)
     disp = np.asarray(ph.dataset["displacements"], dtype=float)
-    return Displacements(choice, supercell, disp, n_free, s.amplitude_A, s.seed)
+    if s.plus_minus:  # phonopy lists u_1 .. u_n, -u_1 .. -u_n: pair them up
+        disp = np.stack([disp[:listed], disp[listed:]], axis=1).reshape(-1, *disp.shape[1:])
+    return Displacements(choice, supercell, disp, n_free, s.amplitude_A, s.seed,
+                         s.plus_minus, n)

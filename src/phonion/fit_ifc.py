@@ -1,6 +1,8 @@
-"""fit_ifc: force constants by compressive sensing with pheasy (seed 000 eq. 3).
+"""fit_ifc: force constants by compressive sensing with pheasy (seed 000 eq. 3), or by
+symmetry-adapted least squares with symfc where the system is determined.
 
-The verb is :func:`fit_force_constants`. pheasy 0.0.2 is a command-line
+The verb is :func:`fit_force_constants`; :func:`fit_method` picks the route. pheasy 0.0.2 is
+a command-line
 program that works on files in a directory; this module writes its inputs
 (POSCAR of the unit cell, ``disp_matrix.pkl``, ``force_matrix.pkl``), runs its
 four steps (cluster space, null space with the acoustic and — with
@@ -15,8 +17,8 @@ pheasy uses removed NumPy API, and the shim gives byte-identical force
 constants to pheasy under NumPy 1.26 (docs/phonons.md). A separate interpreter
 (e.g. a NumPy-1 environment) can be used instead through ``python``.
 
-:func:`fit_symfc` is the independent route used by the tests: phonopy + symfc
-least squares on the same displacements and forces.
+:func:`fit_symfc` is symfc least squares on the same displacements and forces: the
+default fit where the fc2 system is determined, and the independent route of the tests.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ PHEASY_SHIM = (
 )
 
 
+#: A fit whose fc2 leaves more than this share of the force unexplained is no fit: the
+#: anharmonic remainder of 0.03 Å displacements is a few per cent (docs/phonons.md).
+MAX_RELATIVE_FORCE_ERROR = 0.3
+
+
 class FitError(PhonionError):
     """pheasy failed; the message holds the end of its log."""
 
@@ -63,14 +70,72 @@ def _grab(log: str, key: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+def independent_equations(displacements_A: np.ndarray) -> int:
+    """Force equations the snapshots give for fc2: 3N per snapshot, but a snapshot that is
+    the inverse of another (a ± pair) adds none."""
+    d = np.asarray(displacements_A).reshape(len(displacements_A), -1)
+    kept: list[np.ndarray] = []
+    for row in d:
+        if not any(np.allclose(row, -k) for k in kept):
+            kept.append(row)
+    return len(kept) * d.shape[1]
+
+
+def fit_method(s: FitIfcSettings, displacements_A: np.ndarray, n_free: int) -> str:
+    """``lasso`` or ``least_squares`` for ``s.fit_method`` (``auto``: least squares with
+    symfc when the fc2 system is determined — compressive sensing then gains nothing and
+    costs 10–100× the time — and pheasy's LASSO when it is not, or when fc3 is wanted)."""
+    if s.fit_method != "auto":
+        return s.fit_method
+    if s.fc3 or independent_equations(displacements_A) < n_free:
+        return "lasso"
+    return "least_squares"
+
+
 def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
                         s: FitIfcSettings = FitIfcSettings(), python: str | None = None,
-                        n_alpha: int = 50, cv_folds: int = 5,
-                        workdir: str | Path | None = None, log=sys.stdout) -> FitResult:
-    """LASSO fit of fc2 (and fc3 with ``s.fc3``) with pheasy on the supercell of ``ph``
-    (phonopy object whose supercell matrix is diagonal), from displacements (Å) and forces
-    (eV/Å) with residual forces already subtracted; shapes (n_snapshots, N, 3).
+                        cv_folds: int = 5, workdir: str | Path | None = None,
+                        log=sys.stdout) -> FitResult:
+    """fc2 (and fc3 with ``s.fc3``) on the supercell of ``ph`` (phonopy object whose
+    supercell matrix is diagonal) from displacements (Å) and forces (eV/Å) with residual
+    forces already subtracted; shapes (n_snapshots, N, 3). The method follows
+    :func:`fit_method`: pheasy's LASSO (seed 000 eq. 3) or symfc least squares.
     ``python``: interpreter that runs pheasy (default this one, through the shim)."""
+    from .displace import count_free_parameters
+    from .harmonic import to_ase
+
+    t0 = time.perf_counter()
+    n_free = count_free_parameters(to_ase(ph.supercell), (2,), s.fc2_cutoff_A)[2]
+    method = fit_method(s, displacements_A, n_free)
+    if method == "least_squares":
+        if independent_equations(displacements_A) < n_free:
+            raise FitError(
+                f"least squares needs >= {n_free} independent force equations, the snapshots "
+                f"give {independent_equations(displacements_A)}: raise phonons.safety_factor "
+                "or use phonons.fit_method: lasso")
+        fc2 = fit_symfc(ph, displacements_A, forces_eV_A, s.fc2_cutoff_A)
+        relative = force_rmse(fc2, displacements_A, forces_eV_A) / float(
+            np.sqrt(np.mean(np.asarray(forces_eV_A) ** 2)))
+        if relative > MAX_RELATIVE_FORCE_ERROR:  # a rank-deficient system: no fc2 in it
+            raise FitError(
+                f"the least-squares fc2 reproduces the forces to only {1 - relative:.0%} "
+                f"(relative error {relative:.2f}): the {len(displacements_A)} snapshots do not "
+                "determine fc2; raise phonons.safety_factor or phonons.min_snapshots")
+        diag = {"method": "symfc least squares", "orders": [2], "n_free_parameters": n_free,
+                "fc2_cutoff_A": s.fc2_cutoff_A, "n_snapshots": len(displacements_A),
+                "independent_equations": independent_equations(displacements_A),
+                "rmse_eV_A": force_rmse(fc2, displacements_A, forces_eV_A),
+                "relative_force_error": relative,
+                "acoustic_sum_rule_residual_eV_A2": float(abs(fc2.sum(axis=1)).max()),
+                "wall_time_s": time.perf_counter() - t0}
+        return FitResult(fc2, None, diag)
+    return _fit_pheasy(ph, displacements_A, forces_eV_A, s, python, cv_folds, workdir, log)
+
+
+def _fit_pheasy(ph, displacements_A, forces_eV_A, s: FitIfcSettings, python, cv_folds,
+                workdir, log) -> FitResult:
+    """pheasy's LASSO with cross-validated alpha, run as its command line in a work folder."""
+    n_alpha = s.lasso_alphas
     fc3, fc3_cutoff_A = s.fc3, s.fc3_cutoff_A
     alpha_min_exp, alpha_max_exp = s.alpha_min_log10, s.alpha_max_log10
     rotational_sum_rules, symprec = s.rotational_sum_rules, s.symprec
@@ -103,6 +168,8 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
            "--nalpha", str(n_alpha), "--cv", str(cv_folds), "--tol", "1e-8", "--seed", "103"]
     if fc3:
         cmd += ["--c3", str(fc3_cutoff_A)]
+    if s.fc2_cutoff_A:
+        cmd += ["--c2", str(s.fc2_cutoff_A)]
     if rotational_sum_rules != "none":
         cmd += ["--rasr", rotational_sum_rules]
     # one call runs pheasy's four steps (cluster space, null space with the sum rules,
@@ -138,7 +205,9 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
         "n_free_parameters": _grab(text, "Free IFC terms"),
         "n_nonzero_parameters": _grab(text, "Non-zero IFC terms"),
         "rotational_sum_rules": rotational_sum_rules,
+        "fc2_cutoff_A": s.fc2_cutoff_A,
         "fc3_cutoff_A": fc3_cutoff_A if fc3 else None,
+        "lasso_alphas": n_alpha,
         "n_snapshots": n,
         "wall_time_s": time.perf_counter() - t0,
     }
@@ -160,18 +229,22 @@ def alpha_warning(diag: dict) -> str:
             "phonons.alpha_min_log10/alpha_max_log10")
 
 
-def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> np.ndarray:
-    """Independent route: phonopy + symfc least-squares fc2 (full form) on the same data."""
-    ph = ph.replicate()
-    ph.dataset = {"displacements": np.asarray(displacements_A),
-                  "forces": np.asarray(forces_eV_A)}
-    ph.produce_force_constants(fc_calculator="symfc", show_drift=False)
-    fc = ph.force_constants
-    if fc.shape[0] != fc.shape[1]:
-        from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
+              cutoff_A: float | None = None) -> np.ndarray:
+    """Symmetry-adapted least-squares fc2 (full supercell form, eV/Å²) with symfc on the
+    supercell of ``ph``, from displacements (Å) and forces (eV/Å), optionally with the pair
+    interactions limited to ``cutoff_A``. Needs at least as many force equations as free
+    parameters; the acoustic sum rule is part of symfc's basis."""
+    from symfc import Symfc
 
-        fc = compact_fc_to_full_fc(ph.primitive, fc)
-    return fc
+    from .harmonic import to_ase, to_phonopy
+
+    sym = Symfc(to_phonopy(to_ase(ph.supercell)), use_mkl=False, log_level=0,
+                cutoff={2: cutoff_A} if cutoff_A else None)
+    sym.displacements = np.asarray(displacements_A, dtype="double")
+    sym.forces = np.asarray(forces_eV_A, dtype="double")
+    sym.run(orders=[2], is_compact_fc=False)
+    return np.asarray(sym.force_constants[2])
 
 
 def force_rmse(fc2: np.ndarray, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> float:

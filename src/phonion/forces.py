@@ -36,3 +36,38 @@ def compute_forces(supercell: Atoms, displacements_A: np.ndarray, calculator: Ca
                   f"({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
     return ForceSet(supercell.copy(), np.asarray(displacements_A, float),
                     np.asarray(forces) - f0, f0, np.asarray(energies))
+
+
+def compute_forces_adaptive(supercell: Atoms, displacements_A: np.ndarray,
+                            calculator: Calculator, start: int, batch: int, check,
+                            tolerance: float, log=sys.stdout) -> tuple[ForceSet, list[dict]]:
+    """Forces on the first ``start`` snapshots, then ``batch`` more at a time until the
+    value of ``check(displacements, forces)`` (the mobile-ion MSD of a least-squares fc2, or
+    None while the fit is not determined) changes by less than ``tolerance`` (relative)
+    between batches, or the listed snapshots run out. Returns the force set of the
+    snapshots evaluated and the history (snapshots, value, change)."""
+    atoms = supercell.copy()
+    atoms.calc = calculator
+    f0 = atoms.get_forces().copy()
+    base = supercell.positions.copy()
+    forces, energies, history = [], [], []
+    previous = None
+    n = start
+    while True:
+        for disp in displacements_A[len(forces):n]:
+            atoms.positions = base + disp
+            forces.append(atoms.get_forces().copy() - f0)
+            energies.append(atoms.get_potential_energy())
+        value = check(displacements_A[:n], np.asarray(forces))
+        change = None if value is None or previous is None else abs(value / previous - 1)
+        history.append({"n_snapshots": n, "value": value, "relative_change": change})
+        if log:
+            print(f"[forces] adaptive: {n} snapshots, MSD {value}, change {change}",
+                  file=log, flush=True)
+        if (change is not None and change < tolerance) or n >= len(displacements_A):
+            break
+        previous = value if value is not None else previous
+        n = min(n + batch, len(displacements_A))
+    fs = ForceSet(supercell.copy(), np.asarray(displacements_A[:n], float), np.asarray(forces),
+                  f0, np.asarray(energies))
+    return fs, history

@@ -176,8 +176,12 @@ class DisplaceSettings(Settings):
     max_atoms: int = 400
     min_length_A: float = 0.0
     fc3: bool = False
-    safety_factor: float = 4.0
+    fc2_cutoff_A: float | None = None
+    plus_minus: bool = True
+    safety_factor: float = 1.5
     min_snapshots: int = 2
+    adaptive: bool = _from("phonons.adaptive_snapshots.enabled", False)
+    max_snapshots: int = _from("phonons.adaptive_snapshots.max_patterns", 40)
     seed: int = 0
     symprec: float = 1e-3
 
@@ -185,12 +189,28 @@ class DisplaceSettings(Settings):
     def orders(self) -> tuple[int, ...]:
         return (2, 3) if self.fc3 else (2,)
 
+    def canonical(self) -> DisplaceSettings:
+        return self if self.adaptive else dataclasses.replace(self, max_snapshots=40)
+
 
 @dataclass(frozen=True)
 class ForcesSettings(CalculatorSettings):
-    """MLP forces on the displaced supercells: only the model matters."""
+    """MLP forces on the displaced supercells: the model, and with adaptive snapshots the
+    rule that stops adding them (config ``phonons.adaptive_snapshots``)."""
 
-    SECTION: ClassVar[str] = "calculator"
+    SECTION: ClassVar[str] = "phonons"
+    adaptive: bool = _from("phonons.adaptive_snapshots.enabled", False)
+    adaptive_batch: int = _from("phonons.adaptive_snapshots.batch", 1)
+    adaptive_tolerance: float = _from("phonons.adaptive_snapshots.tolerance", 0.005)
+    fc2_cutoff_A: float | None = None
+    mobile_ion: str = _from("mobile_ion", "Na")
+    temperature_K: float = _from("phonons.adaptive_snapshots.temperature_K", 800.0)
+
+    def canonical(self) -> ForcesSettings:
+        if self.adaptive:
+            return self
+        return dataclasses.replace(self, adaptive_batch=1, adaptive_tolerance=0.005,
+                                   fc2_cutoff_A=None, mobile_ion="Na", temperature_K=800.0)
 
 
 @dataclass(frozen=True)
@@ -198,10 +218,13 @@ class FitIfcSettings(Settings):
     """pheasy force-constant fit (config ``phonons``)."""
 
     SECTION: ClassVar[str] = "phonons"
+    fit_method: str = "auto"  # auto | lasso | least_squares
+    fc2_cutoff_A: float | None = None
     fc3: bool = False
     fc3_cutoff_A: float = 4.5
     alpha_min_log10: int = -12
     alpha_max_log10: int = -2
+    lasso_alphas: int = 50
     rotational_sum_rules: str = "BHH"
     symprec: float = 1e-3
 
