@@ -156,7 +156,7 @@ def load_chgnet(model: str, device: str, dtype: str) -> Loaded:
     return Loaded(calc, elements, _describe("chgnet", model, path, device, "float32", "chgnet"))
 
 
-def load_sevenn(model: str, device: str, dtype: str) -> Loaded:
+def load_sevenn(model: str, device: str, dtype: str, modal: str = "") -> Loaded:
     """SevenNet: a pretrained name whose checkpoint is on disk (7net-0 ships) or a file."""
     try:
         import sevenn.util as sevenn_util
@@ -164,9 +164,12 @@ def load_sevenn(model: str, device: str, dtype: str) -> Loaded:
     except ImportError:
         raise _missing("sevenn", "sevenn") from None
     path = _local_file(model) or _sevenn_offline_path(sevenn_util, model)
-    calc = SevenNetCalculator(model=str(path), device=device)
+    calc = SevenNetCalculator(model=str(path), device=device, modal=modal or None)
     elements = {chemical_symbols[int(z)] for z in calc.type_map}
-    return Loaded(calc, elements, _describe("sevenn", model, path, device, "float32", "sevenn"))
+    desc = _describe("sevenn", model, path, device, "float32", "sevenn")
+    if modal:
+        desc["modal"] = modal
+    return Loaded(calc, elements, desc)
 
 
 #: backend name → adapter. A new backend is one function plus one line here.
@@ -180,15 +183,19 @@ BACKENDS: dict[str, Callable[[str, str, str], Loaded]] = {
 
 
 def get_calculator(backend: str, model: str = "", device: str = "cpu",
-                   dtype: str = "float64") -> Loaded:
-    """Load the calculator of ``backend`` (a key of :data:`BACKENDS`)."""
+                   dtype: str = "float64", modal: str = "") -> Loaded:
+    """Load the calculator of ``backend`` (a key of :data:`BACKENDS`); ``modal`` picks the
+    fidelity head of a multi-fidelity model (SevenNet-MF-0)."""
     try:
         adapter = BACKENDS[backend]
     except KeyError:
         raise ModelUnavailable(
             f"unknown calculator.backend '{backend}'; choose one of {', '.join(BACKENDS)}"
         ) from None
-    return adapter(model, device, dtype)
+    if modal and backend != "sevenn":
+        raise ModelUnavailable(f"calculator.modal is for SevenNet multi-fidelity models, not "
+                               f"{backend}; leave it empty")
+    return adapter(model, device, dtype, modal) if modal else adapter(model, device, dtype)
 
 
 def model_file(backend: str, model: str = "") -> Path | None:

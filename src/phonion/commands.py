@@ -14,6 +14,7 @@ h5py. The rules call these commands through the Python of the stage's environmen
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def _calculator(ctx: Context, device: str):
     from .calculators import get_calculator
 
     s = ctx.settings
-    loaded = get_calculator(s.backend, s.model, device, s.dtype)
+    loaded = get_calculator(s.backend, s.model, device, s.dtype, s.modal)
     ctx.model = loaded.description
     return loaded
 
@@ -50,18 +51,42 @@ def intake(a: argparse.Namespace) -> int:
 
 
 def relax(a: argparse.Namespace) -> int:
+    partial = Path(a.out).with_suffix(".partial.json")  # survives the job: a later run with
+    # a larger relax.max_steps continues from the last structure instead of starting over
+
     def body(ctx: Context) -> dict:
+        import hashlib
+
         from .calculators import check_elements
         from .relax import relax as run_relax
         from .relax import verdict
 
+        s = ctx.settings
         atoms = formats.atoms_from_dict(ctx.upstream["intake"]["structure"])
+        key = hashlib.sha256((json.dumps(ctx.upstream["intake"]["structure"], sort_keys=True)
+                              + s.to_json().replace(f'"max_steps":{s.max_steps}', "")
+                              ).encode()).hexdigest()
+        start, before = None, 0
+        if partial.exists():
+            try:
+                last = formats.read_json(partial)
+                if last.get("key") == key and last["n_steps"] < s.max_steps:
+                    start, before = formats.atoms_from_dict(last["structure"]), last["n_steps"]
+            except (formats.DamagedFile, KeyError):
+                pass
         loaded = _calculator(ctx, a.device)
         check_elements(loaded, atoms.get_chemical_symbols())
         ctx.log(f"{len(atoms)} atoms with {ctx.model['backend']} '{ctx.model['name']}' on "
-                f"{ctx.model['device']}")
-        result = run_relax(atoms, loaded.calculator, ctx.settings, logfile="-")
-        status, reason = verdict(result, ctx.settings)
+                f"{ctx.model['device']}" + (f", continuing after {before} steps" if before
+                                            else ""))
+        result = run_relax(atoms, loaded.calculator, s, logfile="-", start=start,
+                           steps_before=before)
+        status, reason = verdict(result, s)
+        if result.converged:
+            partial.unlink(missing_ok=True)
+        else:
+            formats.write_json(partial, {"key": key, "n_steps": result.n_steps,
+                                         "structure": formats.atoms_to_dict(result.atoms)})
         if status == "ok":
             formats.write_poscar(ctx.outputs["poscar"], result.atoms)
         ctx.log(f"{result.n_steps} steps, {result.spacegroup_initial[0]} -> "

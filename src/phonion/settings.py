@@ -147,9 +147,11 @@ class CalculatorSettings(Settings):
     backend: str = _from("calculator.backend", "sevenn")
     model: str = _from("calculator.model", "7net-0")
     dtype: str = _from("calculator.dtype", "float64")
+    modal: str = _from("calculator.modal", "")
 
     def calculator(self) -> dict:
-        return {"backend": self.backend, "model": self.model, "dtype": self.dtype}
+        return {"backend": self.backend, "model": self.model, "dtype": self.dtype,
+                "modal": self.modal}
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class RelaxSettings(CalculatorSettings):
     max_steps: int = 500
     optimizer: str = "FIRE"
     cell_filter: str = "frechet"
+    two_stage: bool = False
     fix_symmetry: bool = False
     on_symmetry_change: str = "fail"
     symprec: float = 0.01

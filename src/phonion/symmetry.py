@@ -49,3 +49,34 @@ def inscribed_diameter_A(cell: np.ndarray) -> float:
     volume = abs(np.linalg.det(cell))
     return float(min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
                      for i in range(3)))
+
+
+def symmetry_operations(atoms: Atoms, symprec: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Space-group operations (rotations, translations) of ``atoms`` in fractional
+    coordinates of its own cell (spglib); the identity alone if spglib fails."""
+    try:
+        data = spglib.get_symmetry(_cell(atoms), symprec=symprec)
+    except _SpglibError:
+        data = None
+    if data is None:
+        return np.eye(3, dtype=int)[None], np.zeros((1, 3))
+    return np.asarray(data["rotations"]), np.asarray(data["translations"])
+
+
+def keeps_operations(atoms: Atoms, operations: tuple[np.ndarray, np.ndarray],
+                     symprec: float = 1e-3) -> bool:
+    """Whether every operation (in fractional coordinates of this cell) maps ``atoms`` onto
+    itself within ``symprec`` (Å): after a relaxation in the same cell basis, True means the
+    final space group contains the initial one (a supergroup, or the same group)."""
+    frac = atoms.get_scaled_positions()
+    numbers = atoms.numbers
+    cell = atoms.cell.array
+    for rot, trans in zip(*operations, strict=True):
+        moved = frac @ rot.T + trans
+        d = moved[:, None, :] - frac[None, :, :]
+        d -= np.rint(d)
+        dist = np.linalg.norm(d @ cell, axis=2)
+        dist[numbers[:, None] != numbers[None, :]] = np.inf
+        if not (dist.min(axis=1) < symprec).all():
+            return False
+    return True
