@@ -237,11 +237,14 @@ def test_supercell_choice_and_snapshot_count():
     d = displace(prim, DisplaceSettings(min_atoms=80))
     assert np.allclose(np.linalg.norm(d.displacements_A, axis=2), 0.03)
     n_free = count_free_parameters(d.supercell)
-    assert len(d.displacements_A) == 2 * n_snapshots(n_free, len(d.supercell))  # ± pairs
+    s = DisplaceSettings()
+    n = n_snapshots(n_free, len(d.supercell), s.safety_factor, s.min_snapshots)
+    assert n == d.n_patterns == 2  # 50 free parameters, 384 equations: min_snapshots rules
+    assert len(d.displacements_A) == 2 * n  # ± pairs
     assert np.allclose(d.displacements_A[1::2], -d.displacements_A[::2])
     assert n_snapshots({2: 1000}, 100, safety_factor=3) == 10
     single = displace(prim, DisplaceSettings(min_atoms=80, plus_minus=False))
-    assert len(single.displacements_A) == n_snapshots(n_free, len(d.supercell))
+    assert len(single.displacements_A) == n
 
 
 def test_third_order_fit_is_phono3py_shaped_and_keeps_fc2(rd_fit):

@@ -181,7 +181,7 @@ class DisplaceSettings(Settings):
     fc3: bool = False
     fc2_cutoff_A: float | None = None
     plus_minus: bool = True
-    safety_factor: float = 1.5
+    safety_factor: float = 2.0
     min_snapshots: int = 2
     adaptive: bool = _from("phonons.adaptive_snapshots.enabled", False)
     max_snapshots: int = _from("phonons.adaptive_snapshots.max_patterns", 40)
