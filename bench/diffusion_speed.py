@@ -36,12 +36,14 @@ def trajectory() -> dict:
 
 def run_phonion(traj: dict) -> None:
     from phonion.diffusion import analyze_trajectory
+    from phonion.settings import DiffusionSettings
 
     t0 = time.perf_counter()
-    out, _ = analyze_trajectory(traj, "Li")
+    out, _ = analyze_trajectory(traj, DiffusionSettings(mobile_ion="Li"))
     wall = time.perf_counter() - t0
-    print(f"phonion: {wall:.2f} s; D = {out['d_avg_A2_ps']:.4f} ± "
-          f"{out['d_avg_stderr_A2_ps']:.4f} Å²/ps (true {D_TRUE})")
+    lo, hi = out["d_avg_ci95_A2_ps"]
+    print(f"phonion: {wall:.2f} s; D = {out['d_avg_A2_ps']:.4f} Å²/ps, 95 % [{lo:.4f}, "
+          f"{hi:.4f}] (true {D_TRUE}), window {out['d_avg_fit_window_ps']} ps")
 
 
 def run_kinisi(traj: dict, n_frames: int) -> None:

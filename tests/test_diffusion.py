@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import gzip
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from phonion.arrhenius import KB_EV_K, arrhenius, nernst_einstein_S_cm
-from phonion.diffusion import diffusion_coefficient, melt_check, msd, unwrap, vdos, vdos_centre
+from phonion.diffusion import (
+    analyze_trajectory,
+    diffusion_coefficient,
+    estimate_diffusion,
+    melt_check,
+    msd,
+    unwrap,
+    vdos,
+    vdos_centre,
+)
+from phonion.settings import DiffusionSettings
 
 from conftest import SHARED_DATA
 
@@ -36,8 +47,9 @@ def test_random_walk_diffusion_coefficient_is_recovered():
     assert one.d_A2_ps == pytest.approx(d_true, rel=0.05)
 
 
-def test_uncertainty_is_calibrated():
-    """The true D falls in the reported 95 % interval in 90-98 % of independent runs."""
+def test_seed000_uncertainty_is_calibrated_on_free_walks():
+    """The seed000 estimator's per-atom interval covers the true D in 90-98 % of runs of
+    independent free walks (and only there: tests/test_diffusion_coverage.py)."""
     rng = np.random.default_rng(3)
     d_true, hits, runs = 0.1, 0, 400
     for _ in range(runs):
@@ -82,12 +94,34 @@ def test_vdos_centre_ignores_the_noise_floor():
     assert np.sum(freq * g) / np.sum(g) > 1.5 * 4.5  # the naive sum over the whole band
 
 
-def test_melted_host_is_flagged_and_a_solid_is_not():
+def test_a_real_melt_is_flagged_and_a_rattling_solid_is_not():
+    """Rock-salt NaCl melted at 3000 K with the rigid-ion potential (recorded by
+    tests/data/trajectories/make_melt.py; the crystal melts about 1 ps into the 6 ps run):
+    both ions are flagged as hosts, Na by its D in the diffusive regime, Cl (whose blocks
+    before and after the melt disagree too much for a D) by its median displacement; atoms
+    rattling about fixed sites, with a larger vibration than any real solid, are not."""
+    data = np.load(Path(__file__).parent / "data/trajectories/nacl-rigid-ion-3000K.npz")
+    pos, numbers = data["positions_A"].astype(float), data["numbers"]
+    dt = float(data["frame_dt_ps"])
+    flagged, reason, na = melt_check(pos[:, numbers == 11], dt)
+    assert flagged and reason.startswith("host D") and na["d_A2_ps"] > 0.1
+    flagged, reason, cl = melt_check(pos[:, numbers == 17], dt)
+    assert flagged and reason.startswith("median host displacement")
+    assert cl["median_displacement_A"] > 4.0
     rng = np.random.default_rng(6)
-    liquid = msd(_walk(rng, 500, 20, 0.05, 0.1))
-    vib = msd(rng.normal(0, 0.1, size=(500, 20, 3)))  # atoms rattling around fixed sites
-    assert melt_check(liquid, 0.1)[0]
-    assert not melt_check(vib, 0.1)[0]
+    vib = rng.normal(0, 0.4, size=(500, 20, 3))
+    flagged, reason, _ = melt_check(vib, 0.1)
+    assert not flagged and reason == ""
+
+
+def test_melt_filter_on_a_real_melt_trajectory_end_to_end():
+    """The same melt through analyze_trajectory: status failed with the host named."""
+    data = np.load(Path(__file__).parent / "data/trajectories/nacl-rigid-ion-3000K.npz")
+    traj = {k: data[k] for k in ("positions_A", "velocities_A_ps", "numbers", "cell_A")}
+    traj.update(frame_dt_ps=float(data["frame_dt_ps"]),
+                target_temperature_K=float(data["temperature_K"]))
+    out, _ = analyze_trajectory(traj, DiffusionSettings(mobile_ion="Na"))
+    assert out["melted"] and out["status"] == "failed" and out["melt_reason"].startswith("Cl:")
 
 
 def test_arrhenius_recovers_activation_energy():
@@ -152,3 +186,107 @@ def test_too_few_frames_is_a_clear_failure():
     x = _walk(np.random.default_rng(8), 6, 4, 0.1, 0.1)
     with pytest.raises(TrajectoryTooShort, match="md.production_steps"):
         diffusion_coefficient(msd(x), 0.1)
+
+
+def _argyrodite_li(frames):
+    frac = np.array([f.get_scaled_positions(wrap=False) for f in frames])
+    pos = unwrap(frac, frames[0].cell.array)
+    symbols = np.array(frames[0].get_chemical_symbols())
+    pos = pos - pos[:, symbols != "Li"].mean(axis=1, keepdims=True)
+    return pos, symbols
+
+
+#: kinisi 2.1.0 on the same XDATCAR (DiffusionAnalyzer.from_xdatcar, time_step 2 fs,
+#: step_skip 50, diffusion(start_dt=0.6 ps), fit_intercept, random_state 0):
+#: D* = 1.517e-5 cm²/s, 95 % credible interval [1.387e-5, 1.654e-5]; recomputed by
+#: test_argyrodite_agrees_with_kinisi where kinisi is installed.
+KINISI_D_CM2_S = (1.517e-5, 1.387e-5, 1.654e-5)
+
+
+def test_argyrodite_default_estimator(argyrodite):
+    """The default estimator on real AIMD: diffusive Li, D within 10 % of kinisi's Bayesian
+    estimate and its interval overlapping kinisi's; no melt alarm although every host
+    species vibrates (the old through-origin filter said "Cl melted")."""
+    pos, symbols = _argyrodite_li(argyrodite)
+    est = estimate_diffusion(pos[:, symbols == "Li"], 0.1)
+    assert est.diffusive and est.window_ps[0] == pytest.approx(0.6)
+    d_cm2 = est.d_A2_ps * 1e-4
+    assert d_cm2 == pytest.approx(KINISI_D_CM2_S[0], rel=0.10)
+    assert est.ci95_A2_ps[0] * 1e-4 < KINISI_D_CM2_S[2]
+    assert est.ci95_A2_ps[1] * 1e-4 > KINISI_D_CM2_S[1]
+    assert est.ci95_A2_ps[0] * 1e-4 < KINISI_D_CM2_S[0] < est.ci95_A2_ps[1] * 1e-4
+    for host in ("Cl", "S", "P"):
+        flagged, reason, numbers = melt_check(pos[:, symbols == host], 0.1)
+        assert not flagged, reason
+        assert numbers["median_displacement_A"] < 0.5
+    # seed 000's fit through the origin reads the ~0.4 A2 offset as diffusion
+    old = diffusion_coefficient(msd(pos[:, symbols == "Li"]), 0.1)
+    assert old.d_A2_ps > 1.15 * est.d_A2_ps
+
+
+def test_argyrodite_agrees_with_kinisi(argyrodite, tmp_path):
+    """kinisi's own analysis of the same file (kinisi in the test environment only)."""
+    kinisi = pytest.importorskip("kinisi.analyze")
+    import scipp as sc
+    from pymatgen.io.vasp import Xdatcar
+
+    path = tmp_path / "XDATCAR"
+    with gzip.open(SHARED_DATA / "kinisi-Li6PS5Cl-aimd" / "XDATCAR.gz", "rb") as fh:
+        path.write_bytes(fh.read())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = kinisi.DiffusionAnalyzer.from_xdatcar(
+            Xdatcar(str(path)), specie="Li", time_step=2.0 * sc.Unit("fs"),
+            step_skip=50 * sc.Unit("dimensionless"), progress=False)
+        ref.diffusion(0.6 * sc.Unit("ps"), progress=False,
+                      random_state=np.random.RandomState(0))
+    samples = ref.D.values  # cm2/s
+    assert np.median(samples) == pytest.approx(KINISI_D_CM2_S[0], rel=0.03)
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    assert lo == pytest.approx(KINISI_D_CM2_S[1], rel=0.05)
+    assert hi == pytest.approx(KINISI_D_CM2_S[2], rel=0.05)
+
+
+def test_standalone_command_on_any_trajectory(tmp_path, argyrodite):
+    """``phonion diffusion --trajectory FILE --out DIR`` on the VASP XDATCAR as shipped
+    (gzip) and on the same frames as extxyz: the workflow's diffusion.json, the same D."""
+    import json
+
+    from ase.io import write
+
+    from phonion.commands import main
+
+    src = SHARED_DATA / "kinisi-Li6PS5Cl-aimd" / "XDATCAR.gz"
+    assert main(["diffusion", "--trajectory", str(src), "--out", str(tmp_path / "a"),
+                 "--frame-dt-ps", "0.1", "--mobile-ion", "Li", "--temperature-K", "600"]) == 0
+    a = json.loads((tmp_path / "a/diffusion.json").read_text())
+    assert a["status"] == "ok" and a["diffusive"] and a["velocities_from_positions"]
+    assert a["d_avg_cm2_s"] == pytest.approx(KINISI_D_CM2_S[0], rel=0.10)
+    assert (tmp_path / "a/figures/msd.png").stat().st_size > 0
+    assert a["provenance"]["parameters"]["mobile_ion"] == "Li"
+    xyz = tmp_path / "argyrodite.extxyz"
+    frames = [f.copy() for f in argyrodite]
+    for i, f in enumerate(frames):
+        f.info["time_ps"] = 0.1 * i
+    write(xyz, frames, format="extxyz")
+    assert main(["diffusion", "--trajectory", str(xyz), "--out", str(tmp_path / "b"),
+                 "--mobile-ion", "Li"]) == 0
+    b = json.loads((tmp_path / "b/diffusion.json").read_text())
+    assert b["frame_dt_ps"] == pytest.approx(0.1)
+    assert b["d_avg_A2_ps"] == pytest.approx(a["d_avg_A2_ps"], rel=1e-6)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("no trajectory here\n")
+    main(["diffusion", "--trajectory", str(bad), "--out", str(tmp_path / "c"),
+          "--frame-dt-ps", "0.1"])
+    c = json.loads((tmp_path / "c/diffusion.json").read_text())
+    assert c["status"] == "rejected" and "ASE cannot read it" in c["reason"]
+    assert bad.read_text() == "no trajectory here\n"  # a user's file is never removed
+
+
+def test_console_script_points_at_the_command_line():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "phonion"]
+    from phonion.commands import main
+
+    assert ep.load() is main

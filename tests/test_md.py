@@ -155,6 +155,7 @@ def test_adaptive_md_extends_in_chunks_and_resumes_on_the_same_grid(tmp_path):
 
 def test_adaptive_stopping_rule_on_random_walks():
     from phonion.diffusion import d_avg_converged
+    from phonion.settings import DiffusionSettings
 
     rng = np.random.default_rng(7)
     dt = 0.05
@@ -164,11 +165,15 @@ def test_adaptive_stopping_rule_on_random_walks():
         pos = np.concatenate([np.zeros((1, 32, 3)), np.cumsum(steps, axis=0)])
         return {"numbers": np.full(32, 11), "positions_A": pos, "frame_dt_ps": dt}
 
-    long_ok, info = d_avg_converged(traj(2000), "Na", 0.1, min_duration_ps=5.0)
+    na = DiffusionSettings(mobile_ion="Na")
+    long_ok, info = d_avg_converged(traj(2000), na, 0.1, min_duration_ps=5.0)
     assert long_ok and info["rel_stderr"] < 0.1
-    short_ok, info = d_avg_converged(traj(60), "Na", 0.1, min_duration_ps=5.0)
+    short_ok, info = d_avg_converged(traj(60), na, 0.1, min_duration_ps=5.0)
     assert not short_ok  # 3 ps < min_duration_ps
-    assert not d_avg_converged(traj(2000), "Na", 0.001)[0]  # target out of reach
+    assert not d_avg_converged(traj(2000), na, 0.001)[0]  # target out of reach
+    rattling = traj(2000)
+    rattling["positions_A"] = rng.normal(0, 0.2, rattling["positions_A"].shape)
+    assert not d_avg_converged(rattling, na, 0.5)[0]  # a plateau never converges
 
 
 def test_harmonic_initial_state_starts_at_the_target_temperature(tmp_path):

@@ -82,7 +82,8 @@ def test_ion_charge_enters_nernst_einstein():
     assert ion_charge("Na") == 1 and ion_charge("Mg") == 2 and ion_charge("Cu", 1) == 1
     assert nernst_einstein_S_cm(0.1, 0.01, 300.0, charge=2) == pytest.approx(
         4 * nernst_einstein_S_cm(0.1, 0.01, 300.0))
-    rows = [{"status": "ok", "temperature_K": T, "d_avg_A2_ps": d, "d_avg_stderr_A2_ps": 0.1 * d,
+    rows = [{"status": "ok", "diffusive": True, "temperature_K": T, "d_avg_A2_ps": d,
+             "d_avg_stderr_A2_ps": 0.1 * d,
              "mobile_ion_density_per_A3": 0.02} for T, d in ((600, 0.01), (800, 0.05))]
     na = arrhenius_stage(rows, SETTINGS["arrhenius"](mobile_ion="Na"))
     mg = arrhenius_stage(rows, SETTINGS["arrhenius"](mobile_ion="Mg"))

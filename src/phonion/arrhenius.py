@@ -89,9 +89,11 @@ def ion_charge(symbol: str, charge: int | None = None) -> int:
 def arrhenius_stage(diffusion_results: list[dict], s: ArrheniusSettings = ArrheniusSettings()
                     ) -> dict:
     """Ea, D0 (≥ 2 usable temperatures), D and σ at 300 K, and σ at every temperature
-    from the ``diffusion`` results of one material. Results that are not ``ok`` or have
-    D ≤ 0 are left out (their temperatures are listed)."""
-    usable = [r for r in diffusion_results if r["status"] == "ok" and r["d_avg_A2_ps"] > 0]
+    from the ``diffusion`` results of one material. Results that are not ``ok``, have no
+    diffusive regime (no D, only a bound) or D ≤ 0 are left out (their temperatures are
+    listed)."""
+    usable = [r for r in diffusion_results
+              if r["status"] == "ok" and r.get("diffusive") and (r["d_avg_A2_ps"] or 0) > 0]
     z = ion_charge(s.mobile_ion, s.charge)
     out: dict = {
         "mobile_ion": s.mobile_ion, "mobile_ion_charge": z,

@@ -267,7 +267,19 @@ def md(a: argparse.Namespace) -> int:
                      s, {"trajectory": a.trajectory})
 
 
+def _log_diffusion(ctx: Context, label: str, out: dict) -> None:
+    if out["diffusive"]:
+        ctx.log(f"{label}: D = {out['d_avg_A2_ps']:.3e} ± {out['d_avg_stderr_A2_ps']:.1e} Å²/ps")
+    else:
+        ctx.log(f"{label}: {out['reason']}")
+    if out.get("vdos_centre_mobile_THz"):
+        ctx.log(f"{out['mobile_ion']} VDOS centre {out['vdos_centre_mobile_THz']:.2f} THz")
+
+
 def diffusion(a: argparse.Namespace) -> int:
+    if not a.md:  # standalone: any trajectory ASE reads → DIR/diffusion.json
+        return diffusion_standalone(a)
+
     def body(ctx: Context) -> dict:
         from .diffusion import analyze_trajectory
         from .plots import plot_msd, plot_vdos
@@ -280,12 +292,49 @@ def diffusion(a: argparse.Namespace) -> int:
         title = f"{ctx.mid}, {T:g} K"
         plot_msd(arrays, out, title + ": MSD", ctx.outputs["figures"] / "msd")
         plot_vdos(arrays, out, cutoff, title + ": VDOS", ctx.outputs["figures"] / "vdos")
-        ctx.log(f"{T:g} K: D = {out['d_avg_A2_ps']:.3e} ± {out['d_avg_stderr_A2_ps']:.1e} "
-                f"Å²/ps, {out['mobile_ion']} VDOS centre {out['vdos_centre_mobile_THz']:.2f} THz")
+        _log_diffusion(ctx, f"{T:g} K", out)
         return {"temperature_K": T, **out}
 
     return run_stage("diffusion", body, a.out, {"md": a.md, "stability": a.stability},
                      _settings(a), {"arrays": a.arrays, "figures": a.figures})
+
+
+def diffusion_standalone(a: argparse.Namespace) -> int:
+    """``phonion diffusion --trajectory FILE --out DIR``: the diffusion stage on any
+    trajectory ASE reads, without the rest of the chain; writes DIR/diffusion.json (the
+    workflow's format), DIR/diffusion.h5 and DIR/figures/."""
+    out_dir = Path(a.out)
+    overrides = {"mobile_ion": a.mobile_ion} if a.mobile_ion else {}
+    settings = _settings(a, **overrides)
+
+    def body(ctx: Context) -> dict:
+        from .diffusion import analyze_trajectory
+        from .plots import plot_msd, plot_vdos
+
+        traj = formats.read_any_trajectory(
+            a.trajectory, float(a.frame_dt_ps) if a.frame_dt_ps else None, a.format or None,
+            float(a.temperature_K) if a.temperature_K else None)
+        out, arrays = analyze_trajectory(traj, ctx.settings)
+        formats.write_arrays(ctx.outputs["arrays"], arrays)
+        title = f"{ctx.mid}" + (f", {float(a.temperature_K):g} K" if a.temperature_K else "")
+        plot_msd(arrays, out, title + ": MSD", ctx.outputs["figures"] / "msd")
+        plot_vdos(arrays, out, None, title + ": VDOS", ctx.outputs["figures"] / "vdos")
+        _log_diffusion(ctx, Path(a.trajectory).name, out)
+        T = float(a.temperature_K) if a.temperature_K else out["temperature_mean_K"]
+        return {"temperature_K": T, "source": str(a.trajectory),
+                "velocities_from_positions": bool(traj["velocities_from_positions"]), **out}
+
+    name = Path(a.trajectory).name.split(".")[0] or "trajectory"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    code = run_stage("diffusion", body, out_dir / "diffusion.json", None, settings,
+                     {"arrays": out_dir / "diffusion.h5", "figures": out_dir / "figures"},
+                     mid=name)
+    result = formats.read_result(out_dir / "diffusion.json")
+    print(f"{result['status']}: " + (
+        f"D = {result['d_avg_cm2_s']:.3e} cm²/s, 95 % [{result['d_avg_ci95_A2_ps'][0] * 1e-4:.3e}, "
+        f"{result['d_avg_ci95_A2_ps'][1] * 1e-4:.3e}]" if result.get("diffusive")
+        else result["reason"]) + f" → {out_dir / 'diffusion.json'}")
+    return code
 
 
 def dynamics(a: argparse.Namespace) -> int:
@@ -357,8 +406,11 @@ COMMANDS = {
     "md": (md, "NVT MD with the MLP (resumable)",
            ["--displace", "--stability", "--fc2", "--temperature", "--trajectory"],
            {"--device": "cpu"}),
-    "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory",
-                  ["--md", "--stability", "--trajectory", "--arrays", "--figures"], {}),
+    "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory (workflow: "
+                  "--md ... ; standalone: --trajectory FILE --out DIR)", ["--trajectory"],
+                  {"--md": "", "--stability": "", "--arrays": "", "--figures": "",
+                   "--frame-dt-ps": "", "--mobile-ion": "", "--temperature-K": "",
+                   "--format": ""}),
     "dynamics": (dynamics, "optional g(r), van Hove, reorientation, tetrahedral angles",
                  ["--md", "--trajectory", "--arrays", "--figures"], {}),
     "arrhenius": (arrhenius, "Ea, D0 and conductivity from D(T)", ["--diffusion", "--figures"],
@@ -374,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, (func, text, required, optional) in COMMANDS.items():
         p = sub.add_parser(name, help=text)
         stage = name != "model"
-        for opt in ["--settings", "--out", *required] if stage else required:
+        if name == "diffusion":  # standalone use needs no settings
+            p.add_argument("--settings", default="{}")
+            p.add_argument("--out", required=True)
+        common = ["--settings", "--out"] if stage and name != "diffusion" else []
+        for opt in [*common, *required]:
             p.add_argument(opt, required=True, nargs="+" if opt == "--diffusion" else None)
         for opt, default in optional.items():
             p.add_argument(opt, default=default)

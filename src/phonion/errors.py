@@ -24,6 +24,15 @@ class StructureRejected(PhonionError):
     """A structure fails triage; the message is the one-line reason for status.tsv."""
 
 
+class InputRejected(StructureRejected):
+    """A user's input file (e.g. a trajectory for the standalone diffusion command) cannot
+    be used; the message says why. The file is never touched."""
+
+    def __init__(self, path: str | os.PathLike, why: str):
+        self.path = os.fspath(path)
+        super().__init__(f"{self.path}: {why}")
+
+
 class ModelUnavailable(PhonionError):
     """An MLP cannot be loaded offline (needs a download or a missing package)."""
 

@@ -474,3 +474,67 @@ def read_trajectory(path: str | os.PathLike) -> dict:
     if not (np.isfinite(out["positions_A"]).all() and np.isfinite(out["velocities_A_ps"]).all()):
         raise DamagedFile(path, "non-finite positions or velocities")
     return out
+
+
+def read_any_trajectory(path: str | os.PathLike, frame_dt_ps: float | None = None,
+                        fmt: str | None = None, temperature_K: float | None = None) -> dict:
+    """Any trajectory that ASE reads (VASP XDATCAR, extxyz, ASE .traj, LAMMPS dump, …;
+    gzip is fine) in the layout of :func:`read_trajectory`.
+
+    Positions are unwrapped from the fractional coordinates (no atom may cross half a cell
+    between frames; phonion's own HDF5 is stored unwrapped). The time between frames is
+    ``frame_dt_ps``, or read from the frames' ``time_ps`` / ``time_fs`` info keys. Velocities
+    come from the file when every frame has them, otherwise from central differences of the
+    positions (then the VDOS is only meaningful well below the Nyquist frequency
+    1/(2 frame_dt_ps)). :class:`~phonion.errors.InputRejected` says what is missing (the file is
+    never removed: it is the user's).
+    """
+    from ase import units
+    from ase.io import read
+
+    from .diffusion import unwrap
+    from .errors import InputRejected
+
+    try:
+        frames = read(str(path), index=":", format=fmt)
+    except Exception as exc:  # noqa: BLE001 - ASE raises anything for a file it cannot parse
+        raise InputRejected(path, f"ASE cannot read it as a trajectory ({type(exc).__name__}: "
+                          f"{exc})") from None
+    if len(frames) < 2:
+        raise InputRejected(path, f"{len(frames)} frame(s): a trajectory needs at least 2")
+    if len({len(f) for f in frames}) != 1 or any(
+            (f.numbers != frames[0].numbers).any() for f in frames):
+        raise InputRejected(path, "the atoms change between frames")
+    if frame_dt_ps is None:
+        info = frames[1].info, frames[0].info
+        if all("time_ps" in i for i in info):
+            frame_dt_ps = float(info[0]["time_ps"] - info[1]["time_ps"])
+        elif all("time_fs" in i for i in info):
+            frame_dt_ps = float(info[0]["time_fs"] - info[1]["time_fs"]) / 1000
+        else:
+            raise InputRejected(path, "no time between frames in the file: give it "
+                              "(--frame-dt-ps)")
+    if not frame_dt_ps > 0:
+        raise InputRejected(path, f"time between frames {frame_dt_ps} ps is not positive")
+    cell = frames[0].cell.array
+    frac = np.array([f.cell.scaled_positions(f.positions) for f in frames])
+    pos = unwrap(frac, cell)
+    if not np.isfinite(pos).all():
+        raise InputRejected(path, "non-finite positions")
+    try:
+        vel = np.array([f.get_velocities() for f in frames]) * units.fs * 1000  # Å/ps
+        derived = not np.abs(vel).sum() > 0
+    except (TypeError, ValueError):
+        derived = True
+    if derived:
+        vel = np.gradient(pos, frame_dt_ps, axis=0)
+    masses = frames[0].get_masses()
+    out = {"positions_A": pos, "velocities_A_ps": vel, "numbers": frames[0].numbers,
+           "masses_amu": masses, "cell_A": cell, "frame_dt_ps": float(frame_dt_ps),
+           "target_temperature_K": temperature_K, "velocities_from_positions": derived}
+    if not derived:  # instantaneous kinetic temperature, 3N degrees of freedom
+        ke = 0.5 * np.einsum("a,tai->t", masses, vel**2) * 1.0364269e-4  # amu Å²/ps² → eV
+        out["temperature_K"] = 2 * ke / (3 * len(masses) * units.kB)
+    elif temperature_K is not None:
+        out["temperature_K"] = np.full(len(frames), float(temperature_K))
+    return out

@@ -288,9 +288,10 @@ def d_avg_converged(path: str | Path, s: MDSettings) -> tuple[bool, dict]:
     """The adaptive stopping rule on the trajectory at ``path`` (see
     :func:`phonion.diffusion.d_avg_converged`)."""
     from .diffusion import d_avg_converged as rule
+    from .settings import DiffusionSettings
 
-    return rule(read_trajectory(path), s.mobile_ion, s.adaptive_target_rel_stderr,
-                min_duration_ps=s.adaptive_min_duration_ps)
+    return rule(read_trajectory(path), DiffusionSettings(mobile_ion=s.mobile_ion),
+                s.adaptive_target_rel_stderr, s.adaptive_min_duration_ps)
 
 
 def _check(atoms: Atoms, forces: np.ndarray, temp: float, step: int, s: MDSettings) -> None:

@@ -149,24 +149,37 @@ def plot_coupling_pdos(arrays: dict, scalars: dict, title: str, base: str | Path
 
 
 def plot_msd(arrays: dict, result: dict, title: str, base: str | Path) -> None:
-    """MSD(t) of every species (sum over directions) with the fit, and a log–log inset."""
+    """MSD(t) of every species (sum over directions) with the fit in its window (or the
+    upper bound when there is no diffusive regime), and a log-log inset with slope 1."""
     t = arrays["time_ps"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     species = sorted(k.split("/")[1][:-3] for k in arrays if k.startswith("msd/"))
     for name in species:
         ax.plot(t, arrays[f"msd/{name}_A2"].sum(axis=1), label=name)
-    d = result["d_avg_A2_ps"]
-    lo, hi = result["fit_window_ps"]
-    tt = np.linspace(lo, hi, 50)
-    ax.plot(tt, 6 * d * tt, "k--", lw=1,
-            label=f"fit: D = {d:.2e} ± {result['d_avg_stderr_A2_ps']:.1e} Å²/ps")
-    ax.set_xlabel("Time (ps)")
+    ion = result["mobile_ion"]
+    if result.get("diffusive"):
+        d, (lo, hi) = result["d_avg_A2_ps"], result["d_avg_fit_window_ps"]
+        c = result.get("d_avg_intercept_A2") or 0.0
+        ax.plot(t, c + 6 * d * t, "k--", lw=0.7, alpha=0.6)  # the fitted line, extended
+        tt = np.linspace(lo, hi, 50)
+        ax.plot(tt, c + 6 * d * tt, "k-", lw=2, alpha=0.6,
+                label=f"{ion} fit {lo:.3g}–{hi:.3g} ps: D = {d:.2e} ± "
+                      f"{result['d_avg_stderr_A2_ps']:.1e} Å²/ps")
+    else:
+        ub = result["d_avg_upper_bound_A2_ps"]
+        tt = np.linspace(0, t[len(t) // 2], 50)
+        ax.plot(tt, 6 * ub * tt, "k:", lw=1,
+                label=f"no long-range {ion} diffusion: D < {ub:.1e} Å²/ps (6Dt)")
+    ax.set_xlabel("Time lag (ps)")
     ax.set_ylabel("MSD (Å²)")
-    ax.legend(fontsize=8)
-    inset = ax.inset_axes([0.62, 0.12, 0.33, 0.33])
+    ax.legend(fontsize=7, loc="upper left")
+    inset = ax.inset_axes([0.64, 0.12, 0.32, 0.32])
     for name in species:
         m = arrays[f"msd/{name}_A2"].sum(axis=1)
         inset.loglog(t[1:], np.clip(m[1:], 1e-6, None))
+    m = arrays[f"msd/{ion}_A2"].sum(axis=1)
+    inset.loglog(t[1:], m[-1] * t[1:] / t[-1], "k:", lw=0.8)  # slope 1 (diffusive)
+    inset.set_xlabel("log lag", fontsize=6)
     inset.tick_params(labelsize=6)
     ax.set_title(title, fontsize=10)
     _save(fig, base)
@@ -180,6 +193,8 @@ def plot_vdos(arrays: dict, result: dict, acoustic_cutoff_THz: float | None, tit
     for key in sorted(k for k in arrays if k.startswith("vdos/") and k != "vdos/frequency_THz"):
         ax.plot(f, arrays[key], label=key.split("/")[1])
     ion = result["mobile_ion"]
+    if result.get("velocities_from_positions"):
+        title += " (velocities from positions)"
     ax.axvline(result["vdos_centre_mobile_THz"], color="m", ls="--", lw=1,
                label=f"{ion} VDOS centre {result['vdos_centre_mobile_THz']:.2f} THz")
     if acoustic_cutoff_THz:

@@ -316,11 +316,13 @@ class DiffusionSettings(Settings):
 
     SECTION: ClassVar[str] = "diffusion"
     mobile_ion: str = _from("mobile_ion", "Na")
-    window: tuple[float, float] = (0.1, 0.5)
-    intercept: bool = False
-    weighting: str = "inverse_time"
+    estimator: str = "blocks"  # or "seed000": through the origin, window, 1/t weights
+    n_blocks: int = 5
+    diffusive_slope: float = 0.5
+    window: tuple[float, float] = (0.1, 0.5)  # seed000 estimator only
+    weighting: str = "inverse_time"  # seed000 estimator only
     melt_d_threshold_A2_ps: float = 0.01
-    melt_msd_threshold_A2: float = 1.0
+    melt_displacement_A: float = 4.0
     min_duration_ps: float = 5.0
 
 
