@@ -65,3 +65,45 @@ def test_phonons_of_a_non_cubic_compound_agree_with_an_independent_route(name):
         assert np.allclose(a, b, atol=0.02, rtol=0.005), (q, a - b)
     assert _na_msd(mine_ph) == pytest.approx(_na_msd(ref), rel=0.005)
     assert choose_supercell(prim, s).supercell_matrix.tolist() == P.tolist()
+
+
+def test_adaptive_snapshots_stop_when_the_msd_settles():
+    """Adaptive mode (phonons.adaptive_snapshots) on hexagonal Na2O2 with the spring
+    network: ± patterns are added one pair at a time, the MSD is undefined while the fit is
+    under-determined, the loop stops at the first change below the tolerance, before the
+    listed patterns run out, and the Na MSD then agrees with finite displacements."""
+    from phonion.displace import count_free_parameters
+    from phonion.fit_ifc import fit_symfc, independent_equations
+    from phonion.forces import compute_forces_adaptive
+
+    prim = triage(read_structure(STRUCTURES / "Na2O2-peroxide.cif"),
+                  IntakeSettings(max_atoms=64))
+    d = displace(prim, DisplaceSettings(adaptive=True, max_snapshots=12, min_snapshots=1,
+                                        safety_factor=0.5))
+    springs = SpringNetwork(d.supercell)
+    n_free = count_free_parameters(d.supercell, (2,))[2]
+    ph = phonopy_for(prim, d.choice)
+
+    def check(displacements, forces):
+        if independent_equations(displacements) < n_free:
+            return None
+        ph.force_constants = fit_symfc(ph, displacements, forces)
+        return _na_msd(ph)
+
+    fs, history = compute_forces_adaptive(d.supercell, d.displacements_A, springs.calculator,
+                                          start=2, batch=2, check=check, tolerance=0.005,
+                                          log=None)
+    assert history[0]["value"] is None  # one pattern cannot determine fc2 here
+    assert history[-1]["relative_change"] < 0.005
+    assert len(fs.displacements_A) == history[-1]["n_snapshots"] < len(d.displacements_A)
+    assert [h["n_snapshots"] for h in history] == list(range(2, 2 * len(history) + 1, 2))
+
+    ref = phonopy.Phonopy(to_phonopy(prim), supercell_matrix=d.choice.supercell_matrix.T,
+                          log_level=0)
+    ref.generate_displacements(distance=0.01, is_plusminus=True)
+    ref_sc = to_ase(ref.supercell)
+    ref.forces = forces_of(SpringNetwork(ref_sc).calculator, ref_sc,
+                           [to_ase(x).positions - ref_sc.positions
+                            for x in ref.supercells_with_displacements])
+    ref.produce_force_constants()
+    assert history[-1]["value"] == pytest.approx(_na_msd(ref), rel=0.01)

@@ -254,8 +254,8 @@ def estimate_diffusion(positions_A: np.ndarray, dt_ps: float, directions=(0, 1, 
         return Estimate(None, None, None, upper, False, verdict, None, None, [], n_atoms, dims)
 
     if n_blocks < 2 or k_end < 4:
-        return none(f"{n_frames} frames are too few for {n_blocks} blocks with 4+ lags each: "
-                    "no long-range diffusion can be detected; run longer")
+        return none(f"no long-range diffusion detected: {n_frames} frames are too few for "
+                    f"{n_blocks} blocks of 8+ frames; run longer")
     k_start = diffusive_start(full, k_end, slope_min)
     if k_start is None:
         return none(f"no long-range diffusion detected: the MSD does not reach the diffusive "
