@@ -258,14 +258,14 @@ def test_unconverged_scf_is_a_failure(tmp_path, monkeypatch):
     assert len(seen) >= 2 and seen[-1].get("ALGO") != seen[0].get("ALGO")
 
 
-def md_vasprun(directory: Path, n_steps: int, nsw: int) -> None:
-    """A vasprun.xml of an MD run made of real ionic-step blocks (those of vasprun.xml-001,
-    repeated) with IBRION 0 and NSW ``nsw``."""
+def md_vasprun(directory: Path, n_steps: int, nsw: int, ibrion: int = 0) -> None:
+    """A vasprun.xml of an MD run (or a relaxation: ``ibrion``) made of real ionic-step
+    blocks (those of vasprun.xml-001, repeated) with NSW ``nsw``."""
     text = (FD / "vasprun.xml-001").read_text(encoding="latin-1")
     a, b = text.index("<calculation>"), text.index("</calculation>") + len("</calculation>")
     text = text[:a] + "\n".join([text[a:b]] * n_steps) + text[b:]
     text = text.replace('<i type="int" name="IBRION">    -1</i>',
-                        '<i type="int" name="IBRION">     0</i>')
+                        f'<i type="int" name="IBRION">{ibrion:6d}</i>')
     text = text.replace('<i type="int" name="NSW">     0</i>',
                         f'<i type="int" name="NSW">{nsw:6d}</i>')
     (directory / "vasprun.xml").write_text(text, encoding="latin-1")
@@ -282,6 +282,14 @@ def test_md_run_cut_short_is_reported(tmp_path):
     (tmp_path / "vasprun.xml").write_bytes(text[: text.rindex(b"<calculation>") + 300])
     ok, why = vasp.check(tmp_path)
     assert not ok and why.startswith("MD run cut after 2 of NSW 10 steps"), why
+
+
+def test_relaxation_that_used_all_steps_is_a_failure(tmp_path):
+    md_vasprun(tmp_path, 3, 3, ibrion=2)
+    ok, why = vasp.check(tmp_path)
+    assert not ok and why.startswith("relaxation not converged: all NSW 3 ionic steps used")
+    md_vasprun(tmp_path, 3, 10, ibrion=2)  # stopped before NSW: EDIFFG reached
+    assert vasp.check(tmp_path) == (True, "")
 
 
 # --- trajectories ----------------------------------------------------------------------------

@@ -140,8 +140,9 @@ def _structure(atoms: Atoms, velocities_A_fs: np.ndarray | None = None):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     st = AseAtomsAdaptor.get_structure(atoms)
-    if "magmom" in st.site_properties:
-        st.remove_site_property("magmom")
+    for prop in ("magmom", "velocities"):  # only what phonion passes goes into POSCAR
+        if prop in st.site_properties:
+            st.remove_site_property(prop)
     if velocities_A_fs is not None:
         st.add_site_property("velocities", [list(map(float, v)) for v in velocities_A_fs])
     return st
@@ -157,8 +158,8 @@ def psp_dir() -> str | None:
 def input_set(task: str, atoms: Atoms, s: VaspSettings, temperature_K: float | None = None,
               steps: int | None = None, velocities_A_fs: np.ndarray | None = None):
     """The pymatgen input set of ``task`` (``static`` | ``relax`` | ``aimd``) with the
-    protocol of ``s``. Atoms keep their order (no sorting): forces come back in the order
-    of ``atoms``."""
+    protocol of ``s``. Atoms keep the order given (pymatgen's sorting is off; the
+    ``write_*`` functions group them by species first, :func:`species_order`)."""
     from pymatgen.io.vasp.inputs import Kpoints
     from pymatgen.io.vasp.sets import MPMDSet, MPRelaxSet, MPStaticSet
 
