@@ -377,11 +377,45 @@ def test_aimd_cut_by_wall_time_continues_without_duplicated_or_missing_steps(
     np.testing.assert_allclose(t["positions_A"], whole["positions_A"], atol=1e-6)
     assert t["frame_dt_ps"] == pytest.approx(0.002)
     assert vasp.continue_aimd(seg2, tmp_path / "seg3", s, total_steps=140) is None
+    # the continuation cut too (inside its frame 31, global step 110): a third segment
+    # starts from global step 109 and the three concatenate to the same 140 frames
+    spec2 = {"xdatcar_frames": {**spec["xdatcar_frames"], "cut_in_frame": 31}}
+    (seg2 / "fake_vasp.json").write_text(json.dumps(spec2))
+    assert fake_vasp.main() == 0
+    seg3 = tmp_path / "seg3"
+    record = vasp.continue_aimd(seg2, seg3, s, total_steps=140, potcar_spec=True)
+    assert record["first_step"] == 109 and incar_of(seg3)["NSW"] == 32
+    spec3 = {"poscar": {"frac_positions": full.frac[108].tolist()},
+             "xdatcar_frames": {"source": str(ARGYRODITE), "first": 109, "last": 140}}
+    (seg3 / "fake_vasp.json").write_text(json.dumps(spec3))
+    monkeypatch.chdir(seg3)
+    assert fake_vasp.main() == 0
+    t3 = vasp.concatenate_segments([seg1, seg2, seg3])
+    assert list(t3["step"]) == list(range(1, 141))
+    np.testing.assert_allclose(t3["positions_A"], whole["positions_A"], atol=1e-6)
     # a gap between segments is refused, not papered over
     rec = json.loads((seg2 / vasp.SEGMENT_FILE).read_text())
     (seg2 / vasp.SEGMENT_FILE).write_text(json.dumps({**rec, "first_step": 82}))
     with pytest.raises(Exception, match="gap"):
         vasp.concatenate_segments([seg1, seg2])
+
+
+def test_aimd_runs_with_the_gamma_command(tmp_path, monkeypatch):
+    """Γ-only KPOINTS (every AIMD run) pick dft.vasp.gamma_command; a complete MD vasprun
+    (real ionic-step blocks, NSW of them) passes custodian and the check."""
+    atoms = bulk("NaCl", "rocksalt", a=5.69, cubic=True)
+    vasp.write_aimd(atoms, tmp_path, vasp.VaspSettings(), 800.0, 3, potcar_spec=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    md_vasprun(src, 3, 3)
+    spec = {"incar": {**SEED000_AIMD, "NSW": 3}, "kpoints": GAMMA,
+            "outputs": {"vasprun.xml": str(src / "vasprun.xml")}}
+    (tmp_path / "fake_vasp.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("FAKE_VASP_SPEC", str(tmp_path / "fake_vasp.json"))
+    s = vasp.VaspSettings(command="no-such-vasp-binary",
+                          gamma_command=f"{sys.executable} {FAKE_VASP}")
+    vasp.run(tmp_path, s, poll_s=0.05)
+    assert vasp.check(tmp_path, s) == (True, "")
 
 
 def test_continuation_refuses_sparse_frames(tmp_path):

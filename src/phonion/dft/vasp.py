@@ -288,7 +288,7 @@ def run(directory: str | os.PathLike, settings: VaspSettings,
     except FileNotFoundError as exc:
         raise ConfigError(f"VASP run command {argv[0]!r} not found ({exc.strerror}); set "
                           "dft.vasp.command / gamma_command") from None
-    ok, why = check(directory)
+    ok, why = check(directory, settings)
     if not ok:
         raise DFTRunFailed(directory, why)
 
@@ -725,8 +725,8 @@ class VaspEngine:
     def write_aimd(self, atoms, directory, settings, temperature_K, steps, **kwargs):
         write_aimd(atoms, directory, settings, temperature_K, steps, **kwargs)
 
-    def check(self, directory):
-        return check(directory)
+    def check(self, directory, settings=None):
+        return check(directory, settings)
 
     def read_forces(self, directory):
         return read_forces(directory)
