@@ -128,6 +128,12 @@ def test_potcars_need_pmg_vasp_psp_dir(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="PMG_VASP_PSP_DIR"):
         vasp.write_static(bulk("NaCl", "rocksalt", a=5.69), tmp_path, vasp.VaspSettings())
     assert not (tmp_path / "INCAR").exists()
+    # set, but without the chosen POTCAR: the error names the symbol and the settings
+    (tmp_path / "psp").mkdir()
+    monkeypatch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", str(tmp_path / "psp"))
+    with pytest.raises(ConfigError, match="Na_pv.*potcar_symbols"):
+        vasp.write_static(bulk("NaCl", "rocksalt", a=5.69), tmp_path / "run",
+                          vasp.VaspSettings())
 
 
 # --- static forces through the fake VASP ------------------------------------------------------
@@ -223,6 +229,10 @@ def test_truncated_vasprun_is_a_failure(tmp_path):
     assert not ok and "truncated" in why, why
     with pytest.raises(DFTRunFailed, match="truncated"):
         vasp.read_forces(tmp_path)
+    engine = get_engine("vasp")
+    with pytest.raises(DFTRunFailed, match="truncated"):  # one failed run fails a force set
+        forceset_from_runs(engine, Atoms("Na64", cell=[10] * 3, pbc=True),
+                           np.zeros((2, 64, 3)), [_as_run(tmp_path), tmp_path])
     # cut just before the closing tag: every ionic step is there, the run still is not done
     (tmp_path / "vasprun.xml").write_bytes(text[: text.rindex(b"</modeling>")])
     assert not vasp.check(tmp_path)[0]

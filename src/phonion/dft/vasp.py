@@ -149,10 +149,11 @@ def _structure(atoms: Atoms, velocities_A_fs: np.ndarray | None = None):
 
 
 def psp_dir() -> str | None:
-    """The user's POTCAR folder (``PMG_VASP_PSP_DIR``: environment or ~/.config/.pmgrc.yaml)."""
+    """The user's POTCAR folder as pymatgen sees it (``PMG_VASP_PSP_DIR`` from the
+    environment when pymatgen was imported, or from ~/.config/.pmgrc.yaml)."""
     from pymatgen.core import SETTINGS
 
-    return os.environ.get("PMG_VASP_PSP_DIR") or SETTINGS.get("PMG_VASP_PSP_DIR")
+    return SETTINGS.get("PMG_VASP_PSP_DIR")
 
 
 def input_set(task: str, atoms: Atoms, s: VaspSettings, temperature_K: float | None = None,
