@@ -426,6 +426,15 @@ def test_aimd_runs_with_the_gamma_command(tmp_path, monkeypatch):
                           gamma_command=f"{sys.executable} {FAKE_VASP}")
     vasp.run(tmp_path, s, poll_s=0.05)
     assert vasp.check(tmp_path, s) == (True, "")
+    # an AIMD run whose SCF hit NELM in its steps fails on phonion's check, without custodian
+    # rerunning the whole trajectory
+    text = (src / "vasprun.xml").read_text(encoding="latin-1")
+    (src / "vasprun.xml").write_text(text.replace('name="NELM">    60', 'name="NELM">    23'),
+                                     encoding="latin-1")
+    (tmp_path / "fake_vasp_runs.json").unlink()
+    with pytest.raises(DFTRunFailed, match="SCF hit NELM 23 in 3 of 3 MD steps"):
+        vasp.run(tmp_path, s, poll_s=0.05)
+    assert len(json.loads((tmp_path / "fake_vasp_runs.json").read_text())) == 1
 
 
 def test_continuation_refuses_sparse_frames(tmp_path):

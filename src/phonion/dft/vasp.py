@@ -261,7 +261,7 @@ def command_argv(command: str | list[str] | tuple[str, ...]) -> list[str]:
 def run(directory: str | os.PathLike, settings: VaspSettings,
         command: str | list[str] | None = None, poll_s: float = 10.0) -> None:
     """Run VASP in ``directory`` under custodian with its VaspErrorHandler (errors in
-    vasp.out: ZBRENT, subspace rotation, …, corrected and rerun) and
+    vasp.out: ZBRENT, subspace rotation, …, corrected and rerun) and, except for AIMD,
     UnconvergedErrorHandler (unconverged SCF or ionic loop: ALGO/relaxation changes and a
     rerun), at most ``settings.max_errors`` corrections; then :func:`check`. The command
     (default ``settings.gamma_command`` for Γ-only KPOINTS, else ``settings.command``) is an
@@ -279,7 +279,12 @@ def run(directory: str | os.PathLike, settings: VaspSettings,
     argv = command_argv(command)
     # backup/auto_gamma off: they read POTCAR and pick binaries; phonion chose the command.
     job = VaspJob(argv, backup=False, auto_gamma=False, final=True)
-    cust = Custodian([VaspErrorHandler(), UnconvergedErrorHandler()], [job],
+    handlers = [VaspErrorHandler()]
+    if int(_incar(directory).get("IBRION", -1)) != 0:
+        # not for AIMD: it would parse a vasprun.xml of gigabytes with pymatgen and rerun a
+        # whole trajectory for one unconverged last step; check() judges AIMD instead
+        handlers.append(UnconvergedErrorHandler())
+    cust = Custodian(handlers, [job],
                      max_errors=settings.max_errors, polling_time_step=poll_s,
                      monitor_freq=1, directory=str(directory))
     try:
