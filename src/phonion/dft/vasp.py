@@ -633,8 +633,9 @@ def continue_aimd(previous: str | os.PathLike, directory: str | os.PathLike,
     otherwise); INCAR asks for the remaining steps. VASP's first step of the new segment
     recomputes the restart frame, so the segment starts at that global step
     (``first_step`` in :data:`SEGMENT_FILE`) and :func:`concatenate_segments` keeps every
-    step once. The Nosé thermostat variable restarts at zero. Returns the segment record,
-    or None when ``previous`` already reached ``total_steps``."""
+    step once. A killed run's CONTCAR is not used: it carries no step number and may be
+    ahead of the (buffered) XDATCAR. The Nosé thermostat variable restarts at zero.
+    Returns the segment record, or None when ``previous`` already reached ``total_steps``."""
     previous, directory = Path(previous), Path(directory)
     incar = _incar(previous)
     nblock = int(incar.get("NBLOCK", 1))
