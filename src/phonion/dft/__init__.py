@@ -1,0 +1,105 @@
+"""DFT engines behind one interface (issue 14).
+
+A stage that needs DFT (relaxation, static forces on displaced supercells, AIMD) asks
+:func:`get_engine` for the configured engine and uses only the verbs of
+:class:`DFTEngine`; it never knows which code ran. Each engine is one module
+(:mod:`phonion.dft.vasp`); its inputs follow one protocol whose every choice is a field of
+the engine's settings class, and its outputs come back in phonion's own layouts:
+
+- forces: ``(forces eV/Å (atoms × 3), energy eV)`` per static run, gathered into a
+  :class:`~phonion.formats.ForceSet` (``forces.h5``) by :func:`forceset_from_runs`;
+- trajectories: the dict of :func:`phonion.formats.read_trajectory` (unwrapped positions
+  Å, velocities Å/ps, ``frame_dt_ps``, …), so the diffusion analysis reads AIMD unchanged.
+
+A run that failed, did not converge or was cut short is reported by ``check`` as
+``(False, one-line reason)`` and raises :class:`DFTRunFailed` when its outputs are asked
+for: it is never parsed as a success.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from ase import Atoms
+
+from ..errors import ConfigError, PhonionError
+from ..formats import ForceSet
+
+
+class DFTRunFailed(PhonionError):
+    """A DFT run failed, did not converge or is incomplete; the message says which and
+    why (the stage runner turns it into ``failed``)."""
+
+    def __init__(self, directory: str | os.PathLike, why: str):
+        self.directory = os.fspath(directory)
+        self.why = why
+        super().__init__(f"DFT run in {self.directory}: {why}")
+
+
+@runtime_checkable
+class DFTEngine(Protocol):
+    """What every DFT engine provides. ``settings`` is the engine's settings dataclass."""
+
+    name: str
+
+    def write_static(self, atoms: Atoms, directory: str | os.PathLike, settings: Any,
+                     **kwargs: Any) -> None:
+        """Inputs of a single-point energy and forces calculation."""
+
+    def write_relax(self, atoms: Atoms, directory: str | os.PathLike, settings: Any,
+                    **kwargs: Any) -> None:
+        """Inputs of a relaxation of positions and cell."""
+
+    def write_aimd(self, atoms: Atoms, directory: str | os.PathLike, settings: Any,
+                   temperature_K: float, steps: int, **kwargs: Any) -> None:
+        """Inputs of an NVT AIMD run of ``steps`` steps at ``temperature_K``."""
+
+    def check(self, directory: str | os.PathLike) -> tuple[bool, str]:
+        """``(True, '')`` for a complete, converged run, else ``(False, reason)``."""
+
+    def read_forces(self, directory: str | os.PathLike) -> tuple[np.ndarray, float]:
+        """Forces (eV/Å, atoms × 3, in the order of the input structure) and the energy
+        (eV) of a checked static run; :class:`DFTRunFailed` otherwise."""
+
+    def read_trajectory(self, directory: str | os.PathLike, **kwargs: Any) -> dict:
+        """The AIMD trajectory of a run directory in :func:`~phonion.formats.read_trajectory`'s
+        layout."""
+
+
+def get_engine(name: str) -> DFTEngine:
+    """The engine called ``name`` (config ``dft.engine``)."""
+    if name == "vasp":
+        from .vasp import VaspEngine
+
+        return VaspEngine()
+    raise ConfigError(f"unknown DFT engine '{name}'; set dft.engine to one of: vasp")
+
+
+def forceset_from_runs(engine: DFTEngine, supercell: Atoms, displacements_A: np.ndarray,
+                       directories: Sequence[str | os.PathLike],
+                       reference: str | os.PathLike | None = None) -> ForceSet:
+    """The :class:`~phonion.formats.ForceSet` of static runs on the displaced supercells
+    (one directory per snapshot, in the order of ``displacements_A``), with the residual
+    forces of the undisplaced supercell (``reference``) subtracted when it is given (zero
+    residual otherwise). Every run is checked first: one failed run fails the set."""
+    displacements_A = np.asarray(displacements_A, float)
+    if len(directories) != len(displacements_A):
+        raise ValueError(f"{len(directories)} run directories for {len(displacements_A)} "
+                         "displaced supercells")
+    n = len(supercell)
+    f0 = np.zeros((n, 3))
+    if reference is not None:
+        f0, _ = engine.read_forces(reference)
+    forces, energies = [], []
+    for d in directories:
+        f, e = engine.read_forces(d)
+        if f.shape != (n, 3):
+            raise DFTRunFailed(d, f"{len(f)} atoms in the output, {n} in the supercell")
+        forces.append(f - f0)
+        energies.append(e)
+    return ForceSet(supercell.copy(), displacements_A, np.asarray(forces), f0,
+                    np.asarray(energies), meta={"engine": engine.name,
+                                                "runs": [os.fspath(d) for d in directories]})
