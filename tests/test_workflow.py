@@ -41,7 +41,9 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
                 "r_max_A": 6.0}
     proc = snakemake(tmp_path, "--cores", "2",
                      config={**RIGID, "structures": {"folder": "structures"},
-                             "dynamics": dynamics})
+                             "dynamics": dynamics,
+                             "stability_recheck": {"enabled": True, "backend": "rigid_ion",
+                                                   "model": ""}})
     assert proc.returncode == 0  # bad materials never take the campaign down
     status = read_status(tmp_path)
     assert status["NaCl"]["status"] == "ok"
@@ -53,6 +55,11 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     assert "elements P not supported by rigid_ion" in status["Na3PS4"]["reason"]
     assert "not a safe file name" in status["bad name"]["reason"]
     assert len(status) == 6
+
+    recheck = json.loads((tmp_path / "results/materials/NaCl/stability_recheck/"
+                          "stability_recheck.json").read_text())  # a second model's verdict
+    assert recheck["status"] == "ok" and recheck["stable"] and recheck["verdicts_agree"]
+    assert recheck["second_model"] == "rigid_ion:" and "agrees" in recheck["reason"]
 
     relaxed = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())
     assert relaxed["converged"] and relaxed["spacegroup_final"] == "Fm-3m"

@@ -214,6 +214,57 @@ def stability(a: argparse.Namespace) -> int:
                      _settings(a), {"figures": a.figures})
 
 
+def stability_recheck(a: argparse.Namespace) -> int:
+    """The stability screen with a second MLP: its forces on the displaced supercells the
+    first model used, a symfc least-squares fc2, the same verdict, and both side by side."""
+
+    def body(ctx: Context) -> dict:
+        import numpy as np
+
+        from .displace import count_free_parameters
+        from .fit_ifc import fit_symfc, independent_equations
+        from .forces import compute_forces
+        from .harmonic import phonopy_from_displace
+        from .stability import assess_stability
+
+        s, disp = ctx.settings, ctx.upstream["displace"]
+        first = ctx.upstream["stability"]
+        sc = formats.atoms_from_dict(disp["supercell"])
+        listed = np.asarray(disp["displacements_A"])[:disp["n_snapshots"]]
+        n_free = count_free_parameters(sc, (2,))[2]
+        if independent_equations(listed) < n_free:
+            return {"status": "failed", "reason": (
+                f"{independent_equations(listed)} force equations for {n_free} free fc2 "
+                "parameters: too few for a least-squares re-check; raise phonons.safety_factor")}
+        loaded = _calculator(ctx, a.device)
+        fs = compute_forces(sc, listed, loaded.calculator)
+        ph = phonopy_from_displace(disp)
+        ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A)
+        st, _ = assess_stability(ph, s)
+        first_stable = first.get("stable") if first["status"] in ("ok", "failed") else None
+        name = f"{s.backend}:{s.model}" + (f" ({s.modal})" if s.modal else "")
+        verdict = "stable" if st["stable"] else "unstable"
+        agree = None if first_stable is None else first_stable == st["stable"]
+        reason = f"{name}: {verdict}, lowest {st['lowest_frequency_THz']:.2f} THz" + (
+            "" if agree is None else
+            ("; agrees with the first model" if agree else
+             f"; the first model says {'stable' if first_stable else 'unstable'} "
+             f"({first['lowest_frequency_THz']:.2f} THz): the verdict depends on the model"))
+        ctx.log(reason)
+        return {"second_model": name, "stable": st["stable"],
+                "lowest_frequency_THz": st["lowest_frequency_THz"],
+                "n_imaginary_modes": st["n_imaginary_modes"],
+                "acoustic_cutoff_THz": st["acoustic_cutoff_THz"],
+                "first_model_stable": first_stable,
+                "first_model_lowest_frequency_THz": first.get("lowest_frequency_THz"),
+                "verdicts_agree": agree, "n_force_evaluations": len(listed) + 1,
+                "status": "ok", "reason": reason}
+
+    return run_stage("stability_recheck", body, a.out,
+                     {"displace": a.displace, "stability": a.stability}, _settings(a),
+                     gate="any")
+
+
 def phonon_descriptors(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from .harmonic import phonopy_from_displace
@@ -401,6 +452,8 @@ COMMANDS = {
                 {"--fc3": "", "--pheasy-python": ""}),
     "stability": (stability, "dynamic stability screen",
                   ["--displace", "--fit-ifc", "--fc2", "--figures"], {}),
+    "stability_recheck": (stability_recheck, "stability screen again with a second MLP",
+                          ["--displace", "--stability"], {"--device": "cpu"}),
     "phonon_descriptors": (phonon_descriptors, "harmonic phonon descriptors and figures",
                            ["--displace", "--stability", "--fc2", "--arrays", "--figures"], {}),
     "md": (md, "NVT MD with the MLP (resumable)",

@@ -246,6 +246,21 @@ class StabilitySettings(Settings):
 
 
 @dataclass(frozen=True)
+class StabilityRecheckSettings(CalculatorSettings):
+    """The stability screen again with a second MLP on the same displaced supercells
+    (config ``stability_recheck``): which instabilities depend on the model."""
+
+    SECTION: ClassVar[str] = "stability_recheck"
+    backend: str = _from("stability_recheck.backend", "sevenn")
+    model: str = _from("stability_recheck.model", "7net-l3i5")
+    dtype: str = _from("stability_recheck.dtype", "float64")
+    modal: str = _from("stability_recheck.modal", "")
+    tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
+    mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
+    band_points: int = _from("phonons.band_points", 51)
+
+
+@dataclass(frozen=True)
 class PhononDescriptorsSettings(Settings):
     """Harmonic descriptors (config ``phonons`` and ``mobile_ion``)."""
 
@@ -370,6 +385,7 @@ SETTINGS: dict[str, type[Settings]] = {
     "forces": ForcesSettings,
     "fit_ifc": FitIfcSettings,
     "stability": StabilitySettings,
+    "stability_recheck": StabilityRecheckSettings,
     "phonon_descriptors": PhononDescriptorsSettings,
     "md": MDSettings,
     "diffusion": DiffusionSettings,

@@ -59,6 +59,7 @@ STAGES = {
         None,
     ),
     "stability": Stage(False, {}, "Phonons"),
+    "stability_recheck": Stage(False, {}, None),
     "phonon_descriptors": Stage(False, {"arrays": "modes.h5"}, "Phonons"),
     "md": Stage(True, {"trajectory": "trajectory.h5"}, None),
     "diffusion": Stage(True, {"arrays": "diffusion.h5"}, "Diffusion"),
@@ -74,6 +75,8 @@ def active_stages():
         off |= {"md", "diffusion", "dynamics", "arrhenius"}
     if not DYNAMICS:
         off.add("dynamics")
+    if not config["stability_recheck"]["enabled"]:
+        off.add("stability_recheck")
     return [s for s in STAGES if s not in off]
 
 
@@ -196,6 +199,10 @@ def _interpreter(env, key):
 
 BACKEND = config["calculator"]["backend"]
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
+RECHECK = config["stability_recheck"]
+_RECHECK_PYTHON = _interpreter(
+    config["environments"].get(RECHECK["backend"], ""), RECHECK["backend"]
+)
 _SRC = str(Path(workflow.basedir) / "src")
 _PATH = [
     p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC
@@ -205,6 +212,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join([_SRC, *_PATH]),
     PHONION_PYTHON=_interpreter("", "python"),
     PHONION_BACKEND_PYTHON=_BACKEND_PYTHON,
+    PHONION_RECHECK_PYTHON=_RECHECK_PYTHON,
     PHONION_PHEASY_PYTHON=(
         _interpreter(config["environments"]["pheasy"], "pheasy")
         if config["environments"]["pheasy"]
@@ -213,17 +221,23 @@ os.environ.update(
     PHONION_DEVICE=config["calculator"]["device"],
 )
 if workflow.is_main_process and not CONDA:
-    # the configured model must be on this machine: say so now, not in every MLP job
-    _check = subprocess.run(
-        [_BACKEND_PYTHON, "-m", "phonion", "model"]
-        + ["--backend", BACKEND, "--model", config["calculator"]["model"]],
-        capture_output=True,
-        text=True,
-    )
-    if _check.returncode:
-        raise ValueError(
-            f"calculator: {(_check.stdout + _check.stderr).strip().splitlines()[-1]}"
+    # the configured models must be on this machine: say so now, not in every MLP job
+    for _key, _python, _backend, _model in [
+        ("calculator", _BACKEND_PYTHON, BACKEND, config["calculator"]["model"]),
+    ] + (
+        [("stability_recheck", _RECHECK_PYTHON, RECHECK["backend"], RECHECK["model"])]
+        if RECHECK["enabled"]
+        else []
+    ):
+        _check = subprocess.run(
+            [_python, "-m", "phonion", "model", "--backend", _backend, "--model", _model],
+            capture_output=True,
+            text=True,
         )
+        if _check.returncode:
+            raise ValueError(
+                f"{_key}: {(_check.stdout + _check.stderr).strip().splitlines()[-1]}"
+            )
 if workflow.is_main_process and not workflow.dryrun:
     # one campaign per results tree: a second Snakemake on it (another checkout, another
     # working directory) stops here instead of racing this one
@@ -235,6 +249,7 @@ BACKEND_ENV = str(
     Path(workflow.basedir)
     / (config["calculator"]["conda_env"] or f"envs/{BACKEND}.yaml")
 )
+RECHECK_ENV = str(Path(workflow.basedir) / f"envs/{RECHECK['backend']}.yaml")
 
 
 def _stable(stability_result):

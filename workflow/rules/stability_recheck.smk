@@ -1,0 +1,16 @@
+rule stability_recheck:
+    input:
+        displace=stage_path("displace"),
+        stability=stage_path("stability"),
+    output:
+        **stage_outputs("stability_recheck"),
+    log:
+        stage_log("stability_recheck"),
+    conda:
+        RECHECK_ENV
+    params:
+        settings=stage_params("stability_recheck"),
+    shell:
+        '"$PHONION_RECHECK_PYTHON" -m phonion stability_recheck --displace {input.displace:q}'
+        ' --stability {input.stability:q} --settings {params.settings:q} --device "$PHONION_DEVICE"'
+        " --out {output.result:q} > {log:q} 2>&1"
