@@ -506,7 +506,9 @@ def _one_line(exc: BaseException, secret: str = "") -> str:
     text = " ".join(str(exc).split())
     if secret:
         text = text.replace(secret, "***")
-    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+    if len(text) > 200:
+        text = text[:200] + " …"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def summary(result: FetchResult, s: DatabaseSettings) -> str:
