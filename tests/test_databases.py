@@ -141,6 +141,10 @@ def test_fetch_filters_paginates_deduplicates_and_writes_the_table(tmp_path, rec
     assert sorted(found.materials) == sorted(by_id) and not found.rejected
     assert found.columns["oqmd-4513"]["source"] == "oqmd"
     assert found.columns["oqmd-4513"]["database_id"] == "4513"
+    plain = tmp_path / "plain.tsv"  # a table without a header has no extra columns
+    plain.write_text("NaF\tdb/structures/oqmd-4393.cif\tignored\n")
+    assert discover(table=plain).columns == {} and list(discover(table=plain).materials) == [
+        "NaF"]
     from phonion.intake import read_structure, triage
 
     atoms = read_structure(found.materials["oqmd-4513"])
@@ -171,6 +175,9 @@ def test_rerun_reads_the_cache_offline(tmp_path, recorded, monkeypatch):
         fetch(settings(tmp_path, e_hull_max_eV_atom=0.01), offline=True)
     with pytest.raises(DatabaseError, match=r"OQMD query failed .*URLError.*check the network"):
         fetch(settings(tmp_path, e_hull_max_eV_atom=0.01, sources=("oqmd",)))
+    # the command line: another page size is another query; --offline refuses to ask
+    assert main(["fetch", "--source", "oqmd", "--offline", "--output", str(tmp_path / "x"),
+                 "--cache", str(tmp_path / "cache")]) == 2
 
 
 def test_cache_is_written_before_parsing(tmp_path, recorded, monkeypatch):

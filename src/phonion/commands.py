@@ -9,6 +9,10 @@ only writes ``skipped`` starts in a fraction of a second and a backend environme
 (``relax``, ``forces``, ``md``) needs only its MLP package, numpy, scipy, ASE, spglib and
 h5py. The rules call these commands through the Python of the stage's environment (see
 ``environments`` in ``config/README.md``).
+
+Two commands are not stages: ``model`` (is the configured MLP on this machine?) and
+``fetch`` (structures from Materials Project / OQMD, run once by the user before a campaign;
+:mod:`phonion.databases`).
 """
 
 from __future__ import annotations
