@@ -279,3 +279,49 @@ def test_mp_query_matches_the_installed_client():
     query = databases.mp_query(DatabaseSettings(e_hull_max_eV_atom=0.05, min_elements=3,
                                                 max_elements=4, exclude_elements=("H",)))
     assert set(query) <= params, set(query) - params
+
+
+@pytest.mark.slow
+def test_real_mp_client_builds_the_request(tmp_path, monkeypatch):
+    """The installed mp-api client (importing it takes ~20 s), its HTTP calls answered from
+    the recorded documents: the REST parameters it sends, and plain dicts back."""
+    requests = pytest.importorskip("requests")
+    if importlib.util.find_spec("mp_api") is None:
+        pytest.skip("mp-api not installed (pip install 'phonion[databases]')")
+    sent = []
+
+    class Response:
+        status_code, ok, headers = 200, True, {}
+
+        def __init__(self, payload):
+            self.payload, self.text = payload, json.dumps(payload)
+            self.content = self.text.encode()
+
+        def json(self):
+            return self.payload
+
+        def raise_for_status(self):
+            pass
+
+    def get(url=None, *args, **kwargs):
+        sent.append((str(url), kwargs.get("params")))
+        if str(url).endswith("heartbeat"):
+            return Response({"db_version": "2025_09_25", "version": "0.87.3",
+                             "access_controlled_batch_ids": []})
+        docs = json.loads((DATA / "mp_summary_search.json").read_text())
+        return Response({"data": docs, "meta": {"total_doc": len(docs)}})
+
+    monkeypatch.setattr(requests, "get", get)
+    monkeypatch.setattr(requests.Session, "get", lambda self, url=None, *a, **k: get(url, **k))
+    monkeypatch.setenv("MP_API_KEY", "k" * 32)
+    s = DatabaseSettings(output=str(tmp_path / "db"), cache=str(tmp_path / "cache"),
+                         sources=("mp",), e_hull_max_eV_atom=0.05, max_elements=4)
+    result = fetch(s)
+    (url, params), = [x for x in sent if "summary" in x[0]]
+    assert url.endswith("/materials/summary/")
+    assert params["elements"] == "Na" and params["deprecated"] is False
+    assert params["band_gap_min"] > 0 and params["formation_energy_per_atom_max"] == 0.0
+    assert params["energy_above_hull_max"] == 0.05 and params["nsites_max"] == 64
+    assert params["nelements_max"] == 4
+    assert params["_fields"].split(",") == list(databases.MP_FIELDS)
+    assert [e.id for e in result.kept] == ["mp-22862", "mp-2352"]
