@@ -9,6 +9,10 @@ only writes ``skipped`` starts in a fraction of a second and a backend environme
 (``relax``, ``forces``, ``md``) needs only its MLP package, numpy, scipy, ASE, spglib and
 h5py. The rules call these commands through the Python of the stage's environment (see
 ``environments`` in ``config/README.md``).
+
+Two commands are not stages: ``model`` (is the configured MLP on this machine?) and
+``fetch`` (structures from Materials Project / OQMD, run once by the user before a campaign;
+:mod:`phonion.databases`).
 """
 
 from __future__ import annotations
@@ -434,6 +438,55 @@ def model(a: argparse.Namespace) -> int:
         return 2
 
 
+def fetch(a: argparse.Namespace) -> int:
+    """Not a stage: run once before a campaign. Query Materials Project and/or OQMD (or read
+    their cache), filter, deduplicate, write the structures table (docs/databases.md)."""
+    import yaml
+
+    from .databases import DatabaseSettings, summary
+    from .databases import fetch as run_fetch
+    from .errors import PhonionError
+
+    try:
+        config = {}
+        if a.config:
+            try:
+                config = yaml.safe_load(Path(a.config).read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise PhonionError(f"cannot read --config {a.config}: {exc}") from None
+            _check_schema(config, a.config)
+        s = DatabaseSettings.from_config(config, sources=tuple(a.source) if a.source else None,
+                                         output=a.output or None, cache=a.cache or None)
+        result = run_fetch(s, refresh=a.refresh, offline=a.offline)
+    except PhonionError as exc:
+        print(f"phonion fetch: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(summary(result, s), flush=True)
+    return 0
+
+
+def _check_schema(config: dict, where: str) -> None:
+    """Validate a campaign config against the workflow's schema (jsonschema, which the
+    workflow environment has; skipped without it). Raises ConfigError naming the key."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    import yaml
+
+    from .errors import ConfigError
+
+    schema_file = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
+    if not schema_file.is_file():
+        return
+    schema = yaml.safe_load(schema_file.read_text())
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{where}: {key}: {error.message}")
+
+
 def _settings(a: argparse.Namespace, **extra):
     return SETTINGS[a.command].from_json(a.settings, **extra)
 
@@ -470,6 +523,9 @@ COMMANDS = {
                   {}),
     "model": (model, "check that the configured MLP is on this machine (not a stage)",
               ["--backend"], {"--model": ""}),
+    "fetch": (fetch, "structures from Materials Project / OQMD, cached and deduplicated "
+              "(not a stage: run once before the campaign)", [],
+              {"--config": "", "--output": "", "--cache": ""}),
 }
 
 
@@ -478,7 +534,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, text, required, optional) in COMMANDS.items():
         p = sub.add_parser(name, help=text)
-        stage = name != "model"
+        stage = name not in ("model", "fetch")
+        if name == "fetch":
+            p.add_argument("--source", nargs="+", choices=["mp", "oqmd"],
+                           help="sources to query (default: databases.sources)")
+            p.add_argument("--refresh", action="store_true",
+                           help="ask the databases again instead of reading the cache")
+            p.add_argument("--offline", action="store_true",
+                           help="never ask: fail when a query is not in the cache")
         if name == "diffusion":  # standalone use needs no settings
             p.add_argument("--settings", default="{}")
             p.add_argument("--out", required=True)

@@ -42,6 +42,9 @@ class Discovery:
     materials: dict[str, Path] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     searched: list[str] = field(default_factory=list)
+    #: extra columns of a table with a header (id → {column: value}), e.g. the source and
+    #: database id that ``phonion fetch`` writes; ignored by the workflow, kept for tables
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def nothing_found(self) -> str:
         """The parse-time error when neither a material nor a rejected id was found."""
@@ -68,10 +71,12 @@ def _is_structure_name(path: Path) -> bool:
 def discover(folder: str | Path | None = None, table: str | Path | None = None) -> Discovery:
     """List materials from ``folder`` (CIF/POSCAR files) and/or ``table`` (TSV: id, path).
 
-    Table paths are relative to the table's folder. Nothing is read but the table: this
-    runs when the workflow parses. An id that is not a safe file name, or that occurs more
-    than once, is rejected (all occurrences); so is a table row whose file does not exist
-    and a dangling symbolic link. Every rejected id gets its line in the status table.
+    Table paths are relative to the table's folder; further columns of a table whose first
+    line is a header (``id  path  …``) are kept in :attr:`Discovery.columns`. Nothing is read
+    but the table: this runs when the workflow parses. An id that is not a safe file name,
+    or that occurs more than once, is rejected (all occurrences); so is a table row whose
+    file does not exist and a dangling symbolic link. Every rejected id gets its line in the
+    status table.
     """
     entries: list[tuple[str, Path]] = []
     found = Discovery()
@@ -88,12 +93,18 @@ def discover(folder: str | Path | None = None, table: str | Path | None = None) 
             raise ConfigError(f"structures.table '{table}' does not exist")
         with open(table, newline="") as fh:
             rows = [r for r in csv.reader(fh, delimiter="\t") if r and not r[0].startswith("#")]
+        extra: list[str] = []
         if rows and [c.strip().lower() for c in rows[0][:2]] == ["id", "path"]:
+            extra = [c.strip() for c in rows[0][2:]]
             rows = rows[1:]
         for i, row in enumerate(rows, start=2):
             if len(row) < 2:
                 raise ConfigError(f"structures.table '{table}' line {i}: need 'id<TAB>path'")
             entries.append((row[0].strip(), (table.parent / row[1].strip())))
+            if extra:
+                found.columns[row[0].strip()] = {
+                    name: value.strip() for name, value in zip(extra, row[2:], strict=False)
+                    if name}
         found.searched.append(f"structures.table '{table}' lists {len(rows)} rows")
 
     seen: dict[str, list[Path]] = {}
