@@ -65,3 +65,63 @@ def test_campaign_through_slurm_profile(campaign, slurm):
     # GPU partition and md_gpus GPUs); that of the unstable one, which only wrote
     # 'skipped', one core for a few minutes
     assert sorted(cpus) == [1, 2], cpus
+
+
+def _rigid_step_s(n_cells=2) -> float:
+    """Seconds per MD step of a 64-atom rigid-ion NaCl cell on this machine (the test's MD
+    supercell has 32 atoms; measured 2026-11-30: 0.12 s here and about 7 steps/s in the
+    test, so "100 s" of this cell is about 2 minutes of the test's MD)."""
+    import time
+
+    import numpy as np
+    from ase import units
+    from ase.build import bulk
+    from ase.md.langevin import Langevin
+
+    from phonion.potentials import RigidIonPotential
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(n_cells)
+    atoms.calc = RigidIonPotential()
+    dyn = Langevin(atoms, 2 * units.fs, temperature_K=800, friction=0.02,
+                   rng=np.random.default_rng(0))
+    dyn.run(5)
+    t0 = time.perf_counter()
+    dyn.run(40)
+    return (time.perf_counter() - t0) / 40
+
+
+def test_md_killed_at_its_time_limit_resumes_in_the_retry(campaign, slurm):
+    """An MD job that needs about 2 minutes gets a 1-minute SLURM time limit: SLURM kills it
+    (TIMEOUT), the profile's retry asks for 2 minutes (resources scale with the attempt), the
+    MD resumes from its checkpoint and finishes; the other material is unaffected."""
+    steps = int(100 / _rigid_step_s()) // 20 * 20
+    config = {**RIGID, "structures": {"folder": "structures"},
+              "phonons": {"min_atoms": 32, "temperatures_K": [800]},
+              "md": {**RIGID["md"], "production_steps": steps, "interval": 20},
+              "slurm": {"md_gpus": 0, "md_cpus": 1, "md_mem_mb": 1500, "md_runtime_min": 1}}
+    # MD in a submission of its own (the profile groups it with its analyses, whose default
+    # wall time would hide the 1-minute limit of this test)
+    import yaml
+
+    groups = yaml.safe_load((ROOT / "profiles/slurm/config.v8+.yaml").read_text())["groups"]
+    groups["md"] = "md_alone"  # --groups replaces the profile's groups: give them all
+    proc = snakemake(campaign, "--profile", str(ROOT / "profiles/slurm"), "--groups",
+                     *[f"{rule}={g}" for rule, g in groups.items()], config=config,
+                     timeout=1200)
+    log = proc.stdout + proc.stderr
+    status = read_status(campaign)
+    assert status["NaCl"]["status"] == "ok" and status["NaCl"]["stage"] == "arrhenius", log[-3000:]
+    assert status["Na2O"]["stage"] == "stability"  # unstable under the test potential
+    md = json.loads((campaign / "results/materials/NaCl/md/800K/md.json").read_text())
+    assert md["status"] == "ok"
+    assert md["n_steps"] == steps + RIGID["md"]["equilibration_steps"]
+    states = {}
+    for _, job_id in re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", log):
+        info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True,
+                              text=True).stdout
+        if "Comment=rule_md" in info or "group_md" in info or "rule_md" in info:
+            states[job_id] = (re.search(r"JobState=(\S+)", info)[1],
+                              re.search(r"TimeLimit=(\S+)", info)[1])
+    assert "TIMEOUT" in [s for s, _ in states.values()], (states, log[-3000:])
+    assert ("COMPLETED", "00:02:00") in states.values(), states  # the retry, twice the time
+    assert md["resumed_from_step"] > 0  # the retry continued the run, it did not restart

@@ -206,3 +206,47 @@ def test_written_files_follow_the_umask(tmp_path):
     with pytest.raises(ValueError):  # and a NaN never becomes a number in a result
         write_json(tmp_path / "n.json", {"a": float("nan")})
     assert not (tmp_path / "n.json").exists()
+
+
+def test_a_crash_while_the_status_table_is_written_leaves_the_previous_table(tmp_path):
+    """SIGKILL in the middle of writing status.tsv (the campaign aggregate): the table of the
+    previous run stays, whole and readable; the next write replaces it."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from phonion.status import write_status
+
+    table = tmp_path / "status.tsv"
+    write_status(table, [("NaCl", "arrhenius", "ok", ""), ("Na2O", "stability", "failed", "x")])
+    before = table.read_text()
+    slow = textwrap.dedent(f"""
+        import csv, time
+        import phonion.status as status
+
+        real = csv.writer
+
+        class Slow:  # the real csv writer, stopped after 10 rows of the new table
+            def __init__(self, fh, **kw):
+                self.w, self.n, self.fh = real(fh, **kw), 0, fh
+            def writerow(self, row):
+                self.w.writerow(row)
+                self.n += 1
+                if self.n == 10:
+                    self.fh.flush()
+                    print("writing", flush=True)
+                    time.sleep(60)
+
+        status.csv.writer = Slow
+        status.write_status({str(table)!r}, [(f"m{{i}}", "relax", "ok", "") for i in range(99)])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", slow], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert table.read_text() == before
+    partial = list(tmp_path.glob(".status.tsv.*.tmp"))  # the killed writer's own file
+    assert len(partial) == 1 and partial[0].read_text().count("\n") >= 9
+    write_status(table, [("NaCl", "arrhenius", "ok", "")])
+    assert table.read_text().splitlines()[1].startswith("NaCl\tarrhenius")

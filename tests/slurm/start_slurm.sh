@@ -6,12 +6,18 @@
 # falls back to squeue, as snakemake-executor-plugin-slurm does without sacct.
 set -euo pipefail
 
-if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)' \
+    && [ "$(sinfo -h -o %c | head -1)" = "$(nproc --all)" ]; then
   echo "slurm already up"; exit 0
 fi
+# a node started with fewer CPUs than the machine has (nproc under OMP_NUM_THREADS=1) is
+# started again with the right configuration
+pkill -x slurmd 2>/dev/null || true
+pkill -x slurmctld 2>/dev/null || true
+sleep 1
 
 host=$(hostname -s)
-cpus=$(nproc)
+cpus=$(nproc --all)  # not nproc: it follows OMP_NUM_THREADS
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
 
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge

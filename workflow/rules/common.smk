@@ -262,11 +262,13 @@ def _stable(stability_result):
         return True
 
 
-def md_resource(input, key):
+def md_resource(input, key, attempt=1):
     """SLURM shape of an MD job: GPUs, cores, memory and wall time from config ``slurm`` on
     the GPU partition (``PHONION_GPU_PARTITION``) for a dynamically stable material; a few
     minutes on one core of the default partition for any other, whose md job only writes
-    ``skipped``: an unstable material costs no GPU time."""
+    ``skipped``: an unstable material costs no GPU time. A retry (the profiles' ``retries``)
+    gets ``attempt`` times the wall time and memory: a job that SLURM killed at its time or
+    memory limit resumes from its checkpoint with more."""
     env = os.environ
     default = env.get("SBATCH_PARTITION", "")
     if not _stable(input.stability):
@@ -281,8 +283,8 @@ def md_resource(input, key):
         shape = {
             "gpu": config["slurm"]["md_gpus"],
             "cpus_per_task": config["slurm"]["md_cpus"],
-            "mem_mb": config["slurm"]["md_mem_mb"],
-            "runtime": config["slurm"]["md_runtime_min"],
+            "mem_mb": config["slurm"]["md_mem_mb"] * attempt,
+            "runtime": config["slurm"]["md_runtime_min"] * attempt,
             "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
         }
     return shape[key]

@@ -14,8 +14,8 @@ rule md:
     resources:
         gpu=lambda wc, input: md_resource(input, "gpu"),
         cpus_per_task=lambda wc, input: md_resource(input, "cpus_per_task"),
-        mem_mb=lambda wc, input: md_resource(input, "mem_mb"),
-        runtime=lambda wc, input: md_resource(input, "runtime"),
+        mem_mb=lambda wc, input, attempt: md_resource(input, "mem_mb", attempt),
+        runtime=lambda wc, input, attempt: md_resource(input, "runtime", attempt),
         slurm_partition=lambda wc, input: md_resource(input, "slurm_partition"),
     params:
         settings=stage_params("md"),

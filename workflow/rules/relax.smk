@@ -10,8 +10,8 @@ rule relax:
     conda:
         BACKEND_ENV
     resources:
-        runtime=config["slurm"]["relax_runtime_min"],
-        mem_mb=config["slurm"]["relax_mem_mb"],
+        runtime=lambda wc, attempt: config["slurm"]["relax_runtime_min"] * attempt,
+        mem_mb=lambda wc, attempt: config["slurm"]["relax_mem_mb"] * attempt,
     params:
         settings=stage_params("relax"),
     shell:
