@@ -320,6 +320,79 @@ def arrhenius(a: argparse.Namespace) -> int:
                      {"figures": a.figures}, gate="any")
 
 
+def structure_descriptors(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from pymatgen.core import Structure
+
+        from .structure_descriptors import structure_descriptors as describe
+
+        s = ctx.settings
+        out = describe(Structure.from_file(a.poscar), s.mobile_ion, s.symprec)
+        ctx.log(f"{out['formula']} {out['spacegroup']}: {s.mobile_ion} CN "
+                f"{out['descriptors']['mobile_cn']:.2f}")
+        return out
+
+    return run_stage("structure_descriptors", body, a.out, {"relax": a.relax}, _settings(a))
+
+
+# --- the campaign analysis (bodies in phonion.campaign.stages) ---------------------------
+
+def campaign_table(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_table", lambda ctx: stages.table(ctx, a.results), a.out,
+                     settings=_settings(a), outputs={"csv": a.csv, "parquet": a.parquet},
+                     mid="campaign")
+
+
+def campaign_statistics(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_statistics", lambda ctx: stages.statistics(ctx, a.table), a.out,
+                     {"table": a.table_result}, _settings(a), {"csv": a.csv})
+
+
+def campaign_clustering(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_clustering", lambda ctx: stages.clustering(ctx, a.table), a.out,
+                     {"table": a.table_result}, _settings(a), {"csv": a.csv})
+
+
+def campaign_model(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_model", lambda ctx: stages.model(ctx, a.table), a.out,
+                     {"table": a.table_result}, _settings(a),
+                     {"parity": a.parity, "predictions": a.predictions})
+
+
+def campaign_figures(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    def body(ctx: Context) -> dict:
+        return stages.figures(ctx, a.table, a.statistics, a.clustering, a.clusters, a.model,
+                              a.parity)
+
+    return run_stage("campaign_figures", body, a.out,
+                     {"table": a.table_result, "statistics": a.statistics,
+                      "clustering": a.clustering, "model": a.model}, _settings(a),
+                     {"figures": a.figures})
+
+
+def campaign_summary(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    def body(ctx: Context) -> dict:
+        return stages.summary(ctx, a.table_result, a.statistics, a.clustering, a.model,
+                              a.predictions)
+
+    return run_stage("campaign_summary", body, a.out,
+                     {"table": a.table_result, "statistics": a.statistics,
+                      "clustering": a.clustering, "model": a.model}, _settings(a),
+                     {"summary": a.summary})
+
+
 def model(a: argparse.Namespace) -> int:
     """Not a stage: is the configured model on this machine? Prints its file, or the reason
     (exit 2). The workflow asks this of each backend environment when it parses."""
@@ -363,6 +436,22 @@ COMMANDS = {
                  ["--md", "--trajectory", "--arrays", "--figures"], {}),
     "arrhenius": (arrhenius, "Ea, D0 and conductivity from D(T)", ["--diffusion", "--figures"],
                   {}),
+    "structure_descriptors": (structure_descriptors, "structure descriptors of the relaxed cell",
+                              ["--relax", "--poscar"], {}),
+    "campaign_table": (campaign_table, "the campaign table (CSV + parquet)",
+                       ["--results", "--csv", "--parquet"], {}),
+    "campaign_statistics": (campaign_statistics, "correlations with p-values and intervals",
+                            ["--table", "--table-result", "--csv"], {}),
+    "campaign_clustering": (campaign_clustering, "PCA and k-means of the descriptors",
+                            ["--table", "--table-result", "--csv"], {}),
+    "campaign_model": (campaign_model, "ML model of log10 D (grouped CV)",
+                       ["--table", "--table-result", "--parity", "--predictions"], {}),
+    "campaign_figures": (campaign_figures, "campaign figures",
+                         ["--table", "--table-result", "--statistics", "--clustering",
+                          "--clusters", "--model", "--parity", "--figures"], {}),
+    "campaign_summary": (campaign_summary, "results/campaign/summary.md",
+                         ["--table-result", "--statistics", "--clustering", "--model",
+                          "--predictions", "--summary"], {}),
     "model": (model, "check that the configured MLP is on this machine (not a stage)",
               ["--backend"], {"--model": ""}),
 }
@@ -375,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         stage = name != "model"
         for opt in ["--settings", "--out", *required] if stage else required:
-            p.add_argument(opt, required=True, nargs="+" if opt == "--diffusion" else None)
+            many = opt in ("--diffusion", "--results")
+            p.add_argument(opt, required=True, nargs="+" if many else None)
         for opt, default in optional.items():
             p.add_argument(opt, default=default)
         p.set_defaults(func=func)

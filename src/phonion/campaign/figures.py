@@ -32,8 +32,10 @@ def _short(name: str) -> str:
 
 
 def _skipped(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes,
-            fontsize=11)
+    import textwrap
+
+    text = "\n".join(textwrap.fill(t, 38) for t in text.split("\n"))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -43,7 +45,8 @@ def correlogram(gram: dict, method: str, cmap: str, base: Path) -> None:
     names = [_short(n) for n in gram["names"]]
     m = gram[method]
     k = len(names)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * max(5.0, 0.45 * k + 2.5), max(4.0, 0.4 * k + 2)))
+    fig, axes = plt.subplots(1, 2, figsize=(2 * max(5.0, 0.45 * k + 3.5), max(4.0, 0.4 * k + 2)),
+                             layout="constrained")
     if k < 2:
         _skipped(axes[0], f"{k} descriptor(s): no correlogram")
         axes[1].axis("off")
@@ -189,7 +192,8 @@ def pca_biplot(clu: dict, per: list[dict], base: Path, cmap: str = "tab10") -> N
                         textcoords="offset points")
         scale = 0.9 * max(np.abs(x).max(), np.abs(y).max(), 1e-9)
         l1, l2 = clu["loadings"]["PC1"], clu["loadings"][pc]
-        for name in l1:
+        longest = sorted(l1, key=lambda n: -(l1[n] ** 2 + l2[n] ** 2))[:8]
+        for name in longest:  # the 8 longest loadings in this plane
             ax.arrow(0, 0, scale * l1[name], scale * l2[name], color="tab:red", alpha=0.6,
                      width=0.002 * scale, length_includes_head=True)
             ax.text(scale * l1[name] * 1.05, scale * l2[name] * 1.05, _short(name), fontsize=6,
@@ -199,7 +203,8 @@ def pca_biplot(clu: dict, per: list[dict], base: Path, cmap: str = "tab10") -> N
         ax.set_ylabel(f"{pc} ({100 * ev[i]:.0f} % of variance)")
         ax.axhline(0, color="0.8", lw=0.5)
         ax.axvline(0, color="0.8", lw=0.5)
-    fig.suptitle(f"PCA of {len(clu['descriptors'])} standardised descriptors, "
+    fig.suptitle(f"PCA of {len(clu['descriptors'])} standardised descriptors (8 longest "
+                 "loadings drawn), "
                  f"{clu['n_materials']} materials; colour: k-means cluster (k = {clu['best_k']})")
     _save(fig, base)
 
