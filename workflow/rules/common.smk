@@ -47,6 +47,7 @@ Stage = collections.namedtuple("Stage", "per_temperature files category")
 STAGES = {
     "intake": Stage(False, {}, None),
     "relax": Stage(False, {"poscar": "POSCAR"}, None),
+    "structure_descriptors": Stage(False, {}, None),
     "displace": Stage(False, {}, None),
     "forces": Stage(False, {"forceset": "forces.h5"}, None),
     "fit_ifc": Stage(
@@ -136,7 +137,7 @@ def all_targets(wildcards=None):
     what depends on them run again: by itself Snakemake calls a campaign whose status table
     is newer than everything complete, even when intermediate files are gone."""
     status = f"{CAMPAIGN_DIR}/status.tsv"
-    targets = [status]
+    targets = [status, *campaign_targets()]  # campaign_analysis.smk
     if workflow.is_main_process and os.path.exists(status):
         from phonion.status import regenerate
 
@@ -262,3 +263,23 @@ def md_resource(input, key):
             "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
         }
     return shape[key]
+
+
+# --- the campaign analysis (workflow/rules/campaign_analysis.smk) -------------------------
+def campaign_path(name):
+    return f"{CAMPAIGN_DIR}/{name}"
+
+
+def campaign_settings(step):
+    """The canonical JSON of a campaign step's settings (its params)."""
+    return stage_settings(f"campaign_{step}", config).to_json()
+
+
+def campaign_table_inputs(wildcards=None):
+    """Every stage result of every material, and the external D table when one is set."""
+    external = config["campaign"]["external_d"]
+    return campaign_results() + ([external] if external else [])
+
+
+def campaign_targets(wildcards=None):
+    return [campaign_path("summary.md"), campaign_path("figures.json")]

@@ -124,3 +124,17 @@ def summary(ctx: Context, table_result: str, statistics_path: str, clustering_pa
     with atomic_path(ctx.outputs["summary"]) as tmp:
         Path(tmp).write_text(text)
     return {"lines": text.count("\n")}
+
+
+def run_in_log(argv: list[str], log: str) -> None:
+    """Run ``python -m phonion <argv>`` in this process with its output in ``log`` (for
+    the aggregate rule whose file list would overflow a command line); raises when the
+    command fails, so the job fails as a shell job would."""
+    import contextlib
+
+    from ..commands import main
+
+    with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        code = main(argv)
+    if code:
+        raise RuntimeError(f"phonion {argv[0]} failed (exit {code}); see {log}")
