@@ -58,10 +58,14 @@ def summary_markdown(note: dict, stats: dict, clu: dict, model: dict, prediction
                 pairs.append((abs(r), names[i], names[j], r, gram["pearson"]["ci95_low"][i][j],
                               gram["pearson"]["ci95_high"][i][j],
                               gram["pearson"]["significant"][i][j]))
-    lines += ["## Descriptor correlogram", "",
-              f"{len(names)} descriptors over {stats.get('n_materials', 0)} materials; "
-              f"{sum(p[6] for p in pairs)} of {len(pairs)} Pearson pairs significant after "
-              f"Benjamini–Hochberg at {stats.get('fdr_alpha', 0.05)}."]
+    lines += ["## Descriptor correlogram", ""]
+    if pairs:
+        lines.append(f"{len(names)} descriptors over {stats.get('n_materials', 0)} materials; "
+                     f"{sum(p[6] for p in pairs)} of {len(pairs)} Pearson pairs significant "
+                     f"after Benjamini–Hochberg at {stats.get('fdr_alpha', 0.05)}.")
+    else:
+        lines.append(f"{len(names)} descriptors over {stats.get('n_materials', 0)} materials: "
+                     "no pair of descriptors has values for >= 3 materials, no coefficient.")
     for _, a, b, r, lo, hi, s in sorted(pairs, reverse=True)[:5]:
         lines.append(f"- {a} – {b}: r = {_fmt(r)} [{_fmt(lo)}, {_fmt(hi)}]"
                      + (" (significant)" if s else ""))
