@@ -24,6 +24,7 @@ wildcard_constraints:
 include: "workflow/rules/intake.smk"
 include: "workflow/rules/relax.smk"
 include: "workflow/rules/structure_descriptors.smk"
+include: "workflow/rules/elastic.smk"
 include: "workflow/rules/displace.smk"
 include: "workflow/rules/forces.smk"
 include: "workflow/rules/fit_ifc.smk"

@@ -335,6 +335,25 @@ def structure_descriptors(a: argparse.Namespace) -> int:
     return run_stage("structure_descriptors", body, a.out, {"relax": a.relax}, _settings(a))
 
 
+def elastic(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .calculators import check_elements
+        from .elastic import elastic as run_elastic
+
+        s = ctx.settings
+        atoms = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
+        loaded = _calculator(ctx, a.device)
+        check_elements(loaded, atoms.get_chemical_symbols())
+        out = run_elastic(atoms, loaded.calculator, s.strains, s.fmax_eV_A, s.max_steps,
+                          s.relax_ions)
+        d = out["descriptors"]
+        ctx.log(f"K = {d['bulk_modulus_GPa']:.1f} GPa, G = {d['shear_modulus_GPa']:.1f} GPa, "
+                f"θ_D = {d['debye_temperature_K']:.0f} K")
+        return out
+
+    return run_stage("elastic", body, a.out, {"relax": a.relax}, _settings(a))
+
+
 # --- the campaign analysis (bodies in phonion.campaign.stages) ---------------------------
 
 def campaign_table(a: argparse.Namespace) -> int:
@@ -438,6 +457,8 @@ COMMANDS = {
                   {}),
     "structure_descriptors": (structure_descriptors, "structure descriptors of the relaxed cell",
                               ["--relax", "--poscar"], {}),
+    "elastic": (elastic, "elastic constants and moduli with the MLP", ["--relax"],
+                {"--device": "cpu"}),
     "campaign_table": (campaign_table, "the campaign table (CSV + parquet)",
                        ["--results", "--csv", "--parquet"], {}),
     "campaign_statistics": (campaign_statistics, "correlations with p-values and intervals",

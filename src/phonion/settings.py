@@ -373,6 +373,21 @@ class StructureDescriptorsSettings(Settings):
 
 
 @dataclass(frozen=True)
+class ElasticSettings(CalculatorSettings):
+    """Strain–stress elastic constants with the MLP (config ``elastic``)."""
+
+    SECTION: ClassVar[str] = "elastic"
+    strains: tuple[float, ...] = (-0.01, -0.005, 0.005, 0.01)
+    relax_ions: bool = True
+    fmax_eV_A: float = 0.005
+    max_steps: int = 200
+
+    def canonical(self) -> ElasticSettings:
+        return self if self.relax_ions else dataclasses.replace(self, fmax_eV_A=0.005,
+                                                                max_steps=200)
+
+
+@dataclass(frozen=True)
 class CampaignTableSettings(Settings):
     """The campaign table (config ``campaign``): whether runs flagged ``too_short`` or
     ``melted`` enter fits, and an external diffusion table to merge."""
@@ -448,6 +463,7 @@ SETTINGS: dict[str, type[Settings]] = {
     "dynamics": DynamicsSettings,
     "arrhenius": ArrheniusSettings,
     "structure_descriptors": StructureDescriptorsSettings,
+    "elastic": ElasticSettings,
     "campaign_table": CampaignTableSettings,
     "campaign_statistics": CampaignStatisticsSettings,
     "campaign_clustering": CampaignClusteringSettings,

@@ -48,6 +48,7 @@ STAGES = {
     "intake": Stage(False, {}, None),
     "relax": Stage(False, {"poscar": "POSCAR"}, None),
     "structure_descriptors": Stage(False, {}, None),
+    "elastic": Stage(False, {}, None),
     "displace": Stage(False, {}, None),
     "forces": Stage(False, {"forceset": "forces.h5"}, None),
     "fit_ifc": Stage(
@@ -74,6 +75,8 @@ def active_stages():
         off |= {"md", "diffusion", "dynamics", "arrhenius"}
     if not DYNAMICS:
         off.add("dynamics")
+    if not config["elastic"]["enabled"]:
+        off.add("elastic")
     return [s for s in STAGES if s not in off]
 
 

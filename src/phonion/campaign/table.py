@@ -111,6 +111,7 @@ def material_row(results: list[dict]) -> dict:
                 row[STRUCTURE_PREFIX + key] = _float(value)
         row["spacegroup_number"] = sd.get("spacegroup_number")
     el = by.get("elastic", {})
+    row["mechanically_stable"] = el.get("mechanically_stable") if _ok(el) else None
     if _ok(el):
         for key, value in (el.get("descriptors") or {}).items():
             row[ELASTIC_PREFIX + key] = _float(value)
