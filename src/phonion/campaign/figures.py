@@ -81,7 +81,7 @@ def correlations_with_d(stats: dict, T: float | None, base: Path) -> None:
     at temperature T, bootstrap 95 % intervals as error bars."""
     entry = stats["versus_d"].get(f"{T:g}", {}) if T is not None else {}
     names = stats["descriptors"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) + 2), 4.5), layout="constrained")
     parts = [(label, entry.get(label, {})) for label in ("D_avg", "D_max")]
     if T is None or all("pearson" not in e for _, e in parts):
         n = entry.get("n_valid", 0)
@@ -116,7 +116,7 @@ def d_versus(table, T: float | None, xcol: str, xlabel: str, title: str, base: P
              color_col: str | None = None, cmap: str = "viridis") -> None:
     """log10 D_avg and log10 D_max against a descriptor at temperature T (seed 000 Figs. 2,
     3, S11), 95 % intervals as error bars, one marker per D source, flagged runs hollow."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), layout="constrained")
     sub = table[(table["temperature_K"] == T) & table["use_in_fits"]] if T is not None \
         else table.iloc[0:0]
     if xcol in sub:
@@ -140,7 +140,8 @@ def d_versus(table, T: float | None, xcol: str, xlabel: str, title: str, base: P
         err[0] = np.minimum(err[0], 0.999 * d)  # a log axis cannot reach zero
         c = sub[color_col].to_numpy(float) if color_col else None
         sc = None
-        for k, src in enumerate(sorted(set(sub["d_source"]))):
+        sources = sorted(set(sub["d_source"]), key=lambda x: (x != "md", x))  # MD first
+        for k, src in enumerate(sources):
             mk = SOURCE_MARKERS[k % len(SOURCE_MARKERS)]
             for flagged in (False, True):
                 sel = ok & (sub["d_source"].to_numpy() == src) & \
@@ -165,14 +166,14 @@ def d_versus(table, T: float | None, xcol: str, xlabel: str, title: str, base: P
         ax.set_ylabel(r"D (cm$^2$/s)")
         ax.legend(fontsize=7)
         if sc is not None:
-            fig.colorbar(sc, ax=ax, label=_short(color_col))
+            fig.colorbar(sc, ax=ax, label=_short(color_col).replace("_", " "))
     fig.suptitle(title + f" (n valid = {n_valid})")
     _save(fig, base)
 
 
 def pca_biplot(clu: dict, per: list[dict], base: Path, cmap: str = "tab10") -> None:
     """PC1–PC2 and PC1–PC3 scores coloured by k-means cluster, loadings as arrows."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     if "skipped" in clu:
         for ax in axes:
             _skipped(ax, f"PCA skipped: {clu['skipped']}")
@@ -211,7 +212,7 @@ def pca_biplot(clu: dict, per: list[dict], base: Path, cmap: str = "tab10") -> N
 
 def kmeans_selection(clu: dict, base: Path) -> None:
     """Elbow (inertia) and mean silhouette against k."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     if "skipped" in clu or not clu.get("k"):
         for ax in axes:
             _skipped(ax, "k-means skipped: " + clu.get("skipped", "no k below the number of "
@@ -237,7 +238,7 @@ def model_parity(model: dict, parity: list[dict], base: Path) -> None:
     sets = model.get("feature_sets", {})
     names = [n for n in ("phonon", "structure_elastic", "all") if n in sets]
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 4),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     if "skipped" in model or not names:
         _skipped(axes[0][0], "Model skipped: " + model.get("skipped", "no feature set"))
         _save(fig, base)
@@ -254,8 +255,8 @@ def model_parity(model: dict, parity: list[dict], base: Path) -> None:
         ax.scatter(t, p, edgecolors="k", linewidths=0.4)
         ax.set_xlim(lim)
         ax.set_ylim(lim)
-        ax.set_xlabel(r"log$_{10}$ D from MD (cm$^2$/s)")
-        ax.set_ylabel(r"log$_{10}$ D, grouped-CV prediction (cm$^2$/s)")
+        ax.set_xlabel(r"log$_{10}$ D, MD or external (cm$^2$/s)")
+        ax.set_ylabel(r"log$_{10}$ D, CV prediction (cm$^2$/s)")
         ax.set_title(f"{name}: R² = {sets[name]['cv_r2']:.2f}, "
                      f"MAE = {sets[name]['cv_mae_log10']:.2f}", fontsize=9)
     fig.suptitle(f"Random forest, grouped CV at {model['temperature_K']:g} K")
