@@ -180,6 +180,11 @@ def build_table(collected: dict[str, list[dict]], include_flagged: bool = False,
     """The campaign table and a note of what was merged: one row per material and MD
     temperature (one row without a temperature for a material without MD), then one row
     per external D of a campaign material."""
+    if not collected:
+        from ..errors import PhonionError
+
+        raise PhonionError("no material reached the campaign table (every structure was "
+                           "rejected at parse time; see status.tsv)")
     rows, materials = [], {}
     for mid, results in collected.items():
         base = material_row(results)
