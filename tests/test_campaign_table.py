@@ -77,6 +77,25 @@ def test_flagged_runs_never_enter_fits_by_default(results):
     assert not table2.set_index("id").loc["B", "d_valid"]
 
 
+def test_no_long_range_diffusion_gives_no_d(tmp_path):
+    """The issue-12 diffusion result: the ion never left its plateau, D is None with an
+    upper bound; such a run never counts as a D, not even with include_flagged."""
+    files = _material(tmp_path, "A", "NaCl", 0.02, 0.01)
+    res = new_result("A", "diffusion", "ok", "Na: no long-range diffusion detected",
+                     temperature_K=800.0, diffusive=False, d_avg_A2_ps=None,
+                     d_avg_ci95_A2_ps=None, d_avg_upper_bound_A2_ps=0.003,
+                     d_max_direction_A2_ps=None, too_short=False, melted=False)
+    assert files[5].parent.name == "800K"
+    write_result(files[5], res)
+    for include in (False, True):
+        table, note = build_table(collect(files), include_flagged=include)
+        row = table.iloc[0]
+        assert not row["diffusive"] and not row["d_valid"] and not row["use_in_fits"]
+        assert np.isnan(row["d_avg_cm2_s"])
+        assert row["d_avg_upper_bound_cm2_s"] == pytest.approx(3e-7)
+        assert note["n_not_diffusive"] == 1 and note["n_valid"] == 0
+
+
 def test_external_table_merges_marked_by_source(results, tmp_path):
     from phonion.campaign.table import read_external
 

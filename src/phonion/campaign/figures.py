@@ -86,8 +86,8 @@ def correlations_with_d(stats: dict, T: float | None, base: Path) -> None:
     if T is None or all("pearson" not in e for _, e in parts):
         n = entry.get("n_valid", 0)
         _skipped(ax, f"n valid = {n}" + (f" at {T:g} K" if T is not None else "") +
-                 ": skipped\n(no diffusion coefficient that is not flagged too_short or "
-                 "melted)")
+                 ": skipped\n(no diffusion coefficient: runs flagged too_short or melted, "
+                 "or no long-range diffusion detected)")
         ax.set_title("Correlation of descriptors with D")
         _save(fig, base)
         return
@@ -122,13 +122,16 @@ def d_versus(table, T: float | None, xcol: str, xlabel: str, title: str, base: P
     if xcol in sub:
         sub = sub[np.isfinite(sub[xcol].astype(float))]
     n_valid = int(sub["d_valid"].sum()) if len(sub) else 0
-    n_flag = int(table[table["temperature_K"] == T]["flagged"].sum()) if T is not None else 0
+    at_T = table[table["temperature_K"] == T] if T is not None else table.iloc[0:0]
+    n_flag = int(at_T["flagged"].sum())
+    n_nd = int(at_T["diffusive"].eq(False).sum()) if "diffusive" in at_T else 0
     for ax, name in zip(axes, ("d_avg", "d_max"), strict=True):
         ax.set_title(f"{'D_avg' if name == 'd_avg' else 'D_max'}"
                      + (f" at {T:g} K" if T is not None else ""))
         if not len(sub):
             _skipped(ax, f"n valid = {n_valid}: skipped\n({n_flag} run(s) flagged too_short "
-                         "or melted: no diffusion coefficient)")
+                         f"or melted, {n_nd} without long-range diffusion: no diffusion "
+                         "coefficient)")
             continue
         d = sub[f"{name}_cm2_s"].to_numpy(float)
         lo = sub[f"{name}_ci95_low_cm2_s"].to_numpy(float)

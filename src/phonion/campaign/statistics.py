@@ -193,8 +193,9 @@ def campaign_statistics(table, descriptors, n_boot: int = 1000, seed: int = 0,
             n = int(np.isfinite(y).sum())
             if n < MIN_PAIRS:
                 entry[label] = {"skipped": f"n valid = {n}: skipped (needs >= {MIN_PAIRS} "
-                                           f"diffusion coefficients that are not flagged "
-                                           f"too_short or melted)"}
+                                           "diffusion coefficients: runs flagged too_short "
+                                           "or melted, or without long-range diffusion, "
+                                           "give none)"}
                 continue
             res = versus_target({c: sub[c].to_numpy(float) for c in descriptors}, y,
                                 n_boot, seed, alpha)

@@ -30,7 +30,8 @@ def summary_markdown(note: dict, stats: dict, clu: dict, model: dict, prediction
              f"- Materials: {note['n_materials']}; table rows (material × temperature): "
              f"{note['n_rows']}.",
              f"- Diffusion coefficients: {note['n_valid']} valid, {note['n_flagged']} flagged "
-             f"(too_short or melted), {note['n_use_in_fits']} used in fits; "
+             f"(too_short or melted), {note.get('n_not_diffusive', 0)} runs without long-range "
+             f"diffusion (upper bound only), {note['n_use_in_fits']} used in fits; "
              f"{note['external_rows']} external rows"
              + (f" ({len(note['external_unmatched'])} external ids not in the campaign: "
                 f"{', '.join(note['external_unmatched'])})" if note["external_unmatched"] else "")
@@ -40,8 +41,9 @@ def summary_markdown(note: dict, stats: dict, clu: dict, model: dict, prediction
     if not best:
         per_T = "; ".join(f"{T} K: n valid = {e['n_valid']}" for T, e in
                           stats.get("versus_d", {}).items()) or "no MD temperature"
-        lines += [f"Skipped: {per_T}. No diffusion coefficient that is not flagged too_short "
-                  "or melted, so no correlation with D is reported.", ""]
+        lines += [f"Skipped: {per_T}. No diffusion coefficient (runs flagged too_short or "
+                  "melted, or without long-range diffusion, give none), so no correlation "
+                  "with D is reported.", ""]
     else:
         lines += ["| target | descriptor | method | r | 95 % CI | BH q | n |",
                   "|---|---|---|---|---|---|---|"]

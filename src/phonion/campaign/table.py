@@ -2,10 +2,12 @@
 
 Every descriptor carries its unit in the column name (``_A2``, ``_THz``, ``_cm2_s``...).
 A diffusion coefficient enters correlations, fits and models (column ``use_in_fits``) only
-when it is *valid*: the diffusion stage is ``ok`` and the run is neither ``too_short`` nor
-``melted``. Flagged runs keep their numbers in the table, marked, and enter fits only with
-``campaign.include_flagged``. An external table (``campaign.external_d``: D measured or
-simulated elsewhere) adds rows marked by their ``d_source``.
+when it is *valid*: the diffusion stage is ``ok``, the run is neither ``too_short`` nor
+``melted``, and the ion reached the diffusive regime (``diffusive`` is not false: "no
+long-range diffusion detected" gives an upper bound, never a D). Flagged runs keep their
+numbers in the table, marked, and enter fits only with ``campaign.include_flagged``. An
+external table (``campaign.external_d``: D measured or simulated elsewhere) adds rows
+marked by their ``d_source``.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ def diffusion_columns(res: dict) -> dict:
         row[f"{name}_cm2_s"] = _float(res.get(f"{key}_A2_ps")) * A2_PS_TO_CM2_S
         row[f"{name}_ci95_low_cm2_s"] = _float(ci[0]) * A2_PS_TO_CM2_S
         row[f"{name}_ci95_high_cm2_s"] = _float(ci[1]) * A2_PS_TO_CM2_S
+    # the diffusion stage of issue 12 says when the ion never left its vibrational plateau:
+    # no D then, only an upper bound (absent in older results: None)
+    row["diffusive"] = res.get("diffusive")
+    row["d_avg_upper_bound_cm2_s"] = _float(res.get("d_avg_upper_bound_A2_ps")) * A2_PS_TO_CM2_S
     row["vdos_centre_mobile_THz"] = _float(res.get("vdos_centre_mobile_THz"))
     row["vdos_centre_over_acoustic_cutoff"] = _float(res.get("vdos_centre_over_acoustic_cutoff"))
     row["md_duration_ps"] = _float(res.get("duration_ps"))
@@ -213,7 +219,8 @@ def build_table(collected: dict[str, list[dict]], include_flagged: bool = False,
     positive = table["d_avg_cm2_s"].gt(0)
     ok = table["diffusion_status"].isin(["ok", "external"])
     table["flagged"] = table[list(FLAGS)].any(axis=1)
-    table["d_valid"] = table["d_computed"] & positive & ok & ~table["flagged"]
+    not_diffusive = table["diffusive"].eq(False) if "diffusive" in table else False
+    table["d_valid"] = table["d_computed"] & positive & ok & ~table["flagged"] & ~not_diffusive
     table["use_in_fits"] = table["d_valid"] | (
         include_flagged & table["flagged"] & table["d_computed"] & positive)
     for name in ("d_avg", "d_max"):
@@ -225,6 +232,7 @@ def build_table(collected: dict[str, list[dict]], include_flagged: bool = False,
     note["n_rows"] = len(table)
     note["n_valid"] = int(table["d_valid"].sum())
     note["n_flagged"] = int(table["flagged"].sum())
+    note["n_not_diffusive"] = int(np.sum(not_diffusive))
     note["n_use_in_fits"] = int(table["use_in_fits"].sum())
     return table.sort_values(["id", "temperature_K"], kind="stable").reset_index(drop=True), note
 
