@@ -141,6 +141,9 @@ def elastic(atoms: Atoms, calc, magnitudes=(-0.01, -0.005, 0.005, 0.01),
     strains, stresses, eq = strained_stresses(atoms, calc, magnitudes, fmax_eV_A, max_steps,
                                               relax_ions)
     C = fit_stiffness(strains, stresses, eq)
+    if not np.all(np.isfinite(C)):
+        raise ElasticError("the MLP gave non-finite stresses in a strained cell: no "
+                           "elastic constants")
     density = atoms.get_masses().sum() * constants.atomic_mass / (atoms.get_volume() * 1e-30)
     out = {"stiffness_GPa": C.round(4).tolist(),
            "stiffness_eigenvalues_GPa": np.linalg.eigvalsh(C).round(4).tolist(),
