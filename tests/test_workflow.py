@@ -103,8 +103,9 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
 
 
 #: The campaign analysis reruns after any material result changes (issue 13).
-CAMPAIGN = {r: {"*"} for r in ("campaign_table", "campaign_statistics", "campaign_clustering",
-                               "campaign_model", "campaign_figures", "campaign_summary")}
+CAMPAIGN = {r: {"*"} for r in ("campaign_inputs", "campaign_table", "campaign_statistics",
+                               "campaign_clustering", "campaign_model", "campaign_figures",
+                               "campaign_summary")}
 
 
 def test_reruns_touch_only_the_changed_material(campaign):

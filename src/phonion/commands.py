@@ -485,8 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         stage = name != "model"
         for opt in ["--settings", "--out", *required] if stage else required:
-            many = opt in ("--diffusion", "--results")
-            p.add_argument(opt, required=True, nargs="+" if many else None)
+            p.add_argument(opt, required=True, nargs="+" if opt == "--diffusion" else None)
         for opt, default in optional.items():
             p.add_argument(opt, default=default)
         p.set_defaults(func=func)

@@ -5,6 +5,7 @@
 
 
 localrules:
+    campaign_inputs,
     campaign_table,
     campaign_statistics,
     campaign_clustering,
@@ -13,37 +14,36 @@ localrules:
     campaign_summary,
 
 
+# the list of result files goes through a file: no command line to overflow
+rule campaign_inputs:
+    input:
+        campaign_results,
+    output:
+        campaign_path("table_inputs.txt"),
+    log:
+        campaign_path("table_inputs.log"),
+    run:
+        write_list(output[0], input, log[0])
+
+
 rule campaign_table:
     input:
-        campaign_table_inputs,
+        results=campaign_path("table_inputs.txt"),
+        external=campaign_external_d,
     output:
         result=campaign_path("table.json"),
         csv=campaign_path("table.csv"),
         parquet=campaign_path("table.parquet"),
     log:
         campaign_path("table.log"),
+    conda:
+        WORKFLOW_ENV
     params:
         settings=campaign_settings("table"),
-    run:
-        # in-process: the list of result files never meets a command-line length limit
-        from phonion.campaign.stages import run_in_log
-
-        run_in_log(
-            [
-                "campaign_table",
-                "--settings",
-                params.settings,
-                "--csv",
-                output.csv,
-                "--parquet",
-                output.parquet,
-                "--out",
-                output.result,
-                "--results",
-                *[f for f in input if f.endswith(".json")],
-            ],
-            log[0],
-        )
+    shell:
+        '"$PHONION_PYTHON" -m phonion campaign_table --results {input.results:q}'
+        " --csv {output.csv:q} --parquet {output.parquet:q} --settings {params.settings:q}"
+        " --out {output.result:q} > {log:q} 2>&1"
 
 
 rule campaign_statistics:

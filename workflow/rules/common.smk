@@ -278,11 +278,17 @@ def campaign_settings(step):
     return stage_settings(f"campaign_{step}", config).to_json()
 
 
-def campaign_table_inputs(wildcards=None):
-    """Every stage result of every material, and the external D table when one is set."""
+def campaign_external_d(wildcards=None):
+    """The external diffusion table (config ``campaign.external_d``), when one is set."""
     external = config["campaign"]["external_d"]
-    return campaign_results() + ([external] if external else [])
+    return [external] if external else []
 
 
 def campaign_targets(wildcards=None):
     return [campaign_path("summary.md"), campaign_path("figures.json")]
+
+
+def write_list(path, items, log):
+    """One item per line into ``path`` (the campaign table's list of stage results)."""
+    Path(path).write_text("".join(f"{i}\n" for i in items))
+    Path(log).write_text(f"{len(items)} stage results\n")

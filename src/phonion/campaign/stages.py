@@ -41,10 +41,13 @@ def read_rows(path) -> list[dict]:
     return frame.to_dict("records")
 
 
-def table(ctx: Context, results: list[str]) -> dict:
+def table(ctx: Context, results_list: str) -> dict:
+    """``results_list``: a text file naming one stage result per line, in pipeline order
+    per material (a file, not arguments: a large campaign overflows any command line)."""
     from .table import build_table, collect, read_external, write_table
 
     s = ctx.settings
+    results = [line for line in Path(results_list).read_text().splitlines() if line]
     external = read_external(s.external_d) if s.external_d else None
     frame, note = build_table(collect(results), s.include_flagged, external)
     write_table(frame, ctx.outputs["csv"], ctx.outputs["parquet"])
@@ -125,16 +128,3 @@ def summary(ctx: Context, table_result: str, statistics_path: str, clustering_pa
         Path(tmp).write_text(text)
     return {"lines": text.count("\n")}
 
-
-def run_in_log(argv: list[str], log: str) -> None:
-    """Run ``python -m phonion <argv>`` in this process with its output in ``log`` (for
-    the aggregate rule whose file list would overflow a command line); raises when the
-    command fails, so the job fails as a shell job would."""
-    import contextlib
-
-    from ..commands import main
-
-    with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        code = main(argv)
-    if code:
-        raise RuntimeError(f"phonion {argv[0]} failed (exit {code}); see {log}")
