@@ -23,6 +23,8 @@ wildcard_constraints:
 
 include: "workflow/rules/intake.smk"
 include: "workflow/rules/relax.smk"
+include: "workflow/rules/structure_descriptors.smk"
+include: "workflow/rules/elastic.smk"
 include: "workflow/rules/displace.smk"
 include: "workflow/rules/forces.smk"
 include: "workflow/rules/fit_ifc.smk"
@@ -34,6 +36,7 @@ include: "workflow/rules/diffusion.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/arrhenius.smk"
 include: "workflow/rules/campaign.smk"
+include: "workflow/rules/campaign_analysis.smk"
 
 
 rule all:

@@ -45,7 +45,7 @@ def test_each_stage_reads_only_its_own_keys():
         ("md", "temperatures_K"): set(),  # the MD temperature is the job's wildcard
         ("md", "production_steps"): {"md"},
         ("relax", "fmax_eV_A"): {"relax"},
-        ("calculator", "model"): {"relax", "forces", "md"},
+        ("calculator", "model"): {"relax", "forces", "md", "elastic"},
         ("calculator", "device"): set(),  # an execution detail
         ("dynamics", "r_max_A"): {"dynamics"},
     }

@@ -111,6 +111,12 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
         (mat / "displace/displace.json").read_text())["n_atoms_supercell"]
 
 
+#: The campaign analysis reruns after any material result changes (issue 13).
+CAMPAIGN = {r: {"*"} for r in ("campaign_inputs", "campaign_table", "campaign_statistics",
+                               "campaign_clustering", "campaign_model", "campaign_figures",
+                               "campaign_summary")}
+
+
 def test_reruns_touch_only_the_changed_material(campaign):
     config = {**RIGID, "structures": {"folder": "structures"},
               "phonons": {"min_atoms": 32, "temperatures_K": [800]}}
@@ -127,19 +133,19 @@ def test_reruns_touch_only_the_changed_material(campaign):
     # only writes 'skipped' again) and the status, never displacements, forces or MD
     edited = {**config, "phonons": {**config["phonons"], "temperatures_K": [300, 800]}}
     assert _planned(campaign, edited) == {
-        "phonon_descriptors": {"NaCl", "Na2O"}, "status": {"*"}, "all": {"*"}}
+        "phonon_descriptors": {"NaCl", "Na2O"}, "status": {"*"}, "all": {"*"}, **CAMPAIGN}
 
     # a diffusion key reruns the analysis and what reads it, no MD
     edited = {**config, "diffusion": {"n_blocks": 4}}
     assert _planned(campaign, edited) == {
         "diffusion": {"NaCl/800", "Na2O/800"}, "arrhenius": {"NaCl", "Na2O"},
-        "status": {"*"}, "all": {"*"}}
+        "status": {"*"}, "all": {"*"}, **CAMPAIGN}
 
     # a second MD temperature runs only that temperature's MD and analysis
     edited = {**config, "md": {**config["md"], "temperatures_K": [800, 900]}}
     assert _planned(campaign, edited) == {
         "md": {"NaCl/900", "Na2O/900"}, "diffusion": {"NaCl/900", "Na2O/900"},
-        "arrhenius": {"NaCl", "Na2O"}, "status": {"*"}, "all": {"*"}}
+        "arrhenius": {"NaCl", "Na2O"}, "status": {"*"}, "all": {"*"}, **CAMPAIGN}
 
     # editing one structure file reruns that material's chain and the aggregate only
     time.sleep(1.1)

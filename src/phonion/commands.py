@@ -424,6 +424,98 @@ def arrhenius(a: argparse.Namespace) -> int:
                      {"figures": a.figures}, gate="any")
 
 
+def structure_descriptors(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from pymatgen.core import Structure
+
+        from .structure_descriptors import structure_descriptors as describe
+
+        s = ctx.settings
+        out = describe(Structure.from_file(a.poscar), s.mobile_ion, s.symprec)
+        ctx.log(f"{out['formula']} {out['spacegroup']}: {s.mobile_ion} CN "
+                f"{out['descriptors']['mobile_cn']:.2f}")
+        return out
+
+    return run_stage("structure_descriptors", body, a.out, {"relax": a.relax}, _settings(a))
+
+
+def elastic(a: argparse.Namespace) -> int:
+    def body(ctx: Context) -> dict:
+        from .calculators import check_elements
+        from .elastic import elastic as run_elastic
+
+        s = ctx.settings
+        atoms = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
+        loaded = _calculator(ctx, a.device)
+        check_elements(loaded, atoms.get_chemical_symbols())
+        out = run_elastic(atoms, loaded.calculator, s.strains, s.fmax_eV_A, s.max_steps,
+                          s.relax_ions)
+        d = out["descriptors"]
+        ctx.log(f"K = {d['bulk_modulus_GPa']:.1f} GPa, G = {d['shear_modulus_GPa']:.1f} GPa, "
+                f"θ_D = {d['debye_temperature_K']:.0f} K")
+        return out
+
+    return run_stage("elastic", body, a.out, {"relax": a.relax}, _settings(a))
+
+
+# --- the campaign analysis (bodies in phonion.campaign.stages) ---------------------------
+
+def campaign_table(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_table", lambda ctx: stages.table(ctx, a.results), a.out,
+                     settings=_settings(a), outputs={"csv": a.csv, "parquet": a.parquet},
+                     mid="campaign")
+
+
+def campaign_statistics(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_statistics", lambda ctx: stages.statistics(ctx, a.table), a.out,
+                     {"table": a.table_result}, _settings(a), {"csv": a.csv})
+
+
+def campaign_clustering(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_clustering", lambda ctx: stages.clustering(ctx, a.table), a.out,
+                     {"table": a.table_result}, _settings(a), {"csv": a.csv})
+
+
+def campaign_model(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    return run_stage("campaign_model", lambda ctx: stages.model(ctx, a.table), a.out,
+                     {"table": a.table_result}, _settings(a),
+                     {"parity": a.parity, "predictions": a.predictions})
+
+
+def campaign_figures(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    def body(ctx: Context) -> dict:
+        return stages.figures(ctx, a.table, a.statistics, a.clustering, a.clusters, a.model,
+                              a.parity)
+
+    return run_stage("campaign_figures", body, a.out,
+                     {"table": a.table_result, "statistics": a.statistics,
+                      "clustering": a.clustering, "model": a.model}, _settings(a),
+                     {"figures": a.figures})
+
+
+def campaign_summary(a: argparse.Namespace) -> int:
+    from .campaign import stages
+
+    def body(ctx: Context) -> dict:
+        return stages.summary(ctx, a.table_result, a.statistics, a.clustering, a.model,
+                              a.predictions)
+
+    return run_stage("campaign_summary", body, a.out,
+                     {"table": a.table_result, "statistics": a.statistics,
+                      "clustering": a.clustering, "model": a.model}, _settings(a),
+                     {"summary": a.summary})
+
+
 def model(a: argparse.Namespace) -> int:
     """Not a stage: is the configured model on this machine? Prints its file, or the reason
     (exit 2). The workflow asks this of each backend environment when it parses."""
@@ -521,6 +613,24 @@ COMMANDS = {
                  ["--md", "--trajectory", "--arrays", "--figures"], {}),
     "arrhenius": (arrhenius, "Ea, D0 and conductivity from D(T)", ["--diffusion", "--figures"],
                   {}),
+    "structure_descriptors": (structure_descriptors, "structure descriptors of the relaxed cell",
+                              ["--relax", "--poscar"], {}),
+    "elastic": (elastic, "elastic constants and moduli with the MLP", ["--relax"],
+                {"--device": "cpu"}),
+    "campaign_table": (campaign_table, "the campaign table (CSV + parquet)",
+                       ["--results", "--csv", "--parquet"], {}),
+    "campaign_statistics": (campaign_statistics, "correlations with p-values and intervals",
+                            ["--table", "--table-result", "--csv"], {}),
+    "campaign_clustering": (campaign_clustering, "PCA and k-means of the descriptors",
+                            ["--table", "--table-result", "--csv"], {}),
+    "campaign_model": (campaign_model, "ML model of log10 D (grouped CV)",
+                       ["--table", "--table-result", "--parity", "--predictions"], {}),
+    "campaign_figures": (campaign_figures, "campaign figures",
+                         ["--table", "--table-result", "--statistics", "--clustering",
+                          "--clusters", "--model", "--parity", "--figures"], {}),
+    "campaign_summary": (campaign_summary, "results/campaign/summary.md",
+                         ["--table-result", "--statistics", "--clustering", "--model",
+                          "--predictions", "--summary"], {}),
     "model": (model, "check that the configured MLP is on this machine (not a stage)",
               ["--backend"], {"--model": ""}),
     "fetch": (fetch, "structures from Materials Project / OQMD, cached and deduplicated "

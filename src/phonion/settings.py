@@ -377,6 +377,95 @@ class ArrheniusSettings(Settings):
     charge: int | None = _from("mobile_ion_charge", None)
 
 
+# --- structure descriptors and the campaign analysis (issue 13) -------------------------
+
+@dataclass(frozen=True)
+class StructureDescriptorsSettings(Settings):
+    """Structure descriptors of the relaxed cell (``mobile_ion``; the relaxation's
+    symmetry tolerance for the space group)."""
+
+    SECTION: ClassVar[str] = "relax"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    symprec: float = _from("relax.symprec", 0.01)
+
+
+@dataclass(frozen=True)
+class ElasticSettings(CalculatorSettings):
+    """Strain–stress elastic constants with the MLP (config ``elastic``)."""
+
+    SECTION: ClassVar[str] = "elastic"
+    strains: tuple[float, ...] = (-0.01, -0.005, 0.005, 0.01)
+    relax_ions: bool = True
+    fmax_eV_A: float = 0.005
+    max_steps: int = 200
+
+    def canonical(self) -> ElasticSettings:
+        return self if self.relax_ions else dataclasses.replace(self, fmax_eV_A=0.005,
+                                                                max_steps=200)
+
+
+@dataclass(frozen=True)
+class CampaignTableSettings(Settings):
+    """The campaign table (config ``campaign``): whether runs flagged ``too_short`` or
+    ``melted`` enter fits, and an external diffusion table to merge."""
+
+    SECTION: ClassVar[str] = "campaign"
+    include_flagged: bool = False
+    external_d: str = ""
+
+
+@dataclass(frozen=True)
+class CampaignStatisticsSettings(Settings):
+    """Correlations (config ``campaign``)."""
+
+    SECTION: ClassVar[str] = "campaign"
+    descriptors: tuple[str, ...] = ()
+    n_bootstrap: int = 1000
+    fdr_alpha: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CampaignClusteringSettings(Settings):
+    """PCA + k-means (config ``campaign``)."""
+
+    SECTION: ClassVar[str] = "campaign"
+    descriptors: tuple[str, ...] = ()
+    k_range: tuple[int, int] = (2, 6)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CampaignModelSettings(Settings):
+    """ML model of diffusion (config ``campaign``)."""
+
+    SECTION: ClassVar[str] = "campaign"
+    descriptors: tuple[str, ...] = ()
+    temperature_K: float | None = None
+    model_min_materials: int = 12
+    superionic_threshold_cm2_s: float = 1e-6
+    cv_splits: int = 5
+    n_estimators: int = 300
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CampaignFiguresSettings(Settings):
+    """Campaign figures (config ``campaign``): only plotting keys."""
+
+    SECTION: ClassVar[str] = "campaign"
+    temperature_K: float | None = None
+    colormap: str = "viridis"
+
+
+@dataclass(frozen=True)
+class CampaignSummarySettings(Settings):
+    """``summary.md`` (config ``campaign``)."""
+
+    SECTION: ClassVar[str] = "campaign"
+    top_candidates: int = 10
+
+
 #: stage name → its settings class (the stages that have settings).
 SETTINGS: dict[str, type[Settings]] = {
     "intake": IntakeSettings,
@@ -391,4 +480,12 @@ SETTINGS: dict[str, type[Settings]] = {
     "diffusion": DiffusionSettings,
     "dynamics": DynamicsSettings,
     "arrhenius": ArrheniusSettings,
+    "structure_descriptors": StructureDescriptorsSettings,
+    "elastic": ElasticSettings,
+    "campaign_table": CampaignTableSettings,
+    "campaign_statistics": CampaignStatisticsSettings,
+    "campaign_clustering": CampaignClusteringSettings,
+    "campaign_model": CampaignModelSettings,
+    "campaign_figures": CampaignFiguresSettings,
+    "campaign_summary": CampaignSummarySettings,
 }

@@ -48,6 +48,8 @@ Stage = collections.namedtuple("Stage", "per_temperature files category")
 STAGES = {
     "intake": Stage(False, {}, None),
     "relax": Stage(False, {"poscar": "POSCAR"}, None),
+    "structure_descriptors": Stage(False, {}, None),
+    "elastic": Stage(False, {}, None),
     "displace": Stage(False, {}, None),
     "forces": Stage(False, {"forceset": "forces.h5"}, None),
     "fit_ifc": Stage(
@@ -77,6 +79,8 @@ def active_stages():
         off.add("dynamics")
     if not config["stability_recheck"]["enabled"]:
         off.add("stability_recheck")
+    if not config["elastic"]["enabled"]:
+        off.add("elastic")
     return [s for s in STAGES if s not in off]
 
 
@@ -140,7 +144,7 @@ def all_targets(wildcards=None):
     what depends on them run again: by itself Snakemake calls a campaign whose status table
     is newer than everything complete, even when intermediate files are gone."""
     status = f"{CAMPAIGN_DIR}/status.tsv"
-    targets = [status]
+    targets = [status, *campaign_targets()]  # campaign_analysis.smk
     if workflow.is_main_process and os.path.exists(status):
         from phonion.status import regenerate
 
@@ -288,3 +292,29 @@ def md_resource(input, key, attempt=1):
             "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
         }
     return shape[key]
+
+
+# --- the campaign analysis (workflow/rules/campaign_analysis.smk) -------------------------
+def campaign_path(name):
+    return f"{CAMPAIGN_DIR}/{name}"
+
+
+def campaign_settings(step):
+    """The canonical JSON of a campaign step's settings (its params)."""
+    return stage_settings(f"campaign_{step}", config).to_json()
+
+
+def campaign_external_d(wildcards=None):
+    """The external diffusion table (config ``campaign.external_d``), when one is set."""
+    external = config["campaign"]["external_d"]
+    return [external] if external else []
+
+
+def campaign_targets(wildcards=None):
+    return [campaign_path("summary.md"), campaign_path("figures.json")]
+
+
+def write_list(path, items, log):
+    """One item per line into ``path`` (the campaign table's list of stage results)."""
+    Path(path).write_text("".join(f"{i}\n" for i in items))
+    Path(log).write_text(f"{len(items)} stage results\n")
