@@ -39,7 +39,8 @@ def test_each_stage_reads_only_its_own_keys():
     edits = {  # config edit → the stages whose settings it changes
         ("phonons", "temperatures_K"): {"phonon_descriptors"},
         ("phonons", "amplitude_A"): {"displace"},
-        ("phonons", "stability_tolerance_THz"): {"stability"},
+        ("phonons", "stability_tolerance_THz"): {"stability", "stability_recheck"},
+        ("stability_recheck", "model"): {"stability_recheck"},
         ("phonons", "alpha_min_log10"): {"fit_ifc"},
         ("diffusion", "window"): {"diffusion"},
         ("md", "temperatures_K"): set(),  # the MD temperature is the job's wildcard
@@ -51,6 +52,7 @@ def test_each_stage_reads_only_its_own_keys():
     }
     values = {("phonons", "temperatures_K"): [300], ("diffusion", "window"): [0.2, 0.9],
               ("md", "temperatures_K"): [700, 900], ("calculator", "model"): "other",
+              ("stability_recheck", "model"): "other",
               ("calculator", "device"): "cuda"}
     for (section, key), expected in edits.items():
         cfg = json.loads(json.dumps(base))
@@ -204,7 +206,7 @@ def test_every_rule_env_holds_what_its_command_imports():
         if env == "WORKFLOW_ENV":
             envs = {"phonion": _env_packages(ROOT / "envs" / "phonion.yaml")}
         else:
-            assert env == "BACKEND_ENV", rule
+            assert env in ("BACKEND_ENV", "RECHECK_ENV"), rule  # an MLP environment
             envs = {b: _env_packages(ROOT / "envs" / f"{b}.yaml") for b in backends}
         for name, have in envs.items():
             own = BACKEND_PACKAGES.get(name)
