@@ -79,6 +79,12 @@ class Cp2kSettings(Settings):
     basis_sets: dict = _from("dft.cp2k.basis_sets", {})
     potentials: dict = _from("dft.cp2k.potentials", {})
     xc_functional: str = _from("dft.cp2k.xc_functional", "PBE")  # seed 000: PBE
+    #: Quickstep method. GAPW, not GPW: Na's GTH-PBE-q9 core (r_loc 0.23 Bohr) is too
+    #: hard for a plane-wave grid; with GPW, 8-atom NaCl with one Na moved by 0.02 Å gave
+    #: a 15 eV/Å force at 250 Ry and forces summing to 0.1–0.7 eV/Å up to 800 Ry (measured
+    #: here, CP2K 2023.1). GAPW puts the hard atomic densities on atom-centred grids: the
+    #: same cell gave −0.036 eV/Å, summing to 0.001 eV/Å, at 250 Ry (docs/dft.md).
+    qs_method: str = _from("dft.cp2k.qs_method", "GAPW")
     #: plane-wave cutoff of the finest density grid (Ry) and the Gaussian-to-grid mapping
     #: cutoff: 400/50 is the usual converged choice for MOLOPT + GTH with semicore states
     #: (CP2K's "converging the cutoff" how-to; the tests use a far lower one).
@@ -172,7 +178,12 @@ def _vec(v) -> str:
     return " ".join(f"{x:.10f}" for x in v)
 
 
-def _force_eval(atoms: Atoms, s: Cp2kSettings, stress: bool = False) -> str:
+#: The wavefunction a static run starts its SCF from (a copy of another run's).
+WFN_GUESS = "guess.wfn"
+
+
+def _force_eval(atoms: Atoms, s: Cp2kSettings, stress: bool = False,
+                wfn_guess: bool = False) -> str:
     d = data_dir(s)
     symbols = atoms.get_chemical_symbols()
     cell = np.asarray(atoms.cell)
@@ -188,7 +199,9 @@ def _force_eval(atoms: Atoms, s: Cp2kSettings, stress: bool = False) -> str:
   &DFT
     BASIS_SET_FILE_NAME {d / s.basis_set_file}
     POTENTIAL_FILE_NAME {d / s.potential_file}
+{"    WFN_RESTART_FILE_NAME " + WFN_GUESS if wfn_guess else ""}
     &QS
+      METHOD {s.qs_method}
       EPS_DEFAULT {s.eps_default:g}
       EXTRAPOLATION {s.aimd_extrapolation}
       EXTRAPOLATION_ORDER {s.aimd_extrapolation_order}
@@ -198,7 +211,7 @@ def _force_eval(atoms: Atoms, s: Cp2kSettings, stress: bool = False) -> str:
       REL_CUTOFF {s.rel_cutoff_Ry:g}
     &END MGRID
     &SCF
-      SCF_GUESS ATOMIC
+      SCF_GUESS {"RESTART" if wfn_guess else "ATOMIC"}
       EPS_SCF {s.eps_scf:g}
       MAX_SCF {s.max_scf}
       &OT
@@ -259,11 +272,18 @@ def _write(directory: str | os.PathLike, text: str, meta: dict) -> None:
     (directory / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def write_static(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSettings) -> None:
+def write_static(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSettings,
+                 wfn_guess: str | os.PathLike | None = None) -> None:
     """``cp2k.inp`` of a single-point energy and forces run (RUN_TYPE ENERGY_FORCE, forces
-    printed to the output), atoms in the order given."""
-    _write(directory, _global("ENERGY_FORCE", settings) + _force_eval(atoms, settings),
+    printed to the output), atoms in the order given. ``wfn_guess``: a converged
+    wavefunction of the same atoms (e.g. the undisplaced supercell's
+    ``phonion-RESTART.wfn``), copied in as the SCF's starting point (fewer SCF steps for
+    displaced supercells; the converged result does not depend on it)."""
+    _write(directory, _global("ENERGY_FORCE", settings)
+           + _force_eval(atoms, settings, wfn_guess=wfn_guess is not None),
            _meta(atoms, "static", settings))
+    if wfn_guess is not None:
+        shutil.copyfile(wfn_guess, Path(directory) / WFN_GUESS)
 
 
 def write_relax(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSettings) -> None:
@@ -332,13 +352,17 @@ def _aimd_motion(s: Cp2kSettings, temperature_K: float, steps: int) -> str:
 
 
 def write_aimd(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSettings,
-               temperature_K: float, steps: int, restart_file: str | None = None) -> None:
+               temperature_K: float, steps: int, restart_file: str | None = None,
+               first_step: int = 0, wfn_guess: str | os.PathLike | None = None) -> None:
     """``cp2k.inp`` of an NVT (Nosé–Hoover chain) AIMD run of ``steps`` MD steps at
     ``temperature_K``; positions and velocities printed every step, a restart file every
     ``aimd_restart_every`` steps. CP2K draws the initial velocities at ``temperature_K``
     (seed ``aimd_seed``). With ``restart_file`` (a name in ``directory``) the run continues
-    from it through EXT_RESTART: positions, velocities, thermostat and step counter, and
-    ``steps`` counts from step 0 of the whole run (CP2K's STEPS with STEP_START_VAL)."""
+    from it through EXT_RESTART: positions, velocities, thermostat and step counter
+    (``first_step``, the restart file's STEP_START_VAL); CP2K then runs ``steps`` more
+    steps (measured with CP2K 2023.1: STEPS counts the steps of this run, not the total),
+    so the run ends at global step ``first_step + steps``. ``wfn_guess``: a wavefunction
+    of the same atoms to start the first SCF from (as in :func:`write_static`)."""
     if not temperature_K > 0 or steps < 1:
         raise ConfigError(f"AIMD needs a positive temperature and steps (got "
                           f"{temperature_K} K, {steps} steps)")
@@ -353,10 +377,15 @@ def write_aimd(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSetting
   RESTART_THERMOSTAT T
 &END EXT_RESTART
 """
-    _write(directory, _global("MD", settings) + ext + _force_eval(atoms, settings)
+    _write(directory, _global("MD", settings) + ext
+           + _force_eval(atoms, settings, wfn_guess=wfn_guess is not None)
            + _aimd_motion(settings, temperature_K, steps),
            _meta(atoms, "aimd", settings, temperature_K=float(temperature_K),
-                 steps=int(steps), timestep_fs=settings.aimd_timestep_fs))
+                 steps=int(steps), first_step=int(first_step),
+                 last_step=int(first_step) + int(steps),
+                 timestep_fs=settings.aimd_timestep_fs))
+    if wfn_guess is not None:
+        shutil.copyfile(wfn_guess, Path(directory) / WFN_GUESS)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -450,9 +479,10 @@ def check(directory: str | os.PathLike, settings: Cp2kSettings | None = None
         if not pos.is_file():
             return False, f"no {pos.name}"
         steps = _xyz_frames(pos).steps
-        if len(steps) == 0 or steps[-1] < int(meta["steps"]):
+        want = int(meta.get("last_step", meta["steps"]))
+        if len(steps) == 0 or steps[-1] < want:
             last = steps[-1] if len(steps) else "none"
-            return False, f"MD ended at step {last} of {meta['steps']}"
+            return False, f"MD ended at step {last} of {want}"
     return True, ""
 
 
@@ -509,7 +539,7 @@ class XyzFrames:
     truncated: bool
 
 
-_FRAME = re.compile(r"i\s*=\s*(\d+),\s*time\s*=\s*([-\d.Ee+]+)")
+_FRAME = re.compile(r"i\s*=\s*(\d+)(?:,\s*time\s*=\s*([-\d.Ee+]+))?")
 
 
 def _xyz_frames(path: Path) -> XyzFrames:
@@ -551,7 +581,7 @@ def _xyz_frames(path: Path) -> XyzFrames:
             raise InputRejected(path, f"the atoms change at step {m.group(1)}")
         frames.append(xyz)
         steps.append(int(m.group(1)))
-        times.append(float(m.group(2)))
+        times.append(float(m.group(2)) if m.group(2) else np.nan)  # GEO_OPT: no time
         i += 2 + n
     if symbols is None:
         return XyzFrames([], np.zeros((0, 0, 3)), np.zeros(0, int), np.zeros(0), truncated)
@@ -651,8 +681,11 @@ def continue_aimd(previous: str | os.PathLike, directory: str | os.PathLike,
 
     CP2K's EXT_RESTART restores positions, velocities, the Nosé–Hoover chain and the step
     counter, so the new segment's frames carry global step numbers, starting after the
-    restart step, and runs to ``total_steps``; the previous segment's frames after the
-    restart step are recomputed and :func:`concatenate_segments` keeps the new ones. When
+    restart step, and it runs to ``total_steps``; the previous segment's frames after the
+    restart step are recomputed and :func:`concatenate_segments` keeps the new ones. The
+    new input asks for ``total_steps`` − the restart step. When
+    The first SCF starts from the previous segment's last wavefunction
+    (``phonion-RESTART.wfn``, a guess only). When
     ``previous`` stopped before its first restart file, the segment starts again from the
     beginning (same inputs, same seed). Returns the segment record, or None when
     ``previous`` already reached ``total_steps``."""
@@ -672,8 +705,13 @@ def continue_aimd(previous: str | os.PathLike, directory: str | os.PathLike,
     if rfile.is_file():
         shutil.copyfile(rfile, directory / RESTART_IN)
         step0 = restart_step(rfile)
-        write_aimd(atoms, directory, s, meta["temperature_K"], total_steps,
-                   restart_file=RESTART_IN)
+        if step0 >= total_steps:
+            raise InputRejected(rfile, f"restart file at step {step0}, at or past the "
+                                f"{total_steps} steps asked for")
+        wfn = previous / f"{PROJECT}-RESTART.wfn"
+        write_aimd(atoms, directory, s, meta["temperature_K"], total_steps - step0,
+                   restart_file=RESTART_IN, first_step=step0,
+                   wfn_guess=wfn if wfn.is_file() else None)
     else:
         step0 = 0
         write_aimd(atoms, directory, s, meta["temperature_K"], total_steps)
