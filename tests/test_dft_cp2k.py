@@ -207,8 +207,10 @@ def test_check_reports_failures(tmp_path):
     s = _settings(max_scf=2, outer_max_scf=1)
     d = tmp_path / "unconv"
     cp2k.write_static(prim, d, s)
-    with pytest.raises(DFTRunFailed, match="SCF not converged|aborted"):
+    with pytest.raises(DFTRunFailed, match="SCF not converged"):
         cp2k.run(d, s, env=ENV, timeout_s=300)
+    # CP2K itself ends normally after it: only phonion's check stops it
+    assert "PROGRAM ENDED AT" in (d / cp2k.OUTPUT).read_text()
     with pytest.raises(DFTRunFailed):
         engine.read_forces(d)
     # the same output cut before its end, as a killed job leaves it
@@ -237,3 +239,21 @@ def test_relax_positions(tmp_path):
     shift = relaxed.positions[0] - relaxed.positions[1] - (sc.positions[0] - sc.positions[1])
     assert np.abs(shift).max() < 0.01
     np.testing.assert_allclose(relaxed.cell[:], sc.cell[:])
+
+
+def test_cell_relax_runs_and_unconverged_is_failed(tmp_path):
+    """CELL_OPT with the analytical stress tensor (GAPW) runs on primitive NaCl; stopped
+    after one BFGS step (MAX_ITER 1), far from converged (the test cutoff's Pulay stress),
+    it is reported as a failed relaxation, with the cell trajectory written."""
+    s = _settings(relax_cell=True, relax_max_iter=1)
+    prim = bulk("NaCl", "rocksalt", a=A_NACL)
+    cp2k.write_relax(prim, tmp_path, s)
+    text = (tmp_path / cp2k.INPUT).read_text()
+    assert "RUN_TYPE CELL_OPT" in text and "STRESS_TENSOR ANALYTICAL" in text
+    with pytest.raises(DFTRunFailed, match="relaxation did not converge"):
+        cp2k.run(tmp_path, s, env=ENV, timeout_s=600)
+    out = (tmp_path / cp2k.OUTPUT).read_text()
+    assert "PROGRAM ENDED AT" in out and "STRESS|" in out
+    assert (tmp_path / f"{cp2k.PROJECT}-1.cell").is_file()
+    with pytest.raises(DFTRunFailed):
+        cp2k.read_relaxed(tmp_path)

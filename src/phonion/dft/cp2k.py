@@ -301,6 +301,13 @@ def write_relax(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSettin
     MAX_FORCE {s.relax_max_force_au:g}
     TYPE DIRECT_CELL_OPT
   &END CELL_OPT
+  &PRINT
+    &CELL
+      &EACH
+        CELL_OPT 1
+      &END EACH
+    &END CELL
+  &END PRINT
 """
     motion = "&MOTION\n" + (cell if s.relax_cell else geo) + "&END MOTION\n"
     _write(directory, _global("CELL_OPT" if s.relax_cell else "GEO_OPT", s)
@@ -521,6 +528,8 @@ def read_relaxed(directory: str | os.PathLike) -> Atoms:
     x = _xyz_frames(directory / f"{PROJECT}-pos-1.xyz")
     cell = np.asarray(meta["cell_A"])
     cfile = directory / f"{PROJECT}-1.cell"
+    if meta["settings"].get("relax_cell") and not cfile.is_file():
+        raise DFTRunFailed(directory, f"cell relaxation without {cfile.name}")
     if cfile.is_file():
         rows = [ln.split() for ln in cfile.read_text().splitlines()
                 if ln.strip() and not ln.lstrip().startswith("#")]
