@@ -257,3 +257,21 @@ def test_cell_relax_runs_and_unconverged_is_failed(tmp_path):
     assert (tmp_path / f"{cp2k.PROJECT}-1.cell").is_file()
     with pytest.raises(DFTRunFailed):
         cp2k.read_relaxed(tmp_path)
+
+
+def test_command_and_settings_errors(tmp_path):
+    """The run command is an argument list (no shell); a missing binary, basis set or
+    potential is a ConfigError naming the setting, before anything runs."""
+    from phonion.errors import ConfigError
+
+    s = _settings(command="srun -n 4 'cp2k.psmp'; rm -rf x")
+    assert cp2k.run_argv(s) == ["srun", "-n", "4", "cp2k.psmp;", "rm", "-rf", "x", "-i",
+                                cp2k.INPUT, "-o", cp2k.OUTPUT]
+    prim = bulk("NaCl", "rocksalt", a=A_NACL)
+    cp2k.write_static(prim, tmp_path, _settings())
+    with pytest.raises(ConfigError, match="dft.cp2k.command"):
+        cp2k.start(tmp_path, _settings(command=str(tmp_path / "no-cp2k")))
+    with pytest.raises(ConfigError, match="dft.cp2k.basis_sets"):
+        cp2k.write_static(prim, tmp_path / "b", _settings(basis_sets={"Na": "NO-SUCH-BASIS"}))
+    with pytest.raises(ConfigError, match="dft.cp2k.potentials"):
+        cp2k.write_static(prim, tmp_path / "p", _settings(potentials={"Cl": "GTH-PBE-q99"}))
