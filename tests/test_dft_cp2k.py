@@ -35,7 +35,8 @@ A_NACL = 5.64
 
 
 def _settings(**kw):
-    return cp2k.Cp2kSettings(cutoff_Ry=CUTOFF, rel_cutoff_Ry=REL_CUTOFF, command=BINARY, **kw)
+    return cp2k.Cp2kSettings(**{"cutoff_Ry": CUTOFF, "rel_cutoff_Ry": REL_CUTOFF,
+                                "command": BINARY, **kw})
 
 
 CUTOFF, REL_CUTOFF = 250.0, 40.0  # Ry: test values (default 400/50)
