@@ -3,8 +3,9 @@
 A stage that needs DFT (relaxation, static forces on displaced supercells, AIMD) asks
 :func:`get_engine` for the configured engine and uses only the verbs of
 :class:`DFTEngine`; it never knows which code ran. Each engine is one module
-(:mod:`phonion.dft.vasp`); its inputs follow one protocol whose every choice is a field of
-the engine's settings class, and its outputs come back in phonion's own layouts:
+(:mod:`phonion.dft.vasp`, :mod:`phonion.dft.cp2k`); its inputs follow one protocol whose
+every choice is a field of the engine's settings class, and its outputs come back in
+phonion's own layouts:
 
 - forces: ``(forces eV/Å (atoms × 3), energy eV)`` per static run, gathered into a
   :class:`~phonion.formats.ForceSet` (``forces.h5``) by :func:`forceset_from_runs`;
@@ -75,7 +76,11 @@ def get_engine(name: str) -> DFTEngine:
         from .vasp import VaspEngine
 
         return VaspEngine()
-    raise ConfigError(f"unknown DFT engine '{name}'; set dft.engine to one of: vasp")
+    if name == "cp2k":
+        from .cp2k import Cp2kEngine
+
+        return Cp2kEngine()
+    raise ConfigError(f"unknown DFT engine '{name}'; set dft.engine to one of: vasp, cp2k")
 
 
 def forceset_from_runs(engine: DFTEngine, supercell: Atoms, displacements_A: np.ndarray,
