@@ -105,7 +105,7 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
     from .harmonic import to_ase
 
     t0 = time.perf_counter()
-    n_free = count_free_parameters(to_ase(ph.supercell), (2,), s.fc2_cutoff_A)[2]
+    n_free = count_free_parameters(to_ase(ph.supercell), (2,), s.fc2_cutoff_A, s.symprec)[2]
     method = fit_method(s, displacements_A, n_free)
     if method == "least_squares":
         if independent_equations(displacements_A) < n_free:
@@ -113,7 +113,7 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
                 f"least squares needs >= {n_free} independent force equations, the snapshots "
                 f"give {independent_equations(displacements_A)}: raise phonons.safety_factor "
                 "or use phonons.fit_method: lasso")
-        fc2 = fit_symfc(ph, displacements_A, forces_eV_A, s.fc2_cutoff_A)
+        fc2 = fit_symfc(ph, displacements_A, forces_eV_A, s.fc2_cutoff_A, s.symprec)
         relative = force_rmse(fc2, displacements_A, forces_eV_A) / float(
             np.sqrt(np.mean(np.asarray(forces_eV_A) ** 2)))
         if relative > MAX_RELATIVE_FORCE_ERROR:  # a rank-deficient system: no fc2 in it
@@ -230,7 +230,7 @@ def alpha_warning(diag: dict) -> str:
 
 
 def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
-              cutoff_A: float | None = None) -> np.ndarray:
+              cutoff_A: float | None = None, symprec: float = 1e-3) -> np.ndarray:
     """Symmetry-adapted least-squares fc2 (full supercell form, eV/Å²) with symfc on the
     supercell of ``ph``, from displacements (Å) and forces (eV/Å), optionally with the pair
     interactions limited to ``cutoff_A``. Needs at least as many force equations as free
@@ -240,7 +240,7 @@ def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
     from .harmonic import to_ase, to_phonopy
 
     sym = Symfc(to_phonopy(to_ase(ph.supercell)), use_mkl=False, log_level=0,
-                cutoff={2: cutoff_A} if cutoff_A else None)
+                cutoff={2: cutoff_A} if cutoff_A else None, symprec=symprec)
     sym.displacements = np.asarray(displacements_A, dtype="double")
     sym.forces = np.asarray(forces_eV_A, dtype="double")
     sym.run(orders=[2], is_compact_fc=False)
