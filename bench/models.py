@@ -49,7 +49,7 @@ from phonion.settings import (  # noqa: E402
 )
 from phonion.stability import assess_stability  # noqa: E402
 
-OPTIMIZER = "BFGS"
+OPTIMIZER = "LBFGS"
 MIN_ATOMS = 60
 DISTANCE_A = 0.01
 MSD_MESH_A = 40.0
