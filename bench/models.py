@@ -164,9 +164,29 @@ def summary(jsonl: str) -> None:
               f"{sum(r['relax_status'] != 'ok' for r in v)} | {len(rs) - len(v)} | "
               f"{calls[len(calls) // 2] if calls else '-'} | "
               f"{walls[len(walls) // 2] if walls else '-'} |")
+    if specs:
+        ref = specs[0]
+        print(f"\ncost and agreement against {ref} on the structures both have:\n")
+        print("| model | n | wall ratio (median) | verdict differs | stable only here | "
+              f"stable only with {ref} | MSD ratio (median, both stable) |")
+        print("|---|---|---|---|---|---|---|")
+        by_m = {m: {r["structure"]: r for r in rows if r["model"] == m and "stable" in r}
+                for m in specs}
+        for m in specs[1:]:
+            both = sorted(set(by_m[m]) & set(by_m[ref]))
+            a, b = by_m[m], by_m[ref]
+            wall = [a[x]["wall_s"] / b[x]["wall_s"] for x in both]
+            msd = [a[x]["msd_mobile_A2"] / b[x]["msd_mobile_A2"] for x in both
+                   if a[x]["stable"] and b[x]["stable"]]
+            print(f"| {m} | {len(both)} | {np.median(wall) if wall else float('nan'):.1f} | "
+                  f"{sum(a[x]['stable'] != b[x]['stable'] for x in both)} | "
+                  f"{', '.join(x for x in both if a[x]['stable'] and not b[x]['stable'])} | "
+                  f"{', '.join(x for x in both if b[x]['stable'] and not a[x]['stable'])} | "
+                  f"{np.median(msd) if msd else float('nan'):.2f} (n={len(msd)}) |")
     print("\nper structure (min frequency THz / MSD Å² at 300 K; * = unstable):\n")
     print("| structure | ion | " + " | ".join(specs) + " | MSD spread (stable in all) |")
     print("|---|---|" + "---|" * len(specs) + "---|")
+    spreads = []
     for st in dict.fromkeys(r["structure"] for r in rows):
         by = {r["model"]: r for r in rows if r["structure"] == st}
         cells, msds = [], []
@@ -180,8 +200,13 @@ def summary(jsonl: str) -> None:
             msds.append(r["msd_mobile_A2"] if r["stable"] else None)
         spread = ("-" if len(msds) < 2 or None in msds or len(msds) < len(specs)
                   else f"{(max(msds) - min(msds)) / np.mean(msds):.0%}")
+        if spread != "-":
+            spreads.append((max(msds) - min(msds)) / np.mean(msds))
         ion = next(iter(by.values())).get("mobile_ion", "")
         print(f"| {st} | {ion} | " + " | ".join(cells) + f" | {spread} |")
+    if spreads:
+        print(f"\nMSD spread (max − min)/mean between the models, structures stable in all: "
+              f"median {np.median(spreads):.0%}, max {max(spreads):.0%} (n={len(spreads)})")
 
 
 if __name__ == "__main__":
