@@ -26,6 +26,7 @@ even when the relaxation did not converge or lost symmetry (``relax_status`` say
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -111,13 +112,15 @@ def main(specs: list[str], until: str | None, resume: str | None) -> None:
     models = {}
     for spec in specs:
         t0 = time.perf_counter()
-        loaded = _load(spec)
+        with contextlib.redirect_stdout(sys.stderr):  # CHGNet prints its banner to stdout
+            loaded = _load(spec)
         models[spec] = (loaded, Counting(loaded.calculator, WALL_GUARD_S),
                         round(time.perf_counter() - t0, 1))
     done = set()
     if resume and Path(resume).exists():
         done = {(r["structure"], r["model"]) for r in
-                (json.loads(x) for x in Path(resume).read_text().splitlines() if x)}
+                (json.loads(x) for x in Path(resume).read_text().splitlines()
+                 if x.startswith("{"))}
     for path in structures():
         if until and time.strftime("%H:%M", time.gmtime()) >= until:
             break
@@ -142,7 +145,7 @@ def main(specs: list[str], until: str | None, resume: str | None) -> None:
 
 
 def summary(jsonl: str) -> None:
-    rows = [json.loads(x) for x in Path(jsonl).read_text().splitlines() if x]
+    rows = [json.loads(x) for x in Path(jsonl).read_text().splitlines() if x.startswith("{")]
     rows = [r for r in rows if "model" in r]
     specs = list(dict.fromkeys(r["model"] for r in rows))
     common = set.intersection(*({r["structure"] for r in rows if r["model"] == m
