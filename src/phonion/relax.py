@@ -105,11 +105,17 @@ def _optimize(atoms: Atoms, s: RelaxSettings, variable_cell: bool, steps: int,
 
         cls = PreconLBFGS if s.optimizer == "PreconLBFGS" else PreconFIRE
         opt = cls(atoms, precon=Exp(), variable_cell=variable_cell, logfile=logfile)
+        # ASE's preconditioned optimizers compare the raw stress (eV/Å³) with smax, which
+        # defaults to fmax: 0.005 eV/Å³ = 0.8 GPa, twenty times looser than the cell
+        # filters' fmax·N/V. Give them the cell filters' threshold, so that "converged"
+        # means the same for every optimizer.
+        kwargs = {"smax": s.fmax_eV_A * len(atoms) / atoms.get_volume()}
     else:
         filt = CELL_FILTERS[s.cell_filter] if variable_cell else None
         opt = OPTIMIZERS[s.optimizer](filt(atoms) if filt else atoms, logfile=logfile)
+        kwargs = {}
     opt.attach(trace)
-    converged = bool(opt.run(fmax=s.fmax_eV_A, steps=steps))
+    converged = bool(opt.run(fmax=s.fmax_eV_A, steps=steps, **kwargs))
     return converged, int(opt.nsteps)
 
 

@@ -161,7 +161,7 @@ class RelaxSettings(CalculatorSettings):
     SECTION: ClassVar[str] = "relax"
     fmax_eV_A: float = 0.005
     max_steps: int = 500
-    optimizer: str = "FIRE"
+    optimizer: str = "LBFGS"
     cell_filter: str = "frechet"
     two_stage: bool = False
     fix_symmetry: bool = False
