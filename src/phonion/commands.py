@@ -451,8 +451,11 @@ def elastic(a: argparse.Namespace) -> int:
         out = run_elastic(atoms, loaded.calculator, s.strains, s.fmax_eV_A, s.max_steps,
                           s.relax_ions)
         d = out["descriptors"]
-        ctx.log(f"K = {d['bulk_modulus_GPa']:.1f} GPa, G = {d['shear_modulus_GPa']:.1f} GPa, "
-                f"θ_D = {d['debye_temperature_K']:.0f} K")
+        if not out["mechanically_stable"]:  # a finding: no moduli, the chain goes on
+            ctx.log(f"mechanically unstable: {out['reason']}")
+        else:
+            ctx.log(f"K = {d['bulk_modulus_GPa']:.1f} GPa, G = {d['shear_modulus_GPa']:.1f} "
+                    f"GPa, θ_D = {d['debye_temperature_K']:.0f} K")
         return out
 
     return run_stage("elastic", body, a.out, {"relax": a.relax}, _settings(a))
