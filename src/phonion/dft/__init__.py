@@ -70,16 +70,45 @@ class DFTEngine(Protocol):
         layout."""
 
 
+class ModuleEngine:
+    """A :class:`DFTEngine` whose verbs are the functions of one engine module
+    (:mod:`phonion.dft.vasp`, :mod:`phonion.dft.cp2k`): one adapter for every engine."""
+
+    def __init__(self, name: str, module, settings_class: type):
+        self.name, self.module, self.settings_class = name, module, settings_class
+
+    def write_static(self, atoms, directory, settings, **kwargs):
+        self.module.write_static(atoms, directory, settings, **kwargs)
+
+    def write_relax(self, atoms, directory, settings, **kwargs):
+        self.module.write_relax(atoms, directory, settings, **kwargs)
+
+    def write_aimd(self, atoms, directory, settings, temperature_K, steps, **kwargs):
+        self.module.write_aimd(atoms, directory, settings, temperature_K, steps, **kwargs)
+
+    def check(self, directory, settings=None):
+        return self.module.check(directory, settings)
+
+    def read_forces(self, directory):
+        return self.module.read_forces(directory)
+
+    def read_trajectory(self, directory, **kwargs):
+        return self.module.read_trajectory(directory, **kwargs)
+
+    def run(self, directory, settings, **kwargs):
+        self.module.run(directory, settings, **kwargs)
+
+
 def get_engine(name: str) -> DFTEngine:
     """The engine called ``name`` (config ``dft.engine``)."""
     if name == "vasp":
-        from .vasp import VaspEngine
+        from . import vasp
 
-        return VaspEngine()
+        return ModuleEngine("vasp", vasp, vasp.VaspSettings)
     if name == "cp2k":
-        from .cp2k import Cp2kEngine
+        from . import cp2k
 
-        return Cp2kEngine()
+        return ModuleEngine("cp2k", cp2k, cp2k.Cp2kSettings)
     raise ConfigError(f"unknown DFT engine '{name}'; set dft.engine to one of: vasp, cp2k")
 
 

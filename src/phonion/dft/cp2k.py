@@ -761,34 +761,6 @@ def concatenate_segments(directories: list[str | os.PathLike],
     return out
 
 
-class Cp2kEngine:
-    """CP2K as a :class:`~phonion.dft.DFTEngine`."""
-
-    name = "cp2k"
-    settings_class = Cp2kSettings
-
-    def write_static(self, atoms, directory, settings, **kwargs):
-        write_static(atoms, directory, settings, **kwargs)
-
-    def write_relax(self, atoms, directory, settings, **kwargs):
-        write_relax(atoms, directory, settings, **kwargs)
-
-    def write_aimd(self, atoms, directory, settings, temperature_K, steps, **kwargs):
-        write_aimd(atoms, directory, settings, temperature_K, steps, **kwargs)
-
-    def check(self, directory, settings=None):
-        return check(directory, settings)
-
-    def read_forces(self, directory):
-        return read_forces(directory)
-
-    def read_trajectory(self, directory, **kwargs):
-        return read_trajectory(directory, **kwargs)
-
-    def run(self, directory, settings, **kwargs):
-        run(directory, settings, **kwargs)
-
-
-__all__ = ["Cp2kEngine", "Cp2kSettings", "check", "concatenate_segments", "continue_aimd",
+__all__ = ["Cp2kSettings", "check", "concatenate_segments", "continue_aimd",
            "read_forces", "read_relaxed", "read_trajectory", "run", "start", "write_aimd",
            "write_relax", "write_static", "s_one_line"]

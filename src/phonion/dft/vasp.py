@@ -715,31 +715,3 @@ def concatenate_segments(directories: list[str | os.PathLike],
                       temp, e_all)
     out["segments"] = [os.fspath(d) for d, *_ in segs]
     return out
-
-
-class VaspEngine:
-    """VASP as a :class:`~phonion.dft.DFTEngine`."""
-
-    name = "vasp"
-    settings_class = VaspSettings
-
-    def write_static(self, atoms, directory, settings, **kwargs):
-        write_static(atoms, directory, settings, **kwargs)
-
-    def write_relax(self, atoms, directory, settings, **kwargs):
-        write_relax(atoms, directory, settings, **kwargs)
-
-    def write_aimd(self, atoms, directory, settings, temperature_K, steps, **kwargs):
-        write_aimd(atoms, directory, settings, temperature_K, steps, **kwargs)
-
-    def check(self, directory, settings=None):
-        return check(directory, settings)
-
-    def read_forces(self, directory):
-        return read_forces(directory)
-
-    def read_trajectory(self, directory, **kwargs):
-        return read_trajectory(directory, **kwargs)
-
-    def run(self, directory, settings, **kwargs):
-        run(directory, settings, **kwargs)
