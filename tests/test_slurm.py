@@ -48,10 +48,11 @@ def test_campaign_through_slurm_profile(campaign, slurm):
     md_skipped = json.loads((campaign / "results/materials/Na2O/md/800K/md.json").read_text())
     assert md_skipped["status"] == "skipped"
     log = proc.stdout + proc.stderr
-    # per material: the CPU chain (intake .. phonon descriptors) in one job, MD with its
-    # analysis in one job, Arrhenius in one job
+    # per material: the CPU chain (intake .. phonon descriptors) in one job, the structure
+    # and elastic descriptors in one, MD with its analysis in one, Arrhenius in one; each
+    # job fits the 2-core node (a group asks for the cores of what it runs side by side)
     submitted = re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", log)
-    assert len(submitted) == 6, log[-3000:]
+    assert len(submitted) == 8, log[-3000:]
     md = json.loads((campaign / "results/materials/NaCl/md/800K/md.json").read_text())
     assert md["status"] == "ok" and md["n_frames"] == 25
     cpus = []
