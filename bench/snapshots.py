@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from jsonl import each_structure  # bench/ is on sys.path when run as a script
 
 from phonion.calculators import get_calculator
 from phonion.displace import choose_supercell, count_free_parameters
@@ -136,9 +137,4 @@ def _msd(prim, choice, fc2, mesh, temperature_K, mobile) -> float:
 if __name__ == "__main__":
     backend, model, *names = sys.argv[1:]
     calc = get_calculator(backend, model).calculator
-    for name in names:
-        try:
-            print(json.dumps(study(name, calc)), flush=True)
-        except Exception as exc:  # noqa: BLE001 - one structure's failure is recorded
-            print(json.dumps({"structure": name, "error": f"{type(exc).__name__}: {exc}"}),
-                  flush=True)
+    each_structure(names, lambda name: study(name, calc))

@@ -22,7 +22,6 @@ torch==2.13.0); nothing of it is part of phonion. One JSON line per structure.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from jsonl import each_structure  # bench/ is on sys.path when run as a script
 
 from phonion.calculators import get_calculator, model_file
 from phonion.formats import atoms_from_dict, read_result
@@ -187,9 +187,4 @@ def compare(janus: str, name: str, repeats: int = 2) -> dict:
 
 if __name__ == "__main__":
     janus, *names = sys.argv[1:]
-    for name in names:
-        try:
-            print(json.dumps(compare(janus, name)), flush=True)
-        except Exception as exc:  # noqa: BLE001 - one structure's failure is recorded
-            print(json.dumps({"structure": name, "error": f"{type(exc).__name__}: {exc}"}),
-                  flush=True)
+    each_structure(names, lambda name: compare(janus, name))
