@@ -35,6 +35,8 @@ include: "workflow/rules/md.smk"
 include: "workflow/rules/diffusion.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/arrhenius.smk"
+include: "workflow/rules/dft_forces.smk"
+include: "workflow/rules/dft_validation.smk"
 include: "workflow/rules/campaign.smk"
 include: "workflow/rules/campaign_analysis.smk"
 

@@ -14,6 +14,7 @@ import yaml
 from snakemake.utils import validate
 
 from phonion.arrhenius import arrhenius_stage, ion_charge, nernst_einstein_S_cm
+from phonion.errors import ConfigError
 from phonion.settings import SETTINGS, MDSettings, stage_settings
 
 from conftest import ROOT
@@ -37,9 +38,10 @@ def test_settings_defaults_equal_the_schema_defaults(stage):
 def test_each_stage_reads_only_its_own_keys():
     base = _config()
     edits = {  # config edit → the stages whose settings it changes
-        ("phonons", "temperatures_K"): {"phonon_descriptors"},
+        ("phonons", "temperatures_K"): {"phonon_descriptors", "dft_validation"},
         ("phonons", "amplitude_A"): {"displace"},
-        ("phonons", "stability_tolerance_THz"): {"stability", "stability_recheck"},
+        ("phonons", "stability_tolerance_THz"): {"stability", "stability_recheck",
+                                                  "dft_validation"},
         ("stability_recheck", "model"): {"stability_recheck"},
         ("phonons", "alpha_min_log10"): {"fit_ifc"},
         ("diffusion", "window"): {"diffusion"},
@@ -60,6 +62,23 @@ def test_each_stage_reads_only_its_own_keys():
         changed = {s for s in SETTINGS
                    if stage_settings(s, cfg).to_json() != stage_settings(s, base).to_json()}
         assert changed == expected, (section, key)
+
+
+def test_dft_forces_read_only_the_protocol_of_their_engine():
+    """The CP2K protocol reruns the DFT forces; its run command, the VASP section (with
+    CP2K as the engine) and the list of validated materials do not."""
+    base = stage_settings("dft_forces", _config()).to_json()
+
+    def with_dft(**dft):
+        return stage_settings("dft_forces", _config(dft=dft)).to_json()
+
+    assert with_dft(cp2k={"cutoff_Ry": 300}) != base
+    assert with_dft(cp2k={"command": "srun cp2k.psmp"}) == base
+    assert with_dft(vasp={"encut_eV": 600}) == base
+    assert with_dft(validate=["NaCl"]) == base
+    assert with_dft(engine="vasp") != base
+    with pytest.raises(ConfigError, match="dft.cp2k has no setting cutoff"):
+        stage_settings("dft_forces", _config(dft={"cp2k": {"cutoff": 300}})).protocol()
 
 
 def test_overrides_apply_to_one_material_and_canonical_form_drops_unused_values():

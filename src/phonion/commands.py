@@ -463,6 +463,92 @@ def elastic(a: argparse.Namespace) -> int:
 
 # --- the campaign analysis (bodies in phonion.campaign.stages) ---------------------------
 
+def dft_forces(a: argparse.Namespace) -> int:
+    """DFT static forces on the displaced supercells of ``displace.json`` (the MLP saw the
+    same ones), run by run in ``--workdir``; finished runs are reused on a rerun."""
+
+    def body(ctx: Context) -> dict:
+        import dataclasses
+        import os
+
+        import numpy as np
+
+        from .dft import get_engine
+        from .dft.forces import static_forces
+
+        s, disp = ctx.settings, ctx.upstream["displace"]
+        engine = get_engine(s.engine)
+        protocol = s.protocol()
+        commands = {"command": a.run_command} if a.run_command else {}
+        if a.gamma_command and s.engine == "vasp":
+            commands["gamma_command"] = a.gamma_command
+        run_protocol = dataclasses.replace(protocol, **commands)
+        kwargs: dict = {}
+        if s.engine == "cp2k":
+            kwargs = {"timeout_s": float(a.timeout_min) * 60 if a.timeout_min else None,
+                      "env": {**os.environ, "OMP_NUM_THREADS": os.environ.get(
+                          "OMP_NUM_THREADS", "1")}}
+        sc = formats.atoms_from_dict(disp["supercell"])
+        listed = np.asarray(disp["displacements_A"])[:disp["n_snapshots"]]
+        fs, record = static_forces(engine, protocol, sc, listed, a.workdir, kwargs,
+                                   log=ctx.log, run_protocol=run_protocol)
+        fs.meta = {"source": "dft", "engine": s.engine}
+        formats.write_forceset(ctx.outputs["forceset"], fs)
+        residual = float(np.abs(fs.residual_forces_eV_A).max())
+        ctx.log(f"{record['n_runs']} {s.engine} runs of {len(sc)} atoms "
+                f"({len(record['runs_reused'])} reused); max residual force "
+                f"{residual:.2e} eV/Å")
+        return {"engine": s.engine, "n_snapshots": len(listed),
+                "n_force_evaluations": record["n_runs"],
+                "max_residual_force_eV_A": residual, "workdir": str(a.workdir), **record}
+
+    return run_stage("dft_forces", body, a.out, {"displace": a.displace}, _settings(a),
+                     {"forceset": a.forceset})
+
+
+def dft_validation(a: argparse.Namespace) -> int:
+    """MLP against DFT on the same snapshots: force RMSE, fc2 RMSE, stability verdicts,
+    mobile-ion MSD ratio, band overlay (seed 000 §2.2, Fig. S8)."""
+
+    def body(ctx: Context) -> dict:
+        from .dft_validation import compare
+        from .plots import plot_band_overlay
+
+        s, disp = ctx.settings, ctx.upstream["displace"]
+        mlp, dft = formats.read_forceset(a.forceset), formats.read_forceset(a.dft_forceset)
+        out, arrays = compare(disp, mlp, dft, s)
+        model = ctx.upstream["forces"].get("provenance", {}).get("model") or {}
+        mlp_name = ":".join(str(model[k]) for k in ("backend", "model") if model.get(k)) or "MLP"
+        engine = ctx.upstream["dft_forces"]["engine"]
+        formats.write_arrays(ctx.outputs["arrays"], arrays)
+        plot_band_overlay(arrays, out, (f"MLP ({mlp_name})", f"DFT ({engine})"),
+                          f"{ctx.mid}: MLP vs DFT phonons ({out['n_snapshots']} snapshots)",
+                          ctx.outputs["figures"] / "bands_mlp_dft")
+        hot = out["by_temperature_K"]
+        t = max(hot, key=float) if hot else None
+        ctx.log(f"force RMSE {out['force_rmse_meV_A']:.1f} meV/Å, fc2 RMSE "
+                f"{out['fc2_rmse_eV_A2']:.3f} eV/Å², stability "
+                f"{'agrees' if out['stability_agrees'] else 'DISAGREES'}"
+                + (f", {s.mobile_ion} MSD ratio {hot[t]['msd_ratio_mlp_dft']:.3f} at {t} K"
+                   if t else f" ({out['reason']})"))
+        return {"mlp": mlp_name, "engine": engine, **out}
+
+    return run_stage("dft_validation", body, a.out,
+                     {"displace": a.displace, "forces": a.forces, "dft_forces": a.dft_forces},
+                     _settings(a), {"arrays": a.arrays, "figures": a.figures})
+
+
+def validation_table(a: argparse.Namespace) -> int:
+    """results/campaign/validation.csv from the dft_validation results (not a stage)."""
+    from .dft_validation import validation_table as table
+
+    frame = table([formats.read_result(p) for p in a.results])
+    with formats.atomic_path(a.csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    print(f"{len(frame)} rows -> {a.csv}")
+    return 0
+
+
 def campaign_table(a: argparse.Namespace) -> int:
     from .campaign import stages
 
@@ -620,6 +706,14 @@ COMMANDS = {
                               ["--relax", "--poscar"], {}),
     "elastic": (elastic, "elastic constants and moduli with the MLP", ["--relax"],
                 {"--device": "cpu"}),
+    "dft_forces": (dft_forces, "DFT forces on the displaced supercells (resumable)",
+                   ["--displace", "--forceset", "--workdir"],
+                   {"--run-command": "", "--gamma-command": "", "--timeout-min": ""}),
+    "dft_validation": (dft_validation, "MLP against DFT phonons on the same snapshots",
+                       ["--displace", "--forces", "--forceset", "--dft-forces",
+                        "--dft-forceset", "--arrays", "--figures"], {}),
+    "validation_table": (validation_table, "results/campaign/validation.csv (not a stage)",
+                         ["--results", "--csv"], {}),
     "campaign_table": (campaign_table, "the campaign table (CSV + parquet)",
                        ["--results", "--csv", "--parquet"], {}),
     "campaign_statistics": (campaign_statistics, "correlations with p-values and intervals",
@@ -647,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, text, required, optional) in COMMANDS.items():
         p = sub.add_parser(name, help=text)
-        stage = name not in ("model", "fetch")
+        stage = name not in ("model", "fetch", "validation_table")
         if name == "fetch":
             p.add_argument("--source", nargs="+", choices=["mp", "oqmd"],
                            help="sources to query (default: databases.sources)")
@@ -660,7 +754,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--out", required=True)
         common = ["--settings", "--out"] if stage and name != "diffusion" else []
         for opt in [*common, *required]:
-            p.add_argument(opt, required=True, nargs="+" if opt == "--diffusion" else None)
+            p.add_argument(opt, required=True,
+                           nargs="+" if opt in ("--diffusion", "--results") and
+                           name != "campaign_table" else None)
         for opt, default in optional.items():
             p.add_argument(opt, default=default)
         p.set_defaults(func=func)

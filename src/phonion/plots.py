@@ -273,3 +273,32 @@ def plot_dynamics(arrays: dict, result: dict, title: str, base: str | Path) -> N
         axes[0, 0].text(0.5, 0.5, "no analysis produced data", ha="center", va="center")
     fig.suptitle(title, fontsize=10)
     _save(fig, base)
+
+
+def plot_band_overlay(arrays: dict, result: dict, labels: tuple[str, str], title: str,
+                      base: str | Path) -> None:
+    """MLP (blue) and DFT (black, dashed) phonon bands on the same path, both from the
+    same least-squares fit of forces on the same snapshots (seed 000 Fig. S8), with the
+    band RMSE and, when both are stable, the mobile-ion MSD ratio in the title."""
+    mlp = {k[4:]: v for k, v in arrays.items() if k.startswith("mlp/")}
+    dft = {k[4:]: v for k, v in arrays.items() if k.startswith("dft/")}
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for data, colour, style, lw in ((dft, "k", "--", 1.2), (mlp, "tab:blue", "-", 1.0)):
+        f = data["path/frequencies_THz"]
+        for x, sl in _segments(data):
+            for b in range(f.shape[1]):
+                ax.plot(x, f[sl, b], color=colour, ls=style, lw=lw)
+    both = {**dft, "path/frequencies_THz": np.concatenate(
+        [dft["path/frequencies_THz"], mlp["path/frequencies_THz"]])}
+    _band_axes(ax, both)
+    ax.plot([], [], color="tab:blue", lw=1.0, label=labels[0])
+    ax.plot([], [], color="k", ls="--", lw=1.2, label=labels[1])
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+              frameon=False)
+    note = f"band RMSE {result['band_rmse_THz']:.2f} THz"
+    hot = result["by_temperature_K"]
+    if hot:
+        t = max(hot, key=float)
+        note += f", MSD ratio {hot[t]['msd_ratio_mlp_dft']:.2f} at {t} K"
+    ax.set_title(f"{title}\n{note}", fontsize=10, pad=22)
+    _save(fig, base)

@@ -466,6 +466,58 @@ class CampaignSummarySettings(Settings):
     top_candidates: int = 10
 
 
+@dataclass(frozen=True)
+class DftForcesSettings(Settings):
+    """DFT static forces on the displaced supercells of a validated material (config
+    ``dft``): the engine and that engine's protocol (``dft.cp2k`` or ``dft.vasp``, every
+    key a field of :class:`phonion.dft.cp2k.Cp2kSettings` / :class:`phonion.dft.vasp.
+    VaspSettings`). The run command is an execution detail (environment variable
+    ``PHONION_DFT_COMMAND``) and the other engine's section is not read: editing either
+    reruns nothing."""
+
+    SECTION: ClassVar[str] = "dft"
+    engine: str = "cp2k"
+    cp2k: dict = _from("dft.cp2k", {})
+    vasp: dict = _from("dft.vasp", {})
+
+    def canonical(self) -> DftForcesSettings:
+        mine = {k: v for k, v in getattr(self, self.engine).items()
+                if k not in ("command", "gamma_command")}
+        other = "vasp" if self.engine == "cp2k" else "cp2k"
+        return dataclasses.replace(self, **{self.engine: mine, other: {}})
+
+    def protocol(self):
+        """The engine's settings object (defaults for keys not in config); a key that is
+        not a setting of the engine is a :class:`~phonion.errors.ConfigError`."""
+        from .dft import get_engine
+        from .errors import ConfigError
+
+        cls = get_engine(self.engine).settings_class
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(getattr(self, self.engine)) - names)
+        if unknown:
+            raise ConfigError(f"dft.{self.engine} has no setting {', '.join(unknown)} "
+                              "(docs/dft.md lists them)")
+        values = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in getattr(self, self.engine).items()}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DftValidationSettings(Settings):
+    """MLP against DFT on the same displaced supercells (config ``phonons``, ``mobile_ion``):
+    both force sets through the same symfc least-squares fit, then the stability verdict
+    and the mobile-ion MSD of each on the same q-mesh."""
+
+    SECTION: ClassVar[str] = "phonons"
+    mobile_ion: str = _from("mobile_ion", "Na")
+    temperatures_K: tuple[float, ...] = (300.0, 800.0)
+    mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
+    tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
+    band_points: int = 51
+    fc2_cutoff_A: float | None = None
+
+
 #: stage name → its settings class (the stages that have settings).
 SETTINGS: dict[str, type[Settings]] = {
     "intake": IntakeSettings,
@@ -488,4 +540,6 @@ SETTINGS: dict[str, type[Settings]] = {
     "campaign_model": CampaignModelSettings,
     "campaign_figures": CampaignFiguresSettings,
     "campaign_summary": CampaignSummarySettings,
+    "dft_forces": DftForcesSettings,
+    "dft_validation": DftValidationSettings,
 }

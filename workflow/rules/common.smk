@@ -67,7 +67,12 @@ STAGES = {
     "diffusion": Stage(True, {"arrays": "diffusion.h5"}, "Diffusion"),
     "dynamics": Stage(True, {"arrays": "dynamics.h5"}, "Diffusion"),
     "arrhenius": Stage(False, {}, "Diffusion"),
+    "dft_forces": Stage(False, {"forceset": "forces.h5"}, None),
+    "dft_validation": Stage(False, {"arrays": "validation.h5"}, "Validation"),
 }
+#: materials validated against DFT (config dft.validate): only they get the DFT stages.
+DFT_MATERIALS = set(config["dft"]["validate"])
+DFT_STAGES = {"dft_forces", "dft_validation"}
 
 
 def active_stages():
@@ -81,6 +86,8 @@ def active_stages():
         off.add("stability_recheck")
     if not config["elastic"]["enabled"]:
         off.add("elastic")
+    if not DFT_MATERIALS:
+        off |= DFT_STAGES
     return [s for s in STAGES if s not in off]
 
 
@@ -118,6 +125,8 @@ def material_stages(mid):
     pipeline order."""
     rows = []
     for stage in active_stages():
+        if stage in DFT_STAGES and mid not in DFT_MATERIALS:
+            continue
         s = STAGES[stage]
         for T in MD_TEMPERATURES if s.per_temperature else [None]:
             fill = dict(mid=mid, T=T)
@@ -202,6 +211,13 @@ def _interpreter(env, key):
 
 
 BACKEND = config["calculator"]["backend"]
+_DFT = config["dft"][config["dft"]["engine"]]
+if DFT_MATERIALS:
+    # a typo in dft.<engine> or a material that is not in the campaign stops here
+    stage_settings("dft_forces", config).protocol()
+    _unknown = sorted(DFT_MATERIALS - set(MATERIALS) - set(DISCOVERY.rejected))
+    if _unknown:
+        raise ValueError(f"dft.validate names {', '.join(_unknown)}: not a material here")
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 RECHECK = config["stability_recheck"]
 _RECHECK_PYTHON = _interpreter(
@@ -223,6 +239,10 @@ os.environ.update(
         else ""
     ),
     PHONION_DEVICE=config["calculator"]["device"],
+    # DFT run command and wall-time limit of one run: execution details, never params
+    PHONION_DFT_COMMAND=_DFT.get("command", ""),
+    PHONION_DFT_GAMMA_COMMAND=_DFT.get("gamma_command", ""),
+    PHONION_DFT_TIMEOUT_MIN=str(config["dft"]["run_timeout_min"]),
 )
 if workflow.is_main_process and not CONDA:
     # the configured models must be on this machine: say so now, not in every MLP job
@@ -311,7 +331,8 @@ def campaign_external_d(wildcards=None):
 
 
 def campaign_targets(wildcards=None):
-    return [campaign_path("summary.md"), campaign_path("figures.json")]
+    validation = [campaign_path("validation.csv")] if DFT_MATERIALS else []
+    return [campaign_path("summary.md"), campaign_path("figures.json"), *validation]
 
 
 def write_list(path, items, log):

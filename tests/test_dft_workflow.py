@@ -1,0 +1,102 @@
+"""DFT validation through Snakemake with real CP2K (issue 14): NaCl with the rigid-ion
+potential as the "MLP", its displaced 8-atom supercells recomputed by CP2K (test cutoff
+250/40 Ry), the MLP-vs-DFT comparison and the campaign's validation table. Then the
+resume contract: a lost result is rebuilt from the finished runs without running CP2K
+again, and the runs' forces are exactly what the force set holds. Needs Debian's cp2k and
+cp2k-data (.ci/run installs them). About 100 s on 2 cores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import DEMO, RIGID, snakemake
+
+BINARY = shutil.which("cp2k.psmp") or shutil.which("cp2k")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    BINARY is None, reason="no CP2K binary on PATH: install Debian's cp2k and cp2k-data")]
+
+
+def test_dft_validation_campaign_with_cp2k(tmp_path):
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    shutil.copy(DEMO / "NaCl.cif", folder)
+    shutil.copy(DEMO / "NaF.cif", folder)  # not validated: gets no DFT stage
+    config = {**RIGID, "structures": {"folder": "structures"}, "md": {"enabled": False},
+              "elastic": {"enabled": False}, "phonons": {"min_atoms": 8, "max_atoms": 16},
+              "dft": {"engine": "cp2k", "validate": ["NaCl"],
+                      "cp2k": {"cutoff_Ry": 250, "rel_cutoff_Ry": 40, "command": BINARY}}}
+    snakemake(tmp_path, "--cores", "2", config=config)
+    mat = tmp_path / "results/materials/NaCl"
+    dft = json.loads((mat / "dft_forces/dft_forces.json").read_text())
+    assert dft["status"] == "ok", dft["reason"]
+    assert dft["engine"] == "cp2k" and dft["n_runs"] == dft["n_snapshots"] + 1
+    assert dft["runs_reused"] == [] and len(dft["runs_made"]) == dft["n_runs"]
+    assert "command" not in dft["provenance"]["parameters"]["cp2k"]  # execution detail
+    assert not (tmp_path / "results/materials/NaF/dft_forces").exists()
+
+    # the force set holds CP2K's forces of each run minus those of the undisplaced cell
+    from phonion.dft import cp2k
+
+    f_ref, _ = cp2k.read_forces(mat / "dft_forces/runs/ref")
+    f_000, _ = cp2k.read_forces(mat / "dft_forces/runs/000")
+    with h5py.File(mat / "dft_forces/forces.h5") as h5:
+        forces = h5["forces_eV_A"][()]
+    np.testing.assert_allclose(forces[0], f_000 - f_ref, atol=1e-12)
+
+    val = json.loads((mat / "dft_validation/dft_validation.json").read_text())
+    assert val["status"] == "ok", val["reason"]
+    print({k: val[k] for k in ("force_rmse_meV_A", "fc2_relative_rmse", "band_rmse_THz")},
+          val["by_temperature_K"])
+    # the rigid-ion model is not DFT, but it is NaCl: same verdict, forces and MSD within
+    # a factor of two (measured: RMSE 17.6 of 22.4 meV/Å RMS, MSD ratio 0.61 at 800 K)
+    assert val["mlp_stable"] and val["dft_stable"] and val["stability_agrees"]
+    assert 0 < val["force_rmse_meV_A"] < val["dft_force_rms_meV_A"]
+    assert 0.4 < val["by_temperature_K"]["800"]["msd_ratio_mlp_dft"] < 1.0
+    assert (mat / "dft_validation/figures/bands_mlp_dft.png").stat().st_size > 10_000
+    table = (tmp_path / "results/campaign/validation.csv").read_text().splitlines()
+    assert table[1].startswith("NaCl,ok,") and table[2].startswith("agreement,")
+
+    # a lost result is rebuilt from the finished runs: CP2K does not run again
+    (mat / "dft_forces/dft_forces.json").unlink()
+    snakemake(tmp_path, "--cores", "2", config=config)
+    again = json.loads((mat / "dft_forces/dft_forces.json").read_text())
+    assert again["runs_made"] == [] and len(again["runs_reused"]) == dft["n_runs"]
+    with h5py.File(mat / "dft_forces/forces.h5") as h5:
+        np.testing.assert_array_equal(h5["forces_eV_A"][()], forces)
+
+    # a finished run is reused only for the same protocol and atoms
+    from phonion.dft import get_engine
+    from phonion.dft.forces import REQUEST, _done, request_hash
+
+    run = mat / "dft_forces/runs/000"
+    digest = json.loads((run / REQUEST).read_text())["sha256"]
+    assert _done(get_engine("cp2k"), run, digest)
+    assert not _done(get_engine("cp2k"), run, "0" * 64)
+
+
+def test_a_failed_run_is_reported_with_its_reason(tmp_path):
+    import dataclasses
+
+    from ase.build import bulk
+
+    from phonion.dft import DFTRunFailed, get_engine
+    from phonion.dft.cp2k import Cp2kSettings
+    from phonion.dft.forces import request_hash, static_forces
+
+    sc = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    u = np.zeros((1, 8, 3))
+    u[0, 0, 0] = 0.02
+    s = Cp2kSettings(cutoff_Ry=250, rel_cutoff_Ry=40)
+    with pytest.raises(DFTRunFailed, match="CP2K did not start"):
+        static_forces(get_engine("cp2k"), s, sc, u, tmp_path, log=lambda m: None,
+                      run_protocol=dataclasses.replace(s, command="false"))
+    other = dataclasses.replace(s, cutoff_Ry=300)
+    assert request_hash("cp2k", s.to_json(), sc) != request_hash("cp2k", other.to_json(), sc)
+    moved = sc.copy()
+    moved.positions[0, 0] += 1e-6
+    assert request_hash("cp2k", s.to_json(), sc) != request_hash("cp2k", s.to_json(), moved)
