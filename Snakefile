@@ -37,6 +37,7 @@ include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/arrhenius.smk"
 include: "workflow/rules/dft_forces.smk"
 include: "workflow/rules/dft_validation.smk"
+include: "workflow/rules/mlp_benchmark.smk"
 include: "workflow/rules/campaign.smk"
 include: "workflow/rules/campaign_analysis.smk"
 

@@ -10,7 +10,8 @@ import pytest
 from ase.build import bulk
 
 from phonion import formats
-from phonion.dft_validation import ValidationError, compare, validation_table
+from phonion.campaign.validation import validation_table
+from phonion.dft_validation import ValidationError, compare
 from phonion.displace import displace
 from phonion.formats import ForceSet
 from phonion.settings import DftValidationSettings, DisplaceSettings

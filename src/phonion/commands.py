@@ -538,9 +538,60 @@ def dft_validation(a: argparse.Namespace) -> int:
                      _settings(a), {"arrays": a.arrays, "figures": a.figures})
 
 
+def mlp_benchmark(a: argparse.Namespace) -> int:
+    """One more MLP against a validated material's DFT forces: its forces on the same
+    snapshots, then the comparison of ``dft_validation`` (seed 000 §2.2)."""
+
+    def body(ctx: Context) -> dict:
+        import time
+
+        from .calculators import get_calculator
+        from .dft_validation import compare
+        from .forces import compute_forces
+
+        entry = json.loads(a.model_json)
+        dft = formats.read_forceset(a.dft_forceset)
+        loaded = get_calculator(entry["backend"], entry["model"], a.device, entry["dtype"],
+                                entry["modal"])
+        ctx.model = loaded.description
+        t0 = time.perf_counter()
+        mlp = compute_forces(dft.supercell, dft.displacements_A, loaded.calculator, log=None)
+        per_call = (time.perf_counter() - t0) / (len(dft.displacements_A) + 1)
+        out, _ = compare(ctx.upstream["displace"], mlp, dft, ctx.settings)
+        name = ":".join(x for x in (entry["backend"], entry["model"], entry["modal"]) if x)
+        hot = out["by_temperature_K"]
+        t = max(hot, key=float) if hot else None
+        ctx.log(f"{name}: force RMSE {out['force_rmse_meV_A']:.1f} meV/Å, stability "
+                f"{'agrees' if out['stability_agrees'] else 'DISAGREES'}"
+                + (f", MSD ratio {hot[t]['msd_ratio_mlp_dft']:.3f} at {t} K" if t else "")
+                + f", {per_call:.2f} s per force call")
+        return {"mlp": name, "engine": ctx.upstream["dft_forces"]["engine"],
+                "seconds_per_force_call": per_call, **out}
+
+    from .settings import DftValidationSettings
+
+    return run_stage("mlp_benchmark", body, a.out,
+                     {"displace": a.displace, "dft_forces": a.dft_forces},
+                     DftValidationSettings.from_json(a.settings))
+
+
+def mlp_benchmark_table(a: argparse.Namespace) -> int:
+    """results/campaign/mlp_benchmark.csv and its bar chart (not a stage)."""
+    from .campaign.validation import benchmark_table
+    from .plots import plot_mlp_benchmark
+
+    rows, summary = benchmark_table([formats.read_result(p) for p in a.results])
+    for frame, path in ((rows, a.csv), (summary, a.summary)):
+        with formats.atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+    plot_mlp_benchmark(summary, str(Path(a.figure).with_suffix("")))
+    print(f"{len(rows)} rows, {len(summary)} models -> {a.csv}, {a.summary}, {a.figure}")
+    return 0
+
+
 def validation_table(a: argparse.Namespace) -> int:
     """results/campaign/validation.csv from the dft_validation results (not a stage)."""
-    from .dft_validation import validation_table as table
+    from .campaign.validation import validation_table as table
 
     frame = table([formats.read_result(p) for p in a.results])
     with formats.atomic_path(a.csv) as tmp:
@@ -712,6 +763,11 @@ COMMANDS = {
     "dft_validation": (dft_validation, "MLP against DFT phonons on the same snapshots",
                        ["--displace", "--forces", "--forceset", "--dft-forces",
                         "--dft-forceset", "--arrays", "--figures"], {}),
+    "mlp_benchmark": (mlp_benchmark, "another MLP against a validated material's DFT forces",
+                      ["--displace", "--dft-forces", "--dft-forceset", "--model-json"],
+                      {"--device": "cpu"}),
+    "mlp_benchmark_table": (mlp_benchmark_table, "results/campaign/mlp_benchmark.csv "
+                            "(not a stage)", ["--results", "--csv", "--summary", "--figure"], {}),
     "validation_table": (validation_table, "results/campaign/validation.csv (not a stage)",
                          ["--results", "--csv"], {}),
     "campaign_table": (campaign_table, "the campaign table (CSV + parquet)",
@@ -741,7 +797,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, text, required, optional) in COMMANDS.items():
         p = sub.add_parser(name, help=text)
-        stage = name not in ("model", "fetch", "validation_table")
+        stage = name not in ("model", "fetch", "validation_table", "mlp_benchmark_table")
         if name == "fetch":
             p.add_argument("--source", nargs="+", choices=["mp", "oqmd"],
                            help="sources to query (default: databases.sources)")

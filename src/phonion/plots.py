@@ -302,3 +302,29 @@ def plot_band_overlay(arrays: dict, result: dict, labels: tuple[str, str], title
         note += f", MSD ratio {hot[t]['msd_ratio_mlp_dft']:.2f} at {t} K"
     ax.set_title(f"{title}\n{note}", fontsize=10, pad=22)
     _save(fig, base)
+
+
+def plot_mlp_benchmark(summary, base: str | Path) -> None:
+    """Bar chart of the MLP benchmark (seed 000 §2.2): per model, mean force RMSE against
+    DFT, mean |mobile-ion MSD error| and the stability agreement rate."""
+    panels = [("force_rmse_meV_A", "force RMSE vs DFT (meV/Å)"),
+              ("msd_abs_error_percent", "|mobile-ion MSD error| vs DFT (%)"),
+              ("stability_agreement", "stability verdict = DFT (share)")]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    names = list(summary["mlp"])
+    x = np.arange(len(names))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        values = summary[key].astype(float).to_numpy()
+        ax.bar(x, np.nan_to_num(values), color="tab:blue")
+        for xi, v in zip(x, values, strict=True):
+            ax.text(xi, np.nan_to_num(v), "n/a" if np.isnan(v) else f"{v:.3g}",
+                    ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=9)
+        if key == "stability_agreement":
+            ax.set_ylim(0, 1.1)
+    n = int(summary["n_materials"].max()) if len(summary) else 0
+    fig.suptitle(f"MLPs against DFT forces on the same displaced supercells "
+                 f"({n} material{'s' if n != 1 else ''})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, base)

@@ -6,6 +6,7 @@ import collections
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,24 @@ if DFT_MATERIALS:
     if _unknown:
         raise ValueError(f"dft.validate names {', '.join(_unknown)}: not a material here")
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
+
+
+def _benchmark_key(entry):
+    """Folder name of a benchmarked MLP: backend-model[-modal], file-name safe."""
+    name = "-".join(
+        x for x in (entry["backend"], Path(entry["model"]).name, entry["modal"]) if x
+    )
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name)
+
+
+#: MLPs benchmarked against the DFT forces (config dft.benchmark_models), by folder name.
+BENCHMARK_MODELS = {
+    _benchmark_key(e): e
+    for e in (
+        {"model": "", "modal": "", "dtype": "float64", **entry}
+        for entry in config["dft"]["benchmark_models"]
+    )
+}
 RECHECK = config["stability_recheck"]
 _RECHECK_PYTHON = _interpreter(
     config["environments"].get(RECHECK["backend"], ""), RECHECK["backend"]
@@ -239,6 +258,13 @@ os.environ.update(
         else ""
     ),
     PHONION_DEVICE=config["calculator"]["device"],
+    # the interpreter of each benchmarked backend (the mlp_benchmark jobs)
+    **{
+        f"PHONION_PYTHON_{e['backend']}": _interpreter(
+            config["environments"].get(e["backend"], ""), e["backend"]
+        )
+        for e in BENCHMARK_MODELS.values()
+    },
     # DFT run command and wall-time limit of one run: execution details, never params
     PHONION_DFT_COMMAND=_DFT.get("command", ""),
     PHONION_DFT_GAMMA_COMMAND=_DFT.get("gamma_command", ""),
@@ -252,7 +278,15 @@ if workflow.is_main_process and not CONDA:
         [("stability_recheck", _RECHECK_PYTHON, RECHECK["backend"], RECHECK["model"])]
         if RECHECK["enabled"]
         else []
-    ):
+    ) + [
+        (
+            "dft.benchmark_models",
+            os.environ[f"PHONION_PYTHON_{_e['backend']}"],
+            _e["backend"],
+            _e["model"],
+        )
+        for _e in (BENCHMARK_MODELS.values() if DFT_MATERIALS else [])
+    ]:
         _check = subprocess.run(
             [_python, "-m", "phonion", "model", "--backend", _backend, "--model", _model],
             capture_output=True,
@@ -274,6 +308,12 @@ BACKEND_ENV = str(
     / (config["calculator"]["conda_env"] or f"envs/{BACKEND}.yaml")
 )
 RECHECK_ENV = str(Path(workflow.basedir) / f"envs/{RECHECK['backend']}.yaml")
+
+#: conda env of each benchmarked MLP (the mlp_benchmark jobs), its backend env file.
+BENCHMARK_ENVS = {
+    k: str(Path(workflow.basedir) / f"envs/{e['backend']}.yaml")
+    for k, e in BENCHMARK_MODELS.items()
+}
 
 
 def _stable(stability_result):
@@ -330,8 +370,21 @@ def campaign_external_d(wildcards=None):
     return [external] if external else []
 
 
+def benchmark_results(wildcards=None):
+    """The dft_validation result (configured MLP) and every mlp_benchmark result of every
+    validated material."""
+    mids = sorted(DFT_MATERIALS & set(MATERIALS))
+    return [stage_path("dft_validation").format(mid=m) for m in mids] + [
+        f"{MATERIALS_DIR}/{m}/mlp_benchmark/{k}/mlp_benchmark.json"
+        for m in mids
+        for k in BENCHMARK_MODELS
+    ]
+
+
 def campaign_targets(wildcards=None):
     validation = [campaign_path("validation.csv")] if DFT_MATERIALS else []
+    if DFT_MATERIALS and BENCHMARK_MODELS:
+        validation.append(campaign_path("mlp_benchmark.csv"))
     return [campaign_path("summary.md"), campaign_path("figures.json"), *validation]
 
 
