@@ -38,6 +38,8 @@ include: "workflow/rules/arrhenius.smk"
 include: "workflow/rules/dft_forces.smk"
 include: "workflow/rules/dft_validation.smk"
 include: "workflow/rules/mlp_benchmark.smk"
+include: "workflow/rules/aimd.smk"
+include: "workflow/rules/aimd_validation.smk"
 include: "workflow/rules/campaign.smk"
 include: "workflow/rules/campaign_analysis.smk"
 

@@ -119,3 +119,84 @@ def test_a_failed_run_is_reported_with_its_reason(tmp_path):
     moved = sc.copy()
     moved.positions[0, 0] += 1e-6
     assert request_hash("cp2k", s.to_json(), sc) != request_hash("cp2k", s.to_json(), moved)
+
+
+def _kill_tree(proc, under):
+    """SIGKILL a Snakemake run started in its own session and every process working under
+    ``under`` (CP2K runs in a session of its own): what a SLURM wall-time kill does."""
+    import os
+    import signal
+    from pathlib import Path
+
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue
+        if str(cwd).startswith(str(under)):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def test_aimd_cut_by_a_wall_time_kill_continues_and_is_compared_with_mlp_md(tmp_path):
+    """NaCl: MLP MD (rigid ion) and CP2K AIMD at 800 K on the same 8-atom supercell. The
+    Snakemake run is killed (with CP2K) mid-AIMD, as a SLURM time limit would; the next run
+    continues from CP2K's last restart file to exactly the requested steps, and the AIMD
+    trajectory goes through the diffusion analysis beside the MLP's (seed 000 Fig. S7)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, write_config
+
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    shutil.copy(DEMO / "NaCl.cif", folder)
+    steps = 12
+    config = {**RIGID, "structures": {"folder": "structures"},
+              "elastic": {"enabled": False}, "phonons": {"min_atoms": 8, "max_atoms": 16},
+              "diffusion": {"min_duration_ps": 0.001},
+              "dft": {"engine": "cp2k", "aimd": {"materials": ["NaCl"], "steps": steps},
+                      "cp2k": {"cutoff_Ry": 250, "rel_cutoff_Ry": 40, "command": BINARY,
+                               "aimd_restart_every": 3}}}
+    write_config(tmp_path, config)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+           "--cores", "2"]
+    seg0 = tmp_path / "results/materials/NaCl/aimd/800K/runs/seg000"
+    ener = seg0 / "phonion-1.ener"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while proc.poll() is None and time.time() < deadline:
+            lines = ener.read_text().splitlines() if ener.is_file() else []
+            if sum(1 for ln in lines if ln.strip() and not ln.startswith("#")) >= 8:
+                break  # steps 0..7 done, restart files at 3 and 6
+            time.sleep(0.3)
+    finally:
+        _kill_tree(proc, tmp_path)
+    assert not (tmp_path / "results/materials/NaCl/aimd/800K/aimd.json").exists()
+
+    snakemake(tmp_path, "--unlock", config=config)
+    snakemake(tmp_path, "--cores", "2", "--rerun-incomplete", config=config)
+    mat = tmp_path / "results/materials/NaCl"
+    aimd = json.loads((mat / "aimd/800K/aimd.json").read_text())
+    assert aimd["status"] == "ok", aimd["reason"]
+    assert aimd["segments"] == ["seg000", "seg001"]
+    assert aimd["continued_from_step"]["seg001"] == 6  # the last restart file before the kill
+    assert "command" not in aimd["provenance"]["parameters"]["cp2k"]
+    from phonion.formats import read_trajectory
+
+    traj = read_trajectory(mat / "aimd/800K/trajectory.h5")
+    assert traj["step"].tolist() == list(range(steps + 1))  # every step once
+    assert traj["frame_dt_ps"] == pytest.approx(0.0015)
+
+    val = json.loads((mat / "aimd_validation/800K/aimd_validation.json").read_text())
+    assert val["status"] == "ok", val["reason"]
+    # 18 fs of AIMD cannot show diffusion: the comparison says so and compares the MSDs
+    assert val["d_ratio_mlp_aimd"] is None and val["reason"].startswith("no D ratio")
+    assert val["aimd"]["n_frames"] == steps + 1
+    assert 0 < val["msd_ratio_mlp_aimd"] < 100
+    assert (mat / "aimd_validation/800K/figures/msd_mlp_aimd.png").stat().st_size > 10_000

@@ -44,7 +44,7 @@ def test_each_stage_reads_only_its_own_keys():
                                                   "dft_validation"},
         ("stability_recheck", "model"): {"stability_recheck"},
         ("phonons", "alpha_min_log10"): {"fit_ifc"},
-        ("diffusion", "window"): {"diffusion"},
+        ("diffusion", "window"): {"diffusion", "aimd_validation"},
         ("md", "temperatures_K"): set(),  # the MD temperature is the job's wildcard
         ("md", "production_steps"): {"md"},
         ("relax", "fmax_eV_A"): {"relax"},

@@ -468,26 +468,12 @@ def dft_forces(a: argparse.Namespace) -> int:
     same ones), run by run in ``--workdir``; finished runs are reused on a rerun."""
 
     def body(ctx: Context) -> dict:
-        import dataclasses
-        import os
-
         import numpy as np
 
-        from .dft import get_engine
         from .dft.forces import static_forces
 
         s, disp = ctx.settings, ctx.upstream["displace"]
-        engine = get_engine(s.engine)
-        protocol = s.protocol()
-        commands = {"command": a.run_command} if a.run_command else {}
-        if a.gamma_command and s.engine == "vasp":
-            commands["gamma_command"] = a.gamma_command
-        run_protocol = dataclasses.replace(protocol, **commands)
-        kwargs: dict = {}
-        if s.engine == "cp2k":
-            kwargs = {"timeout_s": float(a.timeout_min) * 60 if a.timeout_min else None,
-                      "env": {**os.environ, "OMP_NUM_THREADS": os.environ.get(
-                          "OMP_NUM_THREADS", "1")}}
+        engine, protocol, run_protocol, kwargs = _dft_run_setup(s, a)
         sc = formats.atoms_from_dict(disp["supercell"])
         listed = np.asarray(disp["displacements_A"])[:disp["n_snapshots"]]
         fs, record = static_forces(engine, protocol, sc, listed, a.workdir, kwargs,
@@ -536,6 +522,78 @@ def dft_validation(a: argparse.Namespace) -> int:
     return run_stage("dft_validation", body, a.out,
                      {"displace": a.displace, "forces": a.forces, "dft_forces": a.dft_forces},
                      _settings(a), {"arrays": a.arrays, "figures": a.figures})
+
+
+def _dft_run_setup(s, a) -> tuple:
+    """(engine, protocol, protocol with the run command, run keyword arguments) of a DFT
+    stage: the command comes from the job's environment, never from its params."""
+    import dataclasses
+    import os
+
+    from .dft import get_engine
+
+    engine, protocol = get_engine(s.engine), s.protocol()
+    commands = {"command": a.run_command} if a.run_command else {}
+    if getattr(a, "gamma_command", "") and s.engine == "vasp":
+        commands["gamma_command"] = a.gamma_command
+    kwargs: dict = {}
+    if s.engine == "cp2k":
+        timeout = getattr(a, "timeout_min", "")
+        kwargs = {"timeout_s": float(timeout) * 60 if timeout else None,
+                  "env": {**os.environ,
+                          "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}}
+    return engine, protocol, dataclasses.replace(protocol, **commands), kwargs
+
+
+def aimd(a: argparse.Namespace) -> int:
+    """NVT AIMD of one material at one temperature in segments that continue across
+    wall-time limits; the trajectory in the MLP MD's format."""
+    s = _settings(a, temperature_K=float(a.temperature))
+
+    def body(ctx: Context) -> dict:
+        from .dft.aimd import run_aimd
+
+        engine, protocol, run_protocol, kwargs = _dft_run_setup(s, a)
+        atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
+        ctx.log(f"{len(atoms)} atoms, {s.temperature_K:g} K, {s.steps} steps with {s.engine}")
+        traj, record = run_aimd(engine, protocol, atoms, s.temperature_K, s.steps, a.workdir,
+                                kwargs, log=ctx.log, run_protocol=run_protocol)
+        formats.write_trajectory(ctx.outputs["trajectory"], traj)
+        n = len(traj["step"])
+        duration = float(traj["frame_dt_ps"]) * (n - 1)
+        ctx.log(f"{n} frames, {duration:.3f} ps in {len(record['segments'])} segment(s)")
+        return {"temperature_K": s.temperature_K, "engine": s.engine, "steps": s.steps,
+                "n_frames": n, "duration_ps": duration, "workdir": str(a.workdir), **record}
+
+    return run_stage("aimd", body, a.out, {"displace": a.displace}, s,
+                     {"trajectory": a.trajectory})
+
+
+def aimd_validation(a: argparse.Namespace) -> int:
+    """MLP MD against AIMD at one temperature: both through the same diffusion analysis,
+    D ratio with both intervals, MSD(t) overlay (seed 000 Figs. S6–S7)."""
+
+    def body(ctx: Context) -> dict:
+        from .aimd_validation import compare
+        from .plots import plot_msd_overlay
+
+        T = ctx.upstream["aimd"]["temperature_K"]
+        out, arrays = compare(formats.read_trajectory(a.trajectory), ctx.upstream["diffusion"],
+                              formats.read_arrays(a.mlp_arrays), ctx.settings)
+        formats.write_arrays(ctx.outputs["arrays"], arrays)
+        engine = ctx.upstream["aimd"]["engine"]
+        plot_msd_overlay(arrays, out, ("MLP MD", f"AIMD ({engine})"),
+                         f"{ctx.mid}, {T:g} K: {ctx.settings.mobile_ion} MSD, MLP vs AIMD",
+                         ctx.outputs["figures"] / "msd_mlp_aimd")
+        ratio = out["d_ratio_mlp_aimd"]
+        ctx.log((f"D ratio MLP/AIMD {ratio:.2f}" if ratio else out["reason"])
+                + f"; MSD ratio at {out['common_lag_ps']:.3f} ps "
+                f"{out['msd_ratio_mlp_aimd']:.3f}")
+        return {"temperature_K": T, "engine": engine, **out}
+
+    return run_stage("aimd_validation", body, a.out,
+                     {"aimd": a.aimd, "diffusion": a.mlp_diffusion}, _settings(a),
+                     {"arrays": a.arrays, "figures": a.figures})
 
 
 def mlp_benchmark(a: argparse.Namespace) -> int:
@@ -763,6 +821,12 @@ COMMANDS = {
     "dft_validation": (dft_validation, "MLP against DFT phonons on the same snapshots",
                        ["--displace", "--forces", "--forceset", "--dft-forces",
                         "--dft-forceset", "--arrays", "--figures"], {}),
+    "aimd": (aimd, "NVT AIMD of one material at one temperature (continues cut runs)",
+             ["--displace", "--temperature", "--workdir", "--trajectory"],
+             {"--run-command": "", "--gamma-command": ""}),
+    "aimd_validation": (aimd_validation, "MLP MD against AIMD: D ratio and MSD overlay",
+                        ["--aimd", "--trajectory", "--mlp-diffusion", "--mlp-arrays", "--arrays",
+                         "--figures"], {}),
     "mlp_benchmark": (mlp_benchmark, "another MLP against a validated material's DFT forces",
                       ["--displace", "--dft-forces", "--dft-forceset", "--model-json"],
                       {"--device": "cpu"}),

@@ -538,3 +538,32 @@ def read_any_trajectory(path: str | os.PathLike, frame_dt_ps: float | None = Non
     elif temperature_K is not None:
         out["temperature_K"] = np.full(len(frames), float(temperature_K))
     return out
+
+
+def write_trajectory(path: str | os.PathLike, traj: dict) -> None:
+    """A whole trajectory (the :func:`read_trajectory` layout, e.g. AIMD joined from its
+    segments) into ``trajectory.h5`` atomically, in the layout :class:`TrajectoryWriter`
+    writes, so every reader of MLP trajectories reads it unchanged."""
+    import h5py
+
+    pos = np.asarray(traj["positions_A"], float)
+    n = len(pos)
+    frames = {"positions_A": pos,
+              "velocities_A_ps": np.asarray(traj["velocities_A_ps"], float),
+              "potential_energy_eV": np.asarray(traj.get("potential_energy_eV",
+                                                         np.full(n, np.nan)), float),
+              "temperature_K": np.asarray(traj.get("temperature_K", np.full(n, np.nan)),
+                                          float),
+              "step": np.asarray(traj["step"], "i8")}
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["fingerprint"] = "external"
+        for key in TRAJECTORY_ATTRS:
+            if key != "committed_step":
+                h5.attrs[key] = traj[key]
+        for name, data in frames.items():
+            h5.create_dataset(name, data=data)
+        h5.create_dataset("state/positions_A", data=pos[-1])
+        h5.create_dataset("state/momenta_ase", data=np.zeros_like(pos[-1]))
+        h5.attrs["state/thermostat"] = ""
+        h5.attrs["n_frames"] = n
+        h5.attrs["committed_step"] = int(frames["step"][-1])

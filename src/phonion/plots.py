@@ -328,3 +328,33 @@ def plot_mlp_benchmark(summary, base: str | Path) -> None:
                  f"({n} material{'s' if n != 1 else ''})", fontsize=10)
     fig.tight_layout()
     _save(fig, base)
+
+
+def plot_msd_overlay(arrays: dict, result: dict, labels: tuple[str, str], title: str,
+                     base: str | Path) -> None:
+    """Mobile-ion MSD(t) of the MLP MD (blue) and of AIMD (black) at the same temperature
+    (seed 000 Fig. S7), with both D and their ratio, or the MSD ratio at the common lag
+    when a run shows no long-range diffusion."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.plot(arrays["mlp/time_ps"], arrays["mlp/msd_mobile_A2"], color="tab:blue",
+            label=labels[0])
+    ax.plot(arrays["aimd/time_ps"], arrays["aimd/msd_mobile_A2"], color="k", ls="--",
+            label=labels[1])
+    ax.axvline(result["common_lag_ps"], color="0.6", lw=0.8, ls=":",
+               label=f"common lag {result['common_lag_ps']:.3g} ps")
+    ax.set_xlabel("Lag time (ps)")
+    ax.set_ylabel("Mobile-ion MSD (Å²)")
+    ax.set_xlim(0, None)
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=8, frameon=False)
+    if result["d_ratio_mlp_aimd"]:
+        lo, hi = result["d_ratio_interval"] or (np.nan, np.nan)
+        note = (f"D MLP/AIMD = {result['d_ratio_mlp_aimd']:.2f} [{lo:.2f}, {hi:.2f}] "
+                f"(MLP {result['d_mlp_A2_ps'] * 1e-4:.2e}, AIMD "
+                f"{result['d_aimd_A2_ps'] * 1e-4:.2e} cm²/s)")
+    else:
+        which = [w for w in ("MLP", "AIMD") if not result[f"d_{w.lower()}_A2_ps"]]
+        note = (f"no D ratio: {' and '.join(which)} not diffusive (reasons in the JSON); "
+                f"MSD ratio MLP/AIMD {result['msd_ratio_mlp_aimd']:.2f} at the common lag")
+    ax.set_title(f"{title}\n{note}", fontsize=9)
+    _save(fig, base)

@@ -504,6 +504,16 @@ class DftForcesSettings(Settings):
 
 
 @dataclass(frozen=True)
+class AimdSettings(DftForcesSettings):
+    """NVT AIMD of a material at one temperature (config ``dft``: the engine's protocol, and
+    ``dft.aimd.steps``); the temperature is the job's wildcard, so adding one runs only
+    the new temperature."""
+
+    steps: int = _from("dft.aimd.steps", 20000)
+    temperature_K: float = field(default=800.0, metadata={"wildcard": True})
+
+
+@dataclass(frozen=True)
 class DftValidationSettings(Settings):
     """MLP against DFT on the same displaced supercells (config ``phonons``, ``mobile_ion``):
     both force sets through the same symfc least-squares fit, then the stability verdict
@@ -542,4 +552,6 @@ SETTINGS: dict[str, type[Settings]] = {
     "campaign_summary": CampaignSummarySettings,
     "dft_forces": DftForcesSettings,
     "dft_validation": DftValidationSettings,
+    "aimd": AimdSettings,
+    "aimd_validation": DiffusionSettings,
 }

@@ -70,10 +70,22 @@ STAGES = {
     "arrhenius": Stage(False, {}, "Diffusion"),
     "dft_forces": Stage(False, {"forceset": "forces.h5"}, None),
     "dft_validation": Stage(False, {"arrays": "validation.h5"}, "Validation"),
+    "aimd": Stage(True, {"trajectory": "trajectory.h5"}, None),
+    "aimd_validation": Stage(True, {"arrays": "aimd_validation.h5"}, "Validation"),
 }
 #: materials validated against DFT (config dft.validate): only they get the DFT stages.
 DFT_MATERIALS = set(config["dft"]["validate"])
 DFT_STAGES = {"dft_forces", "dft_validation"}
+#: materials and temperatures run with AIMD (config dft.aimd): only they get the AIMD stages.
+AIMD_MATERIALS = set(config["dft"]["aimd"]["materials"])
+AIMD_TEMPERATURES = config["dft"]["aimd"]["temperatures_K"] if AIMD_MATERIALS else []
+AIMD_STAGES = {"aimd", "aimd_validation"}
+_no_mlp = sorted(set(AIMD_TEMPERATURES) - set(MD_TEMPERATURES))
+if _no_mlp:
+    raise ValueError(
+        f"dft.aimd.temperatures_K {_no_mlp} have no MLP MD to compare with: add them to "
+        "md.temperatures_K (and keep md.enabled)"
+    )
 
 
 def active_stages():
@@ -89,6 +101,8 @@ def active_stages():
         off.add("elastic")
     if not DFT_MATERIALS:
         off |= DFT_STAGES
+    if not AIMD_MATERIALS:
+        off |= AIMD_STAGES
     return [s for s in STAGES if s not in off]
 
 
@@ -128,8 +142,11 @@ def material_stages(mid):
     for stage in active_stages():
         if stage in DFT_STAGES and mid not in DFT_MATERIALS:
             continue
+        if stage in AIMD_STAGES and mid not in AIMD_MATERIALS:
+            continue
         s = STAGES[stage]
-        for T in MD_TEMPERATURES if s.per_temperature else [None]:
+        temperatures = AIMD_TEMPERATURES if stage in AIMD_STAGES else MD_TEMPERATURES
+        for T in temperatures if s.per_temperature else [None]:
             fill = dict(mid=mid, T=T)
             rows.append(
                 (
@@ -213,12 +230,13 @@ def _interpreter(env, key):
 
 BACKEND = config["calculator"]["backend"]
 _DFT = config["dft"][config["dft"]["engine"]]
-if DFT_MATERIALS:
+if DFT_MATERIALS or AIMD_MATERIALS:
     # a typo in dft.<engine> or a material that is not in the campaign stops here
     stage_settings("dft_forces", config).protocol()
-    _unknown = sorted(DFT_MATERIALS - set(MATERIALS) - set(DISCOVERY.rejected))
-    if _unknown:
-        raise ValueError(f"dft.validate names {', '.join(_unknown)}: not a material here")
+    for _key, _mids in (("validate", DFT_MATERIALS), ("aimd.materials", AIMD_MATERIALS)):
+        _unknown = sorted(_mids - set(MATERIALS) - set(DISCOVERY.rejected))
+        if _unknown:
+            raise ValueError(f"dft.{_key} names {', '.join(_unknown)}: not a material here")
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 
 

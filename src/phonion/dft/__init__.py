@@ -69,6 +69,15 @@ class DFTEngine(Protocol):
         """The AIMD trajectory of a run directory in :func:`~phonion.formats.read_trajectory`'s
         layout."""
 
+    def continue_aimd(self, previous: str | os.PathLike, directory: str | os.PathLike,
+                      settings: Any, total_steps: int) -> dict | None:
+        """Inputs of the next segment of an AIMD run that stopped before ``total_steps``
+        (None when it got there)."""
+
+    def concatenate_segments(self, directories: Sequence[str | os.PathLike],
+                             temperature_K: float | None = None) -> dict:
+        """One trajectory from the segments of an AIMD run, every step once."""
+
 
 class ModuleEngine:
     """A :class:`DFTEngine` whose verbs are the functions of one engine module
@@ -94,6 +103,12 @@ class ModuleEngine:
 
     def read_trajectory(self, directory, **kwargs):
         return self.module.read_trajectory(directory, **kwargs)
+
+    def continue_aimd(self, previous, directory, settings, total_steps):
+        return self.module.continue_aimd(previous, directory, settings, total_steps)
+
+    def concatenate_segments(self, directories, temperature_K=None):
+        return self.module.concatenate_segments(directories, temperature_K)
 
     def run(self, directory, settings, **kwargs):
         self.module.run(directory, settings, **kwargs)
