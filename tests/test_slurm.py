@@ -1,4 +1,5 @@
-"""The relax stage of a 2-material campaign through profiles/slurm on a real SLURM.
+"""2-material campaigns through profiles/slurm on a real SLURM: job counts, a time-limit
+kill and a memory kill, each retried with more.
 
 tests/slurm/start_slurm.sh starts munge, slurmctld and slurmd on this machine
 (single node, no accounting database, so job states come from squeue).
@@ -126,3 +127,36 @@ def test_md_killed_at_its_time_limit_resumes_in_the_retry(campaign, slurm):
     assert "TIMEOUT" in [s for s, _ in states.values()], (states, log[-3000:])
     assert ("COMPLETED", "00:02:00") in states.values(), states  # the retry, twice the time
     assert md["resumed_from_step"] > 0  # the retry continued the run, it did not restart
+
+
+def test_relax_killed_for_memory_is_retried_with_more(campaign, slurm):
+    """A relax job asks for less memory than it uses: SLURM kills it (slurmd samples RSS
+    every second, tests/slurm/start_slurm.sh), the profile's retry asks for attempt × the
+    memory (slurm.relax_mem_mb) and the campaign finishes; the other material too."""
+    import yaml
+
+    mem = 150  # MB: below what the job (Snakemake's job step + the relax) needs
+    config = {**RIGID, "structures": {"folder": "structures"}, "md": {"enabled": False},
+              "elastic": {"enabled": False}, "slurm": {"relax_mem_mb": mem}}
+    groups = yaml.safe_load((ROOT / "profiles/slurm/config.v8+.yaml").read_text())["groups"]
+    groups["relax"] = "relax_alone"  # its own submission, with its own memory request
+    proc = snakemake(campaign, "--profile", str(ROOT / "profiles/slurm"), "--groups",
+                     *[f"{rule}={g}" for rule, g in groups.items()], config=config,
+                     timeout=1200)
+    log = proc.stdout + proc.stderr
+    status = read_status(campaign)
+    assert status["NaCl"]["status"] == "ok", (status, log[-3000:])
+    assert status["NaCl"]["stage"] == "phonon_descriptors"  # the whole chain after relax
+    assert status["Na2O"]["stage"] == "stability"  # unstable under the test potential
+    relax_jobs = []
+    for _, job_id in re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", log):
+        info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True,
+                              text=True).stdout
+        if "relax_alone" in info or "rule_relax" in info:
+            relax_jobs.append((re.search(r"JobState=(\S+)", info)[1],
+                               int(re.search(r"MinMemoryNode=(\d+)M", info)[1])))
+    assert any(state != "COMPLETED" and m == mem for state, m in relax_jobs), relax_jobs
+    killed = [p for p in (campaign / ".snakemake/slurm_logs").rglob("*.log")
+              if "exceeded memory limit" in p.read_text(errors="replace")]
+    assert killed, "no SLURM job log says it was killed for memory"
+    assert any(state == "COMPLETED" and m > mem for state, m in relax_jobs), relax_jobs

@@ -48,6 +48,11 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MinJobAge=600
 JobCompType=jobcomp/none
+# memory limits enforced without cgroups: slurmd samples each job's RSS every second and
+# kills a job above its --mem (state OUT_OF_MEMORY), as a cluster's cgroup limit would
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
