@@ -107,7 +107,11 @@ def arrhenius_stage(diffusion_results: list[dict], s: ArrheniusSettings = Arrhen
         out[f"sigma_{r['temperature_K']:g}K_S_cm"] = nernst_einstein_S_cm(
             r["d_avg_A2_ps"], r["mobile_ion_density_per_A3"], r["temperature_K"], z)
     if len(usable) < 2:
-        out["reason"] = f"{len(usable)} usable temperature(s): no Ea (needs >= 2)"
+        left = ", ".join(f"{t:g}" for t in out["temperatures_left_out_K"] if t is not None)
+        out["reason"] = (
+            f"D at {len(usable)} temperature(s), no Ea (needs D at >= 2)"
+            + (f"; no D at {left} K (no long-range diffusion, or not ok: see diffusion)"
+               if left else ""))
         return out
     fit = arrhenius(out["temperatures_K"], out["d_avg_A2_ps"], out["d_avg_stderr_A2_ps"])
     d300 = extrapolate(fit, 300.0)
