@@ -61,6 +61,13 @@ def test_bad_override_is_rejected(campaign):
     ({"calculator": {"backend": "sevenn", "model": "7net-mf-ompa"}},
      "would need a download"),
     ({"environments": {"sevenn": "/no/such/python"}}, "environments.sevenn"),
+    ({"dft": {"validate": ["NaCI"]}}, "dft.validate names NaCI"),
+    ({"dft": {"validate": ["NaCl"], "cp2k": {"cutoff": 300}}}, "dft.cp2k has no setting cutoff"),
+    ({"dft": {"aimd": {"materials": ["NaCl"], "temperatures_K": [900]}}},
+     "dft.aimd.temperatures_K [900] have no MLP MD"),
+    ({"dft": {"validate": ["NaCl"],
+              "benchmark_models": [{"backend": "sevenn", "model": "7net-nope"}]}},
+     "fix dft.benchmark_models"),
 ])
 def test_semantic_config_errors_fail_at_parse_time(campaign, edit, words):
     proc = snakemake(campaign, "-n", check=False,

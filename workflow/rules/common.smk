@@ -311,9 +311,9 @@ if workflow.is_main_process and not CONDA:
             text=True,
         )
         if _check.returncode:
-            raise ValueError(
-                f"{_key}: {(_check.stdout + _check.stderr).strip().splitlines()[-1]}"
-            )
+            _why = (_check.stdout + _check.stderr).strip().splitlines()[-1]
+            _field = "dft.benchmark_models" if _key.startswith("dft") else f"{_key}.model"
+            raise ValueError(f"{_key}: {_why.replace('calculator.model', _field)}")
 if workflow.is_main_process and not workflow.dryrun:
     # one campaign per results tree: a second Snakemake on it (another checkout, another
     # working directory) stops here instead of racing this one
