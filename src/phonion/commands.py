@@ -856,6 +856,11 @@ COMMANDS = {
 }
 
 
+#: (command, option) pairs that take a list of files.
+MANY_FILES = {("arrhenius", "--diffusion"), ("validation_table", "--results"),
+              ("mlp_benchmark_table", "--results")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phonion", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -875,8 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         common = ["--settings", "--out"] if stage and name != "diffusion" else []
         for opt in [*common, *required]:
             p.add_argument(opt, required=True,
-                           nargs="+" if opt in ("--diffusion", "--results") and
-                           name != "campaign_table" else None)
+                           nargs="+" if (name, opt) in MANY_FILES else None)
         for opt, default in optional.items():
             p.add_argument(opt, default=default)
         p.set_defaults(func=func)

@@ -22,7 +22,7 @@ from pathlib import Path
 from ase import Atoms
 
 from . import DFTEngine, DFTRunFailed
-from .forces import REQUEST, request_hash
+from .forces import REQUEST, request_hash, written_for
 
 #: segments one job may start before it gives up (a segment that makes no progress)
 MAX_SEGMENTS = 100
@@ -49,11 +49,7 @@ def run_aimd(engine: DFTEngine, protocol, atoms: Atoms, temperature_K: float, st
     digest = request_hash(engine.name, tag, atoms)
     segs = _segments(workdir)
     if segs:
-        try:
-            same = json.loads((segs[0] / REQUEST).read_text()).get("sha256") == digest
-        except (OSError, ValueError):
-            same = False
-        if not same:
+        if not written_for(segs[0], digest):
             log("segments in the work folder were written for other settings: starting over")
             shutil.rmtree(workdir)
             segs = []

@@ -37,12 +37,16 @@ def request_hash(engine: str, protocol_json: str, atoms: Atoms) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _done(engine: DFTEngine, directory: Path, digest: str) -> bool:
+def written_for(directory: Path, digest: str) -> bool:
+    """Whether the run folder's ``request.json`` holds ``digest``."""
     try:
-        request = json.loads((directory / REQUEST).read_text())
+        return json.loads((directory / REQUEST).read_text()).get("sha256") == digest
     except (OSError, ValueError):
         return False
-    return request.get("sha256") == digest and engine.check(directory)[0]
+
+
+def _done(engine: DFTEngine, directory: Path, digest: str) -> bool:
+    return written_for(directory, digest) and engine.check(directory)[0]
 
 
 def static_forces(engine: DFTEngine, protocol, supercell: Atoms, displacements_A: np.ndarray,
