@@ -16,12 +16,16 @@ directly), it
    ``xdatcar_frames`` writes an XDATCAR holding frames ``first``…``last`` (1-based,
    inclusive) of a real XDATCAR renumbered from 1 (the next segment of a real AIMD run),
    optionally cut inside frame ``cut_in_frame`` (a run killed by the wall time);
-4. exits with ``exit_code`` (default 0).
+4. exits with ``exit_code`` (default 0), or with ``kill_job`` SIGKILLs the process that
+   started it (the phonion job, as a SLURM time limit does) and then itself.
 
 Spec keys: ``incar``, ``kpoints`` (``{"style": "Gamma", "kpts": [[1, 1, 1]]}``),
 ``poscar`` (``natoms``, ``symbols``, ``frac_positions``, ``velocities_A_fs``, ``atol``),
-``potcar_symbols``, ``outputs``, ``xdatcar_frames``, ``exit_code``. Each run appends the
-INCAR it saw to ``fake_vasp_runs.json`` (a test can see what custodian changed).
+``potcar_symbols`` (from POTCAR.spec, else the TITEL lines of POTCAR), ``outputs``,
+``xdatcar_frames``, ``exit_code``, ``kill_job``, and ``runs``: run-directory name → keys
+that replace the top-level ones for that run (one spec drives every run of a workflow:
+``ref``, ``000``, …, ``seg000``, …). Each run appends the INCAR it saw to
+``fake_vasp_runs.json`` (a test can see what custodian changed).
 """
 
 from __future__ import annotations
@@ -92,8 +96,13 @@ def check_inputs(spec: dict, here: Path) -> list[str]:
                 if dv.max() > want.get("vtol", 1e-7):
                     errors.append(f"POSCAR velocities differ by up to {dv.max():.3g} Å/fs")
     if "potcar_symbols" in spec:
-        spec_file = here / "POTCAR.spec"
-        seen = spec_file.read_text().split() if spec_file.is_file() else None
+        spec_file, potcar = here / "POTCAR.spec", here / "POTCAR"
+        seen = None
+        if spec_file.is_file():
+            seen = spec_file.read_text().split()
+        elif potcar.is_file():  # symbols of the real (or stand-in) POTCARs, in order
+            seen = [line.split("=", 1)[1].split()[1] for line in
+                    potcar.read_text().splitlines() if line.strip().startswith("TITEL")]
         if seen != spec["potcar_symbols"]:
             errors.append(f"POTCAR symbols {seen}, expected {spec['potcar_symbols']}")
     return errors
@@ -126,6 +135,7 @@ def main() -> int:
     here = Path.cwd()
     spec_path = Path(os.environ.get("FAKE_VASP_SPEC", here / "fake_vasp.json"))
     spec = json.loads(spec_path.read_text())
+    spec = {**spec, **spec.get("runs", {}).get(here.name, {})}
     from pymatgen.io.vasp.inputs import Incar
 
     log = here / "fake_vasp_runs.json"
@@ -148,6 +158,12 @@ def main() -> int:
         x = spec["xdatcar_frames"]
         write_xdatcar_frames(x["source"], here / "XDATCAR", x["first"], x["last"],
                              x.get("cut_in_frame"))
+    if spec.get("kill_job"):
+        import signal
+
+        print(" fake VASP: the job's time limit is up", flush=True)
+        os.kill(os.getppid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
     print(" running on fake VASP (tests/fake_vasp.py)\n reached required accuracy")
     return int(spec.get("exit_code", 0))
 
