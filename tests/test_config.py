@@ -68,6 +68,9 @@ def test_bad_override_is_rejected(campaign):
     ({"dft": {"validate": ["NaCl"],
               "benchmark_models": [{"backend": "sevenn", "model": "7net-nope"}]}},
      "fix dft.benchmark_models"),
+    ({"relax": {"engine": "vasp"}}, "relax.engine vasp but dft.engine cp2k"),
+    ({"relax": {"engine": "cp2k"}, "dft": {"cp2k": {"relax_steps": 9}}},
+     "dft.cp2k has no setting relax_steps"),
 ])
 def test_semantic_config_errors_fail_at_parse_time(campaign, edit, words):
     proc = snakemake(campaign, "-n", check=False,

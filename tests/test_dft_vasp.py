@@ -451,3 +451,34 @@ def test_engine_interface():
     assert isinstance(get_engine("vasp"), DFTEngine)
     with pytest.raises(ConfigError, match="dft.engine"):
         get_engine("abinit")
+
+
+def test_relaxed_structure_comes_back_in_input_order(tmp_path, monkeypatch):
+    """relax.engine vasp: inputs of a relaxation for atoms given interleaved (Na Cl Na …),
+    checked by the fake against seed 000's cutoff and pymatgen's relax set; a converged
+    relaxation (3 real ionic steps, NSW 99) gives vasprun.xml's final structure with the
+    atoms back in the input order and its free energy."""
+    from pymatgen.io.vasp import Vasprun
+
+    atoms, _ = nacl_fd()
+    perm = np.ravel(np.column_stack([np.arange(32), np.arange(32, 64)]))
+    src = tmp_path / "src"
+    src.mkdir()
+    md_vasprun(src, 3, 99, ibrion=2)
+    engine = get_engine("vasp")
+    run = tmp_path / "relax"
+    engine.write_relax(atoms[perm], run, vasp.VaspSettings(), potcar_spec=True)
+    fake_run(run, {"incar": {"ENCUT": 520.0, "EDIFF": 1e-6, "IBRION": 2, "ISIF": 3,
+                             "NSW": 99, "EDIFFG": -0.01},
+                   "outputs": {"vasprun.xml": str(src / "vasprun.xml")}},
+             monkeypatch=monkeypatch)
+    relaxed = engine.read_relaxed(run)
+    final = Vasprun(src / "vasprun.xml", parse_potcar_file=False).final_structure
+    assert relaxed.get_chemical_symbols() == atoms[perm].get_chemical_symbols()
+    np.testing.assert_allclose(relaxed.get_scaled_positions(wrap=False),
+                               final.frac_coords[perm], atol=1e-12)
+    assert relaxed.info["energy_eV"] == pytest.approx(-216.82820693, abs=1e-8)
+    # a relaxation that used all its steps is failed, not read
+    md_vasprun(run, 3, 3, ibrion=2)
+    with pytest.raises(DFTRunFailed, match="relaxation not converged"):
+        engine.read_relaxed(run)

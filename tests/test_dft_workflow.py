@@ -200,3 +200,35 @@ def test_aimd_cut_by_a_wall_time_kill_continues_and_is_compared_with_mlp_md(tmp_
     assert val["aimd"]["n_frames"] == steps + 1
     assert 0 < val["msd_ratio_mlp_aimd"] < 100
     assert (mat / "aimd_validation/800K/figures/msd_mlp_aimd.png").stat().st_size > 10_000
+
+
+def test_relax_engine_cp2k_through_snakemake(tmp_path):
+    """``relax.engine: cp2k``: the relax stage is one CP2K run (GEO_OPT of NaCl's primitive
+    cell at the test cutoff), whose result the next stages read as they read the MLP's; a
+    forced rerun reuses the finished run."""
+    from ase.build import bulk
+    from ase.io import write
+
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    write(folder / "NaCl.cif", bulk("NaCl", "rocksalt", a=5.69))  # primitive, 2 atoms
+    config = {**RIGID, "structures": {"folder": "structures"}, "md": {"enabled": False},
+              "elastic": {"enabled": False}, "phonons": {"min_atoms": 8, "max_atoms": 16},
+              "relax": {"engine": "cp2k"},
+              "dft": {"engine": "cp2k",
+                      "cp2k": {"cutoff_Ry": 250, "rel_cutoff_Ry": 40, "command": BINARY,
+                               "relax_cell": False}}}
+    target = "results/materials/NaCl/displace/displace.json"
+    snakemake(tmp_path, "--cores", "2", target, config=config)
+    res = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())
+    assert res["status"] == "ok", res["reason"]
+    assert res["engine"] == "cp2k" and res["reused"] is False
+    assert res["spacegroup_final"] == "Fm-3m" and res["symmetry_change"] == "none"
+    assert res["energy_eV"] < 0 and res["volume_change_percent"] == pytest.approx(0, abs=1e-9)
+    assert (tmp_path / "results/materials/NaCl/relax/run/cp2k.out").is_file()
+    disp = json.loads((tmp_path / target).read_text())
+    assert disp["status"] == "ok" and disp["n_atoms_supercell"] in (8, 16)
+
+    snakemake(tmp_path, "--cores", "2", target, "--forcerun", "dft_relax")
+    res = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())
+    assert res["status"] == "ok" and res["reused"] is True

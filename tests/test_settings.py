@@ -48,6 +48,8 @@ def test_each_stage_reads_only_its_own_keys():
         ("md", "temperatures_K"): set(),  # the MD temperature is the job's wildcard
         ("md", "production_steps"): {"md"},
         ("relax", "fmax_eV_A"): {"relax"},
+        ("relax", "symprec"): {"relax", "dft_relax", "structure_descriptors"},
+        ("relax", "engine"): {"dft_relax"},  # the MLP relax never reads it: no rerun
         ("calculator", "model"): {"relax", "forces", "md", "elastic"},
         ("calculator", "device"): set(),  # an execution detail
         ("dynamics", "r_max_A"): {"dynamics"},
@@ -55,7 +57,7 @@ def test_each_stage_reads_only_its_own_keys():
     values = {("phonons", "temperatures_K"): [300], ("diffusion", "window"): [0.2, 0.9],
               ("md", "temperatures_K"): [700, 900], ("calculator", "model"): "other",
               ("stability_recheck", "model"): "other",
-              ("calculator", "device"): "cuda"}
+              ("calculator", "device"): "cuda", ("relax", "engine"): "cp2k"}
     for (section, key), expected in edits.items():
         cfg = json.loads(json.dumps(base))
         cfg[section][key] = values.get((section, key), 0.5)
@@ -206,8 +208,8 @@ def _rules() -> dict[str, tuple[str, str]]:
     """rule → (command it runs, conda env variable) from workflow/rules/*.smk."""
     out = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=rule )", smk.read_text()):
-            rule = re.match(r"rule (\w+):", block)
+        for block in re.split(r"\n(?=[ ]*rule )", smk.read_text()):  # rules under an if too
+            rule = re.match(r"[ ]*rule (\w+):", block)
             command = re.search(r"-m phonion (\w+)", block)
             env = re.search(r"conda:\n\s+(?:lambda \w+: )?(\w+)", block)
             if rule and command:

@@ -103,6 +103,46 @@ def relax(a: argparse.Namespace) -> int:
                      {"poscar": a.poscar})
 
 
+def dft_relax(a: argparse.Namespace) -> int:
+    """The ``relax`` stage with a DFT engine (``relax.engine: vasp | cp2k``): the same result
+    as the MLP relaxation, from one engine run in ``--workdir`` (reused when it finished for
+    the same request)."""
+
+    def body(ctx: Context) -> dict:
+        from .dft.relax import run_relax
+        from .relax import symmetry_verdict
+        from .symmetry import keeps_operations, spacegroup, symmetry_operations
+
+        s = ctx.settings
+        atoms = formats.atoms_from_dict(ctx.upstream["intake"]["structure"])
+        engine, protocol, run_protocol, kwargs = _dft_run_setup(s, a)
+        relaxed, record = run_relax(engine, protocol, atoms, a.workdir, kwargs, log=ctx.log,
+                                    run_protocol=run_protocol)
+        sg0, sg1 = spacegroup(atoms, s.symprec), spacegroup(relaxed, s.symprec)
+        superg = sg1[1] != sg0[1] and keeps_operations(
+            relaxed, symmetry_operations(atoms, s.symprec), s.symprec)
+        status, reason = symmetry_verdict(sg0, sg1, superg, s.on_symmetry_change)
+        if status == "ok":
+            formats.write_poscar(ctx.outputs["poscar"], relaxed)
+        v0, v1 = atoms.get_volume(), relaxed.get_volume()
+        energy = relaxed.info.get("energy_eV")
+        ctx.log(f"{s.engine}: {sg0[0]} -> {sg1[0]}, dV = {100 * (v1 / v0 - 1):+.2f} %")
+        return {"status": status, "reason": reason, "engine": s.engine, "converged": True,
+                "energy_eV": energy,
+                "energy_per_atom_eV": None if energy is None else energy / len(relaxed),
+                "volume_initial_A3": v0, "volume_final_A3": v1,
+                "volume_change_percent": 100 * (v1 / v0 - 1),
+                "spacegroup_initial": sg0[0], "spacegroup_number_initial": sg0[1],
+                "spacegroup_final": sg1[0], "spacegroup_number_final": sg1[1],
+                "symmetry_change": ("none" if sg0[1] == sg1[1] else
+                                    "supergroup" if superg else "lost"),
+                "workdir": str(a.workdir), **record,
+                "structure": formats.atoms_to_dict(relaxed)}
+
+    return run_stage("relax", body, a.out, {"intake": a.intake}, _settings(a),
+                     {"poscar": a.poscar})
+
+
 def displace(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from .displace import displace as run_displace
@@ -787,6 +827,9 @@ COMMANDS = {
     "intake": (intake, "read and triage one structure", ["--id", "--source"], {}),
     "relax": (relax, "relax one material with the configured MLP", ["--intake", "--poscar"],
               {"--device": "cpu"}),
+    "dft_relax": (dft_relax, "relax one material with the DFT engine of relax.engine",
+                  ["--intake", "--poscar", "--workdir"],
+                  {"--run-command": "", "--gamma-command": "", "--timeout-min": ""}),
     "displace": (displace, "supercell and random displacements", ["--relax"], {}),
     "forces": (forces, "MLP forces on all displaced supercells", ["--displace", "--forceset"],
                {"--device": "cpu"}),

@@ -217,13 +217,21 @@ def verdict(result: RelaxResult, s: RelaxSettings = RelaxSettings()) -> tuple[st
             f"relaxation not converged in {s.max_steps} steps: {unmet_criteria(result, s)}; "
             "raise relax.max_steps (the rerun continues from the last structure) or check "
             "the structure")
-    g0, g1 = result.spacegroup_initial, result.spacegroup_final
+    return symmetry_verdict(result.spacegroup_initial, result.spacegroup_final,
+                            result.supergroup, s.on_symmetry_change)
+
+
+def symmetry_verdict(g0: tuple[str, int], g1: tuple[str, int], supergroup: bool,
+                     on_symmetry_change: str = "fail") -> tuple[str, str]:
+    """Status and reason of a converged relaxation from its space groups before (``g0``)
+    and after (``g1``), for every relax engine: a supergroup is kept, a loss of operations
+    follows ``relax.on_symmetry_change``."""
     if g0[1] == g1[1]:
         return "ok", ""
     change = f"space group {g0[0]} ({g0[1]}) -> {g1[0]} ({g1[1]})"
-    if result.supergroup:
+    if supergroup:
         return "ok", f"{change}: the relaxed cell is more symmetric (a supergroup); kept"
-    if s.on_symmetry_change == "fail":
+    if on_symmetry_change == "fail":
         return "failed", (f"{change}: symmetry lost on relaxation; set "
                           "relax.on_symmetry_change: warn to accept it")
     return "ok", f"{change}: symmetry lost on relaxation, accepted (on_symmetry_change: warn)"

@@ -504,6 +504,24 @@ class DftForcesSettings(Settings):
 
 
 @dataclass(frozen=True)
+class DftRelaxSettings(DftForcesSettings):
+    """Relaxation by a DFT engine (config ``relax.engine: vasp | cp2k``): that engine's
+    protocol (``dft.<engine>``: its relax keys, e.g. ``dft.cp2k.relax_cell`` or
+    ``dft.vasp.relax_isif``) and the space-group check of ``relax``. A campaign with the
+    MLP relaxation never reads these, so adding the engine key reran nothing."""
+
+    SECTION: ClassVar[str] = "relax"
+    engine: str = _from("relax.engine", "mlp")
+    on_symmetry_change: str = "fail"
+    symprec: float = 0.01
+
+    def canonical(self) -> DftRelaxSettings:
+        if self.engine not in ("vasp", "cp2k"):  # the MLP relaxes: no protocol is read
+            return dataclasses.replace(self, cp2k={}, vasp={})
+        return super().canonical()
+
+
+@dataclass(frozen=True)
 class AimdSettings(DftForcesSettings):
     """NVT AIMD of a material at one temperature (config ``dft``: the engine's protocol, and
     ``dft.aimd.steps``); the temperature is the job's wildcard, so adding one runs only
@@ -551,6 +569,7 @@ SETTINGS: dict[str, type[Settings]] = {
     "campaign_figures": CampaignFiguresSettings,
     "campaign_summary": CampaignSummarySettings,
     "dft_forces": DftForcesSettings,
+    "dft_relax": DftRelaxSettings,
     "dft_validation": DftValidationSettings,
     "aimd": AimdSettings,
     "aimd_validation": DiffusionSettings,

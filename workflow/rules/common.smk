@@ -230,6 +230,13 @@ def _interpreter(env, key):
 
 BACKEND = config["calculator"]["backend"]
 _DFT = config["dft"][config["dft"]["engine"]]
+if config["relax"]["engine"] != "mlp":
+    if config["relax"]["engine"] != config["dft"]["engine"]:
+        raise ValueError(
+            f"relax.engine {config['relax']['engine']} but dft.engine "
+            f"{config['dft']['engine']}: one DFT engine per campaign; set dft.engine too"
+        )
+    stage_settings("dft_relax", config).protocol()  # a typo in dft.<engine> stops here
 if DFT_MATERIALS or AIMD_MATERIALS:
     # a typo in dft.<engine> or a material that is not in the campaign stops here
     stage_settings("dft_forces", config).protocol()

@@ -1,20 +1,44 @@
-rule relax:
-    input:
-        intake=stage_path("intake"),
-    output:
-        **stage_outputs("relax"),
-    log:
-        stage_log("relax"),
-    benchmark:
-        stage_path("relax", "benchmark.tsv")
-    conda:
-        BACKEND_ENV
-    resources:
-        runtime=lambda wc, attempt: config["slurm"]["relax_runtime_min"] * attempt,
-        mem_mb=lambda wc, attempt: config["slurm"]["relax_mem_mb"] * attempt,
-    params:
-        settings=stage_params("relax"),
-    shell:
-        '"$PHONION_BACKEND_PYTHON" -m phonion relax --intake {input.intake:q} --settings {params.settings:q}'
-        ' --device "$PHONION_DEVICE" --out {output.result:q} --poscar {output.poscar:q}'
-        " > {log:q} 2>&1"
+if config["relax"]["engine"] == "mlp":
+
+    rule relax:
+        input:
+            intake=stage_path("intake"),
+        output:
+            **stage_outputs("relax"),
+        log:
+            stage_log("relax"),
+        benchmark:
+            stage_path("relax", "benchmark.tsv")
+        conda:
+            BACKEND_ENV
+        resources:
+            runtime=lambda wc, attempt: config["slurm"]["relax_runtime_min"] * attempt,
+            mem_mb=lambda wc, attempt: config["slurm"]["relax_mem_mb"] * attempt,
+        params:
+            settings=stage_params("relax"),
+        shell:
+            '"$PHONION_BACKEND_PYTHON" -m phonion relax --intake {input.intake:q} --settings {params.settings:q}'
+            ' --device "$PHONION_DEVICE" --out {output.result:q} --poscar {output.poscar:q}'
+            " > {log:q} 2>&1"
+
+else:
+
+    # relax.engine vasp | cp2k: the same outputs from one DFT run (MPI resources: profile)
+    rule dft_relax:
+        input:
+            intake=stage_path("intake"),
+        output:
+            **stage_outputs("relax"),
+        log:
+            stage_log("relax"),
+        benchmark:
+            stage_path("relax", "benchmark.tsv")
+        conda:
+            WORKFLOW_ENV
+        params:
+            settings=stage_params("dft_relax"),
+            workdir=stage_path("relax", "run"),
+        shell:
+            '"$PHONION_PYTHON" -m phonion dft_relax --intake {input.intake:q} --settings {params.settings:q}'
+            ' --workdir {params.workdir:q} --run-command="$PHONION_DFT_COMMAND" --gamma-command="$PHONION_DFT_GAMMA_COMMAND"'
+            ' --timeout-min="$PHONION_DFT_TIMEOUT_MIN" --out {output.result:q} --poscar {output.poscar:q} > {log:q} 2>&1'

@@ -65,6 +65,10 @@ class DFTEngine(Protocol):
         """Forces (eV/Å, atoms × 3, in the order of the input structure) and the energy
         (eV) of a checked static run; :class:`DFTRunFailed` otherwise."""
 
+    def read_relaxed(self, directory: str | os.PathLike) -> Atoms:
+        """The relaxed structure of a checked relaxation, atoms in the order of the input,
+        its energy (eV) in ``info["energy_eV"]``; :class:`DFTRunFailed` otherwise."""
+
     def read_trajectory(self, directory: str | os.PathLike, **kwargs: Any) -> dict:
         """The AIMD trajectory of a run directory in :func:`~phonion.formats.read_trajectory`'s
         layout."""
@@ -100,6 +104,9 @@ class ModuleEngine:
 
     def read_forces(self, directory):
         return self.module.read_forces(directory)
+
+    def read_relaxed(self, directory):
+        return self.module.read_relaxed(directory)
 
     def read_trajectory(self, directory, **kwargs):
         return self.module.read_trajectory(directory, **kwargs)

@@ -519,7 +519,8 @@ def read_forces(directory: str | os.PathLike) -> tuple[np.ndarray, float]:
 
 def read_relaxed(directory: str | os.PathLike) -> Atoms:
     """The relaxed structure of a checked relaxation: last frame of ``phonion-pos-1.xyz``
-    with the last cell of ``phonion-1.cell`` (the input cell for GEO_OPT)."""
+    with the last cell of ``phonion-1.cell`` (the input cell for GEO_OPT); the last total
+    energy (eV) in ``info["energy_eV"]``."""
     directory = Path(directory)
     ok, why = check(directory)
     if not ok:
@@ -534,7 +535,11 @@ def read_relaxed(directory: str | os.PathLike) -> Atoms:
         rows = [ln.split() for ln in cfile.read_text().splitlines()
                 if ln.strip() and not ln.lstrip().startswith("#")]
         cell = np.asarray([float(v) for v in rows[-1][2:11]]).reshape(3, 3)
-    return Atoms(symbols=x.symbols, positions=x.xyz[-1], cell=cell, pbc=True)
+    atoms = Atoms(symbols=x.symbols, positions=x.xyz[-1], cell=cell, pbc=True)
+    energies = _ENERGY.findall((directory / OUTPUT).read_text(errors="replace"))
+    if energies:
+        atoms.info["energy_eV"] = float(energies[-1]) * HARTREE_EV
+    return atoms
 
 
 @dataclass

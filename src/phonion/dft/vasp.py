@@ -445,6 +445,32 @@ def read_forces(directory: str | os.PathLike) -> tuple[np.ndarray, float]:
     return forces, float(step["e_fr_energy"])
 
 
+def read_relaxed(directory: str | os.PathLike) -> Atoms:
+    """The relaxed structure of a checked relaxation (vasprun.xml's final structure), atoms
+    back in the order phonion wrote them (:data:`ORDER_FILE`), the last free energy (eV) in
+    ``info["energy_eV"]``; :class:`~phonion.dft.DFTRunFailed` with the reason otherwise."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.vasp import Vasprun
+
+    ok, why = check(directory)
+    if not ok:
+        raise DFTRunFailed(directory, why)
+    v = Vasprun(Path(directory) / "vasprun.xml", parse_potcar_file=False, parse_dos=False,
+                parse_eigen=False, parse_projected_eigen=False)
+    final = AseAtomsAdaptor.get_atoms(v.final_structure)
+    atoms = Atoms(final.get_chemical_symbols(), cell=final.cell.array,
+                  scaled_positions=final.get_scaled_positions(), pbc=True)
+    order_file = Path(directory) / ORDER_FILE
+    if order_file.is_file():
+        order = np.asarray(json.loads(order_file.read_text())["poscar_to_input"])
+        if sorted(order.tolist()) != list(range(len(atoms))):
+            raise DFTRunFailed(directory, f"{ORDER_FILE} does not match the {len(atoms)} "
+                               "atoms of vasprun.xml")
+        atoms = atoms[np.argsort(order)]
+    atoms.info["energy_eV"] = float(v.ionic_steps[-1]["e_fr_energy"])
+    return atoms
+
+
 # --- XDATCAR and trajectories ----------------------------------------------------------------
 
 @dataclass
