@@ -72,6 +72,27 @@ def test_half_as_stiff_mlp(nacl):
         float(td[na].mean()), rel=2e-3)
 
 
+def test_fc3_of_a_half_as_stiff_mlp(nacl):
+    """With phonons.fc3: both force sets through the same fc2 + fc3 least squares; springs
+    half as stiff give fc3 exactly half DFT's (the fit is linear in the forces), relative
+    RMSE 0.5; identical sets give 0; too few snapshots give no fc3 numbers and the reason."""
+    from phonion.dft_validation import fc3_errors
+
+    _, _, _, d = nacl
+    rng = np.random.default_rng(7)
+    u = rng.normal(size=(8, len(d.supercell), 3))
+    u *= 0.03 / np.linalg.norm(u, axis=2, keepdims=True)
+    u = np.concatenate([u, -u])  # ± pairs, as phonion displaces
+    stiff = forces_of(SpringNetwork(d.supercell, k=2.0).calculator, d.supercell, u)
+    soft = forces_of(SpringNetwork(d.supercell, k=1.0).calculator, d.supercell, u)
+    out = fc3_errors(d.supercell, u, soft, stiff, 4.5)
+    assert out["fc3_reason"] == "" and out["fc3_n_parameters"] > 0
+    assert out["fc3_relative_rmse"] == pytest.approx(0.5, rel=1e-6)
+    assert fc3_errors(d.supercell, u, stiff, stiff, 4.5)["fc3_rmse_eV_A3"] < 1e-10
+    few = fc3_errors(d.supercell, u[:1], soft[:1], stiff[:1], 8.0)  # 192 for 31 + 534
+    assert few["fc3_rmse_eV_A3"] is None and "too few" in few["fc3_reason"]
+
+
 def test_different_snapshots_are_refused(nacl):
     disp, dft, soft, d = nacl
     moved = ForceSet(soft.supercell, soft.displacements_A * 1.1, soft.forces_eV_A,

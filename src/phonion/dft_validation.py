@@ -44,6 +44,51 @@ def force_errors(mlp: ForceSet, dft: ForceSet, mobile: np.ndarray) -> dict:
     }
 
 
+def fc3_errors(supercell, displacements_A: np.ndarray, f_mlp: np.ndarray, f_dft: np.ndarray,
+               cutoff_A: float, symprec: float = 1e-3) -> dict:
+    """RMSE of the MLP's third-order force constants against DFT's (eV/Å³, and relative to
+    the RMS DFT fc3; seed 000 §2.2 compares both orders), both fitted by the same symfc least
+    squares (fc2 + fc3 together, fc3 clusters within ``cutoff_A``) on the same snapshots.
+    When the snapshots hold fewer independent equations than free parameters, the values
+    are None and ``fc3_reason`` says so (no fit of an underdetermined system)."""
+    from symfc import Symfc
+
+    from .displace import count_free_parameters
+    from .harmonic import to_phonopy
+
+    n_free3 = _fc3_parameters(supercell, cutoff_A, symprec)
+    need = count_free_parameters(supercell, (2,), None, symprec)[2] + n_free3
+    # every snapshot gives 3N equations for fc2 + fc3 together (a ± pair separates them)
+    have = 3 * len(supercell) * len(displacements_A)
+    if have < need:
+        return {"fc3_rmse_eV_A3": None, "fc3_relative_rmse": None,
+                "fc3_reason": f"{have} force equations for {need} free fc2 + fc3 parameters: "
+                              "too few for the fc3 comparison (phonons.safety_factor)"}
+    fc3 = {}
+    for name, f in (("mlp", f_mlp), ("dft", f_dft)):
+        sym = Symfc(to_phonopy(supercell), use_mkl=False, log_level=0,
+                    cutoff={3: cutoff_A}, symprec=symprec)
+        sym.displacements = np.asarray(displacements_A, dtype="double")
+        sym.forces = np.asarray(f, dtype="double")
+        sym.run(orders=[2, 3], is_compact_fc=True)
+        fc3[name] = np.asarray(sym.force_constants[3])
+    rmse = float(np.sqrt(np.mean((fc3["mlp"] - fc3["dft"]) ** 2)))
+    scale = float(np.sqrt(np.mean(fc3["dft"] ** 2)))
+    return {"fc3_rmse_eV_A3": rmse, "fc3_relative_rmse": rmse / scale if scale > 0 else None,
+            "fc3_n_parameters": n_free3, "fc3_reason": ""}
+
+
+def _fc3_parameters(supercell, cutoff_A: float, symprec: float) -> int:
+    from symfc import Symfc
+
+    from .harmonic import to_phonopy
+
+    sym = Symfc(to_phonopy(supercell), use_mkl=False, log_level=0, cutoff={3: cutoff_A},
+                symprec=symprec)
+    sym.compute_basis_set(orders=[3])
+    return int(sym.basis_set[3].basis_set.shape[1])
+
+
 def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
             s: DftValidationSettings | None = None) -> tuple[dict, dict]:
     """Scalars (JSON) and arrays (both band paths) of the MLP-vs-DFT comparison of one
@@ -92,6 +137,9 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
         out[f"{name}_lowest_frequency_THz"] = v["lowest_frequency_THz"]
         out[f"{name}_acoustic_cutoff_THz"] = v["acoustic_cutoff_THz"]
     out["stability_agrees"] = verdicts["mlp"]["stable"] == verdicts["dft"]["stable"]
+    if s.fc3:
+        out.update(fc3_errors(mlp.supercell, u, mlp.forces_eV_A, dft.forces_eV_A,
+                              s.fc3_cutoff_A))
     f_m = paths["mlp"]["path/frequencies_THz"]
     f_d = paths["dft"]["path/frequencies_THz"]
     out["band_rmse_THz"] = float(np.sqrt(np.mean((f_m - f_d) ** 2)))

@@ -544,6 +544,12 @@ class DftValidationSettings(Settings):
     tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
     band_points: int = 51
     fc2_cutoff_A: float | None = None
+    #: with phonons.fc3 the displacements were made for fc3 too: compare fc3 as well
+    fc3: bool = False
+    fc3_cutoff_A: float = 4.5
+
+    def canonical(self) -> DftValidationSettings:
+        return self if self.fc3 else dataclasses.replace(self, fc3_cutoff_A=4.5)
 
 
 #: stage name → its settings class (the stages that have settings).

@@ -8,8 +8,8 @@ from __future__ import annotations
 TABLE_COLUMNS = [
     "id", "status", "reason", "mlp", "engine", "n_snapshots", "n_atoms_supercell",
     "force_rmse_meV_A", "force_rmse_mobile_meV_A", "dft_force_rms_meV_A", "fc2_rmse_eV_A2",
-    "fc2_relative_rmse", "band_rmse_THz", "mlp_stable", "dft_stable", "stability_agrees",
-    "mlp_lowest_frequency_THz", "dft_lowest_frequency_THz",
+    "fc2_relative_rmse", "fc3_rmse_eV_A3", "fc3_relative_rmse", "band_rmse_THz", "mlp_stable",
+    "dft_stable", "stability_agrees", "mlp_lowest_frequency_THz", "dft_lowest_frequency_THz",
 ]
 
 
@@ -45,11 +45,11 @@ def validation_table(results: list[dict]):
 
 def benchmark_table(results: list[dict]):
     """One row per (material, MLP) from ``dft_validation`` results (the campaign's MLP) and
-    ``mlp_benchmark`` results (the others): force RMSE, fc2 relative RMSE, band RMSE, both
-    stability verdicts and the signed mobile-ion MSD error (MLP/DFT − 1, %) at the highest
-    compared temperature; plus one ``model_summary`` per MLP (mean force RMSE, mean |MSD
-    error|, stability agreement rate, cost per force call). Returns (rows, summary)
-    DataFrames."""
+    ``mlp_benchmark`` results (the others): force RMSE, fc2 (and, with phonons.fc3, fc3)
+    relative RMSE, band RMSE, both stability verdicts and the signed mobile-ion MSD error
+    (MLP/DFT − 1, %) at the highest compared temperature; plus one ``model_summary`` per
+    MLP (mean force, fc2 and fc3 errors, mean |MSD error|, stability agreement rate, cost
+    per force call). Returns (rows, summary) DataFrames."""
     import pandas as pd
 
     rows = []
@@ -60,7 +60,8 @@ def benchmark_table(results: list[dict]):
             "id": r["material_id"], "mlp": r.get("mlp", ""), "status": r["status"],
             "reason": r.get("reason", ""),
             **{k: r.get(k) for k in ("force_rmse_meV_A", "force_rmse_mobile_meV_A",
-                                     "fc2_relative_rmse", "band_rmse_THz", "mlp_stable",
+                                     "fc2_relative_rmse", "fc3_relative_rmse",
+                                     "band_rmse_THz", "mlp_stable",
                                      "dft_stable", "stability_agrees",
                                      "seconds_per_force_call")},
             "msd_temperature_K": float(t) if t else None,
@@ -71,6 +72,8 @@ def benchmark_table(results: list[dict]):
     summary = ok.groupby("mlp", sort=True).agg(
         n_materials=("id", "count"),
         force_rmse_meV_A=("force_rmse_meV_A", "mean"),
+        fc2_relative_rmse=("fc2_relative_rmse", "mean"),
+        fc3_relative_rmse=("fc3_relative_rmse", "mean"),
         msd_abs_error_percent=("msd_error_percent", lambda x: x.abs().mean()),
         stability_agreement=("stability_agrees", lambda x: x.astype(float).mean()),
         seconds_per_force_call=("seconds_per_force_call", "mean"),
