@@ -84,3 +84,20 @@ def test_an_empty_structures_folder_says_what_was_searched(tmp_path):
     proc = snakemake(tmp_path, "-n", check=False, config={"structures": {"folder": "empty"}})
     assert proc.returncode != 0
     assert "structures.folder 'empty' holds 0 structure files" in proc.stderr + proc.stdout
+
+
+def test_aimd_for_the_top_k_materials_of_the_campaign_table(campaign):
+    """dft.aimd.top_k: no AIMD jobs before the campaign table exists; with it, the
+    material ranked first gets its aimd job (a dry run lists it), the other none."""
+    config = {"structures": {"folder": "structures"},
+              "dft": {"aimd": {"top_k": {"descriptor": "ph_msd_mobile_mean_800K_A2",
+                                         "k": 1}}}}
+    proc = snakemake(campaign, "-n", config=config)
+    assert "rule aimd:" not in proc.stdout
+    table = campaign / "results/campaign/table.csv"
+    table.parent.mkdir(parents=True)
+    table.write_text("id,temperature_K,ph_msd_mobile_mean_800K_A2\n"
+                     "NaCl,800,0.064\nNa2O,800,0.038\n")
+    out = snakemake(campaign, "-n").stdout
+    assert "results/materials/NaCl/aimd/800K/aimd.json" in out
+    assert "results/materials/Na2O/aimd" not in out

@@ -112,3 +112,22 @@ def test_table_has_a_row_per_material_and_the_agreement_rate(nacl):
         out["by_temperature_K"]["800"]["msd_ratio_mlp_dft"])
     assert table.loc[2, "stability_agrees"] == 1.0
     assert table.loc[1, "reason"] == "SCF not converged"
+
+
+def test_top_k_materials_from_the_campaign_table(tmp_path):
+    """dft.aimd.top_k: the k ids with the largest (or smallest) finite value of a table
+    column, one value per material; no table yet → none; an unknown column names the
+    numeric ones."""
+    from phonion.campaign.selection import top_materials
+    from phonion.errors import ConfigError
+
+    table = tmp_path / "table.csv"
+    assert top_materials(table, "ph_x", 2) == []
+    table.write_text("id,temperature_K,ph_x,st_y\n"
+                     "A,600,0.5,1\nA,800,0.5,1\nB,800,0.9,\nC,800,,3\nD,800,0.7,2\n"
+                     "E,800,nan,4\n")
+    assert top_materials(table, "ph_x", 2) == ["B", "D"]
+    assert top_materials(table, "ph_x", 5, largest=False) == ["A", "D", "B"]
+    assert top_materials(table, "st_y", 1, exclude=("E",)) == ["C"]
+    with pytest.raises(ConfigError, match="choose one of: ph_x, st_y"):
+        top_materials(table, "ph_z", 1)

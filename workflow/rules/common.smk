@@ -14,6 +14,7 @@ from pathlib import Path
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+from phonion.campaign.selection import top_materials
 from phonion.intake import discover
 from phonion.settings import check_campaign, stage_settings
 
@@ -78,6 +79,18 @@ DFT_MATERIALS = set(config["dft"]["validate"])
 DFT_STAGES = {"dft_forces", "dft_validation"}
 #: materials and temperatures run with AIMD (config dft.aimd): only they get the AIMD stages.
 AIMD_MATERIALS = set(config["dft"]["aimd"]["materials"])
+_TOP = config["dft"]["aimd"]["top_k"]
+if _TOP.get("descriptor") and _TOP.get("k", 0) > 0:
+    # "top k by a descriptor": from the campaign table of an earlier run (none yet: none)
+    AIMD_MATERIALS |= set(
+        top_materials(
+            f"{CAMPAIGN_DIR}/table.csv",
+            _TOP["descriptor"],
+            _TOP["k"],
+            _TOP.get("largest", True),
+            tuple(DISCOVERY.rejected),
+        )
+    ) & set(MATERIALS)
 AIMD_TEMPERATURES = config["dft"]["aimd"]["temperatures_K"] if AIMD_MATERIALS else []
 AIMD_STAGES = {"aimd", "aimd_validation"}
 _no_mlp = sorted(set(AIMD_TEMPERATURES) - set(MD_TEMPERATURES))
