@@ -127,6 +127,8 @@ def dft_relax(a: argparse.Namespace) -> int:
         v0, v1 = atoms.get_volume(), relaxed.get_volume()
         energy = relaxed.info.get("energy_eV")
         ctx.log(f"{s.engine}: {sg0[0]} -> {sg1[0]}, dV = {100 * (v1 / v0 - 1):+.2f} %")
+        # converged: run_relax returns only runs the engine's check passed, which fails a
+        # relaxation that ended at its step limit (DFTRunFailed → failed, with the reason)
         return {"status": status, "reason": reason, "engine": s.engine, "converged": True,
                 "energy_eV": energy,
                 "energy_per_atom_eV": None if energy is None else energy / len(relaxed),
