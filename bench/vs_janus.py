@@ -81,6 +81,9 @@ def phonion_chain(work: Path, relax_json: Path) -> dict:
                                   stage_settings(stage, cfg).to_json(), "--out", out[stage],
                                   *map(str, args[stage])], work / "phonion.log"), 2)
     res = {s: read_result(out[s]) for s in STAGES}
+    for s in STAGES:  # a stage that did not pass is the answer, not a missing key
+        if res[s].get("status") != "ok":
+            raise RuntimeError(f"phonion {s}: {res[s].get('status')}: {res[s].get('reason')}")
     pd = res["phonon_descriptors"]
     return {"wall_s": wall, "total_s": round(sum(wall.values()), 1),
             "to_fc2_s": round(sum(wall[s] for s in STAGES[:3]), 1),

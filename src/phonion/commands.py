@@ -148,13 +148,18 @@ def dft_relax(a: argparse.Namespace) -> int:
 def displace(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from .displace import displace as run_displace
+        from .symmetry import symmetrize
 
-        prim = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
+        relaxed = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
+        # exact symmetry for the symmetry-adapted fits (the relaxation leaves ~1e-7 Å)
+        prim, shift = symmetrize(relaxed, ctx.settings.symprec)
         d = run_displace(prim, ctx.settings)
-        ctx.log(f"supercell {d.choice.supercell_matrix.tolist()} ({len(d.supercell)} atoms), "
+        ctx.log(f"symmetrized the relaxed cell (largest shift {shift:.1e} Å); supercell "
+                f"{d.choice.supercell_matrix.tolist()} ({len(d.supercell)} atoms), "
                 f"{len(d.displacements_A)} snapshots of {d.amplitude_A} Å for {d.n_free} free "
                 "parameters")
-        return {**d.summary(), "primitive": formats.atoms_to_dict(prim),
+        return {**d.summary(), "symmetrize_max_shift_A": shift,
+                "primitive": formats.atoms_to_dict(prim),
                 "supercell": formats.atoms_to_dict(d.supercell),
                 "displacements_A": d.displacements_A}
 
