@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import phonopy
 import pytest
+from ase import Atoms
 from ase.build import bulk
 
 from phonion.displace import choose_supercell, count_free_parameters, displace, n_snapshots
@@ -239,7 +240,8 @@ def test_supercell_choice_and_snapshot_count():
     n_free = count_free_parameters(d.supercell)
     s = DisplaceSettings()
     n = n_snapshots(n_free, len(d.supercell), s.safety_factor, s.min_snapshots)
-    assert n == d.n_patterns == 2  # 50 free parameters, 384 equations: min_snapshots rules
+    assert n == d.n_patterns == 1  # 50 free parameters, 384 equations: min_snapshots rules
+    assert n_snapshots({2: 50}, 128, safety_factor=2.0, min_snapshots=2) == 2
     assert len(d.displacements_A) == 2 * n  # ± pairs
     assert np.allclose(d.displacements_A[1::2], -d.displacements_A[::2])
     assert n_snapshots({2: 1000}, 100, safety_factor=3) == 10
@@ -258,3 +260,21 @@ def test_third_order_fit_is_phono3py_shaped_and_keeps_fc2(rd_fit):
     assert np.abs(fit.fc3.sum(axis=2)).max() < 1e-8 * np.abs(fit.fc3).max() + 1e-10
     assert np.linalg.norm(fit.fc2 - fit2.fc2) / np.linalg.norm(fit2.fc2) < 0.01
     assert fit.diagnostics["rmse_eV_A"] < fit2.diagnostics["rmse_eV_A"]
+
+
+def test_residual_forces_vanish_by_symmetry_only_where_every_site_forbids_them():
+    """Rock salt, fluorite-type Na2O and cuprite-type sites (m-3m, -43m, -3m) allow no
+    force, so the forces stage skips the undisplaced cell; a wurtzite-like free z (ZnO
+    sites 3m) or a displaced atom does not."""
+    from phonion.symmetry import forces_vanish_by_symmetry
+
+    assert forces_vanish_by_symmetry(bulk("NaCl", "rocksalt", a=5.64))
+    assert forces_vanish_by_symmetry(bulk("Na2O", "fluorite", a=5.55))
+    cuprite = Atoms("Cu4O2", cell=np.eye(3) * 4.27, pbc=True, scaled_positions=[
+        [0.25, 0.25, 0.25], [0.75, 0.75, 0.25], [0.75, 0.25, 0.75], [0.25, 0.75, 0.75],
+        [0, 0, 0], [0.5, 0.5, 0.5]])
+    assert forces_vanish_by_symmetry(cuprite)
+    assert not forces_vanish_by_symmetry(bulk("ZnO", "wurtzite", a=3.25, c=5.2, u=0.38))
+    moved = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    moved.positions[0] += [0.0, 0.0, 0.05]
+    assert not forces_vanish_by_symmetry(moved)

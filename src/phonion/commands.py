@@ -148,7 +148,7 @@ def dft_relax(a: argparse.Namespace) -> int:
 def displace(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from .displace import displace as run_displace
-        from .symmetry import symmetrize
+        from .symmetry import forces_vanish_by_symmetry, symmetrize
 
         relaxed = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
         # exact symmetry for the symmetry-adapted fits (the relaxation leaves ~1e-7 Å)
@@ -159,6 +159,9 @@ def displace(a: argparse.Namespace) -> int:
                 f"{len(d.displacements_A)} snapshots of {d.amplitude_A} Å for {d.n_free} free "
                 "parameters")
         return {**d.summary(), "symmetrize_max_shift_A": shift,
+                # the forces stage then skips the undisplaced supercell
+                "residual_forces_zero_by_symmetry": forces_vanish_by_symmetry(
+                    prim, ctx.settings.symprec),
                 "primitive": formats.atoms_to_dict(prim),
                 "supercell": formats.atoms_to_dict(d.supercell),
                 "displacements_A": d.displacements_A}
@@ -176,21 +179,26 @@ def forces(a: argparse.Namespace) -> int:
         sc = formats.atoms_from_dict(disp["supercell"])
         listed = np.asarray(disp["displacements_A"])
         loaded = _calculator(ctx, a.device)
+        # every site centrosymmetric or alike: the undisplaced cell has no forces to subtract
+        reference = not disp.get("residual_forces_zero_by_symmetry", False)
         out: dict = {}
         if s.adaptive:
             per = 2 if disp["plus_minus"] else 1
             fs, out["adaptive"] = compute_forces_adaptive(
                 sc, listed, loaded.calculator, disp["n_snapshots"], per * s.adaptive_batch,
-                _msd_check(disp, s), s.adaptive_tolerance)
+                _msd_check(disp, s), s.adaptive_tolerance, reference=reference)
         else:
-            fs = compute_forces(sc, listed[:disp["n_snapshots"]], loaded.calculator)
+            fs = compute_forces(sc, listed[:disp["n_snapshots"]], loaded.calculator,
+                                reference=reference)
         fs.meta = {"source": "mlp", "model": ctx.model}
         formats.write_forceset(ctx.outputs["forceset"], fs)
-        n_eval = len(fs.displacements_A) + 1
+        n_eval = len(fs.displacements_A) + int(reference)
         residual = float(np.abs(fs.residual_forces_eV_A).max())
-        ctx.log(f"{n_eval} force evaluations of {len(sc)} atoms; max residual force "
-                f"{residual:.2e} eV/Å")
+        ctx.log(f"{n_eval} force evaluations of {len(sc)} atoms; " + (
+            f"max residual force {residual:.2e} eV/Å" if reference
+            else "residual forces zero by site symmetry (undisplaced cell not evaluated)"))
         return {"n_force_evaluations": n_eval, "n_snapshots": len(fs.displacements_A),
+                "residual_forces": "evaluated" if reference else "zero by symmetry",
                 "max_residual_force_eV_A": residual,
                 "max_force_eV_A": float(np.abs(fs.forces_eV_A).max()), **out}
 
@@ -204,21 +212,21 @@ def _msd_check(disp: dict, s):
     not determined). Needs phonopy and symfc in the backend environment."""
     import numpy as np
 
-    from .displace import count_free_parameters
-    from .fit_ifc import fit_symfc, independent_equations
+    from .fit_ifc import fc2_basis, fit_symfc, independent_equations
     from .harmonic import mesh_numbers, phonopy_from_displace
     from .phonon_descriptors import mesh_msd
 
     ph = phonopy_from_displace(disp)
-    n_free = count_free_parameters(formats.atoms_from_dict(disp["supercell"]), (2,),
-                                   s.fc2_cutoff_A)[2]
+    basis = fc2_basis(ph, s.fc2_cutoff_A)  # built once for every batch's fit
+    n_free = int(basis.basis_set[2].basis_set.shape[1])
     mobile = np.array(ph.primitive.symbols) == s.mobile_ion
     mesh = mesh_numbers(ph, 20.0)
 
     def check(displacements, forces):
         if independent_equations(displacements) < n_free:
             return None
-        ph.force_constants = fit_symfc(ph, displacements, forces, s.fc2_cutoff_A)
+        ph.force_constants = fit_symfc(ph, displacements, forces, s.fc2_cutoff_A,
+                                       basis=basis)
         return float(mesh_msd(ph, mesh, [s.temperature_K])[0][mobile].mean())
 
     return check
@@ -272,8 +280,7 @@ def stability_recheck(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         import numpy as np
 
-        from .displace import count_free_parameters
-        from .fit_ifc import fit_symfc, independent_equations
+        from .fit_ifc import fc2_basis, fit_symfc, independent_equations
         from .forces import compute_forces
         from .harmonic import phonopy_from_displace
         from .stability import assess_stability
@@ -282,15 +289,17 @@ def stability_recheck(a: argparse.Namespace) -> int:
         first = ctx.upstream["stability"]
         sc = formats.atoms_from_dict(disp["supercell"])
         listed = np.asarray(disp["displacements_A"])[:disp["n_snapshots"]]
-        n_free = count_free_parameters(sc, (2,))[2]
+        ph = phonopy_from_displace(disp)
+        basis = fc2_basis(ph)
+        n_free = int(basis.basis_set[2].basis_set.shape[1])
         if independent_equations(listed) < n_free:
             return {"status": "failed", "reason": (
                 f"{independent_equations(listed)} force equations for {n_free} free fc2 "
                 "parameters: too few for a least-squares re-check; raise phonons.safety_factor")}
         loaded = _calculator(ctx, a.device)
-        fs = compute_forces(sc, listed, loaded.calculator)
-        ph = phonopy_from_displace(disp)
-        ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A)
+        reference = not disp.get("residual_forces_zero_by_symmetry", False)
+        fs = compute_forces(sc, listed, loaded.calculator, reference=reference)
+        ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A, basis=basis)
         st, _ = assess_stability(ph, s)
         first_stable = first.get("stable") if first["status"] in ("ok", "failed") else None
         name = f"{s.backend}:{s.model}" + (f" ({s.modal})" if s.modal else "")
@@ -308,7 +317,8 @@ def stability_recheck(a: argparse.Namespace) -> int:
                 "acoustic_cutoff_THz": st["acoustic_cutoff_THz"],
                 "first_model_stable": first_stable,
                 "first_model_lowest_frequency_THz": first.get("lowest_frequency_THz"),
-                "verdicts_agree": agree, "n_force_evaluations": len(listed) + 1,
+                "verdicts_agree": agree,
+                "n_force_evaluations": len(listed) + int(reference),
                 "status": "ok", "reason": reason}
 
     return run_stage("stability_recheck", body, a.out,

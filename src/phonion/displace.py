@@ -75,8 +75,12 @@ def choose_supercell(atoms: Atoms, s: DisplaceSettings = DisplaceSettings()
                   itertools.product(range(1, 9), repeat=3)]
     candidates += [SupercellChoice(conv, np.array(d)) for d in
                    itertools.product(range(1, 6), repeat=3)]
-    for n in range(n_min, min(n_max, n_min + 3) + 1):  # ASE's search costs ~1 s per size
-        P = np.rint(find_optimal_cell_shape(atoms.cell, n, "sc")).astype(int)
+    for n in range(n_min, min(n_max, n_min + 3) + 1):
+        # ±1 around ASE's rounded ideal matrix instead of its default ±2: 3^9 instead of 5^9
+        # candidate matrices, 0.05 s instead of 1.2 s per material; on the 38 test
+        # structures the same choice for 35, a more cubic one for 2, 4 % costlier for 1
+        P = np.rint(find_optimal_cell_shape(atoms.cell, n, "sc", lower_limit=-1,
+                                            upper_limit=1)).astype(int)
         candidates.append(SupercellChoice(P if np.linalg.det(P) > 0 else -P, np.ones(3, int)))
     best = None
     for cand in candidates:

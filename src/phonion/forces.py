@@ -2,8 +2,10 @@
 
 The result is a :class:`~phonion.formats.ForceSet` (``forces.h5``, one format for MLP
 and DFT forces): the forces have the residual forces of the undisplaced supercell
-subtracted. :func:`compute_forces` loads nothing itself: the caller passes one
-calculator, used for all snapshots, so a model is loaded once per material.
+subtracted (or, when the site symmetry of every atom forbids a force, ``reference=False``,
+taken as zero without an evaluation). :func:`compute_forces` loads nothing itself: the
+caller passes one calculator, used for all snapshots, so a model is loaded once per
+material.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from ase.calculators.calculator import Calculator
 from .formats import ForceSet
 
 
+def _residual(atoms: Atoms, reference: bool) -> np.ndarray:
+    """Forces (eV/Å) of the undisplaced supercell, or zeros when symmetry forbids them."""
+    return atoms.get_forces().copy() if reference else np.zeros((len(atoms), 3))
+
+
 def compute_forces(supercell: Atoms, displacements_A: np.ndarray, calculator: Calculator,
-                   log=sys.stdout) -> ForceSet:
-    """Forces of the undisplaced supercell and of every snapshot, residual subtracted."""
+                   log=sys.stdout, reference: bool = True) -> ForceSet:
+    """Forces of the undisplaced supercell (unless ``reference`` is False: zero by
+    symmetry) and of every snapshot, residual subtracted."""
     atoms = supercell.copy()
     atoms.calc = calculator
-    f0 = atoms.get_forces().copy()
+    f0 = _residual(atoms, reference)
     forces, energies = [], []
     base = supercell.positions.copy()
     t0 = time.perf_counter()
@@ -40,7 +48,8 @@ def compute_forces(supercell: Atoms, displacements_A: np.ndarray, calculator: Ca
 
 def compute_forces_adaptive(supercell: Atoms, displacements_A: np.ndarray,
                             calculator: Calculator, start: int, batch: int, check,
-                            tolerance: float, log=sys.stdout) -> tuple[ForceSet, list[dict]]:
+                            tolerance: float, log=sys.stdout, reference: bool = True
+                            ) -> tuple[ForceSet, list[dict]]:
     """Forces on the first ``start`` snapshots, then ``batch`` more at a time until the
     value of ``check(displacements, forces)`` (the mobile-ion MSD of a least-squares fc2, or
     None while the fit is not determined) changes by less than ``tolerance`` (relative)
@@ -48,7 +57,7 @@ def compute_forces_adaptive(supercell: Atoms, displacements_A: np.ndarray,
     snapshots evaluated and the history (snapshots, value, change)."""
     atoms = supercell.copy()
     atoms.calc = calculator
-    f0 = atoms.get_forces().copy()
+    f0 = _residual(atoms, reference)
     base = supercell.positions.copy()
     forces, energies, history = [], [], []
     previous = None

@@ -53,19 +53,20 @@ def _band_axes(ax, arrays: dict) -> None:
 
 
 def _coloured_bands(ax, arrays: dict, values: np.ndarray, cmap: str, norm) -> object:
+    """Every band of every path segment coloured by ``values``, as one LineCollection
+    (one per band and segment costs a draw call each: seconds on cells with many bands)."""
     f = arrays["path/frequencies_THz"]
-    lc_last = None
+    segs, vals = [], []
     for x, sl in _segments(arrays):
         for b in range(f.shape[1]):
             pts = np.column_stack([x, f[sl, b]])
-            segs = np.stack([pts[:-1], pts[1:]], axis=1)
-            val = 0.5 * (values[sl, b][:-1] + values[sl, b][1:])
-            lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=2.0)
-            lc.set_array(val)
-            ax.add_collection(lc)
-            lc_last = lc
+            segs.append(np.stack([pts[:-1], pts[1:]], axis=1))
+            vals.append(0.5 * (values[sl, b][:-1] + values[sl, b][1:]))
+    lc = LineCollection(np.concatenate(segs), cmap=cmap, norm=norm, linewidths=2.0)
+    lc.set_array(np.concatenate(vals))
+    ax.add_collection(lc)
     _band_axes(ax, arrays)
-    return lc_last
+    return lc
 
 
 def plot_bands(arrays: dict, result: dict, title: str, base: str | Path) -> None:

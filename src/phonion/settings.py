@@ -182,7 +182,7 @@ class DisplaceSettings(Settings):
     fc2_cutoff_A: float | None = None
     plus_minus: bool = True
     safety_factor: float = 2.0
-    min_snapshots: int = 2
+    min_snapshots: int = 1
     adaptive: bool = _from("phonons.adaptive_snapshots.enabled", False)
     max_snapshots: int = _from("phonons.adaptive_snapshots.max_patterns", 40)
     seed: int = 0

@@ -104,3 +104,25 @@ def symmetrize(atoms: Atoms, symprec: float = 1e-3) -> tuple[Atoms, float]:
     shift = float(np.linalg.norm(d @ out.cell.array, axis=1).max()) if len(out) else 0.0
     out.set_scaled_positions(out.get_scaled_positions(wrap=True))
     return out, shift
+
+
+def forces_vanish_by_symmetry(atoms: Atoms, symprec: float = 1e-3) -> bool:
+    """Whether the site symmetry of every atom forbids a force on it.
+
+    A force on atom i is a vector left invariant by every operation {R|t} that maps the
+    atom onto itself; the mean of those R projects onto the invariant vectors, so when it
+    is zero for every atom (e.g. every site of rock salt or fluorite is centrosymmetric)
+    the forces of the undisplaced, exactly symmetric cell are zero by symmetry and need
+    no evaluation. Hand-written because spglib gives the site-symmetry symbols but not
+    their invariant subspaces."""
+    rotations, translations = symmetry_operations(atoms, symprec)
+    frac = atoms.get_scaled_positions()
+    cell = atoms.cell.array
+    for x in frac:
+        moved = x @ np.transpose(rotations, (0, 2, 1)) + translations  # (n_ops, 3)
+        d = moved - x
+        d -= np.rint(d)
+        stabiliser = np.linalg.norm(d @ cell, axis=1) < symprec
+        if np.abs(rotations[stabiliser].mean(axis=0)).max() > 1e-9:
+            return False
+    return True
