@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,10 @@ def _shared_data() -> Path:
 
 
 SHARED_DATA = _shared_data()
+
+# Built MLP networks are kept between processes (phonion.calculators.model_cache_dir); the
+# tests and the workflows they start keep theirs in a folder of their own, not in ~/.cache
+os.environ.setdefault("PHONION_MODEL_CACHE", tempfile.mkdtemp(prefix="phonion-models-"))
 
 PARTIAL_CIF = """data_NaKCl
 _symmetry_space_group_name_H-M 'F m -3 m'

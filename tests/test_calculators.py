@@ -43,6 +43,41 @@ def test_sevenn_loads_offline():
 
 
 @pytest.mark.skipif(not _has("sevenn"), reason="sevenn not installed")
+def test_sevenn_model_cache_gives_sevenns_own_forces_and_rebuilds_a_damaged_entry(
+        tmp_path, monkeypatch):
+    """The built network is pickled once and unpickled afterwards: forces, energy and
+    stress equal those of SevenNet's own checkpoint loading (float32); a damaged entry is
+    rebuilt, ``off`` keeps nothing."""
+    from sevenn.calculator import SevenNetCalculator
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.rattle(0.05, seed=2)
+    ref = atoms.copy()
+    ref.calc = SevenNetCalculator(model="7net-0", device="cpu")
+    monkeypatch.setenv("PHONION_MODEL_CACHE", str(tmp_path / "cache"))
+
+    def same():
+        mine = atoms.copy()
+        mine.calc = get_calculator("sevenn", "7net-0", "cpu").calculator
+        assert np.allclose(mine.get_forces(), ref.get_forces(), atol=1e-5)
+        assert mine.get_potential_energy() == pytest.approx(ref.get_potential_energy(),
+                                                            abs=1e-5)
+        assert np.allclose(mine.get_stress(), ref.get_stress(), atol=1e-7)
+
+    same()  # builds and keeps
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert entry.name.startswith("sevenn-") and entry.stat().st_size > 1e6
+    same()  # from the cache
+    entry.write_bytes(entry.read_bytes()[:1000])  # damaged
+    same()
+    assert entry.stat().st_size > 1e6  # rebuilt
+    entry.unlink()
+    monkeypatch.setenv("PHONION_MODEL_CACHE", "off")
+    same()
+    assert not any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.skipif(not _has("sevenn"), reason="sevenn not installed")
 def test_sevenn_refuses_download():
     with pytest.raises(ModelUnavailable, match="calculator.model"):
         get_calculator("sevenn", "7net-omat", "cpu")
