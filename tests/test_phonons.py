@@ -278,3 +278,14 @@ def test_residual_forces_vanish_by_symmetry_only_where_every_site_forbids_them()
     moved = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
     moved.positions[0] += [0.0, 0.0, 0.05]
     assert not forces_vanish_by_symmetry(moved)
+
+    # independent route: the forces a potential gives (rigid-ion, far from equilibrium at
+    # these lattice parameters) on supercells of the cells said to need no evaluation
+    from phonion.potentials import RigidIonPotential
+
+    for cell in (bulk("NaCl", "rocksalt", a=5.3), bulk("Na2O", "fluorite", a=5.9)):
+        sc = cell.repeat(2)
+        sc.calc = RigidIonPotential()
+        assert np.abs(sc.get_forces()).max() < 1e-8
+    moved.calc = RigidIonPotential()
+    assert np.abs(moved.get_forces()).max() > 1e-2

@@ -212,7 +212,7 @@ def load_sevenn(model: str, device: str, dtype: str, modal: str = "") -> Loaded:
         raise _missing("sevenn", "sevenn") from None
     path = _local_file(model) or _sevenn_offline_path(sevenn_util, model)
     desc = _describe("sevenn", model, path, device, "float32", "sevenn")
-    net = _sevenn_model(Path(path), desc["sha256"] or file_sha256(path))
+    net = _sevenn_model(path, desc["sha256"])
     calc = SevenNetCalculator(model=net, file_type="model_instance", device=device,
                               modal=modal or None)
     elements = {chemical_symbols[int(z)] for z in calc.type_map}

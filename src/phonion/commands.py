@@ -169,6 +169,12 @@ def displace(a: argparse.Namespace) -> int:
     return run_stage("displace", body, a.out, {"relax": a.relax}, _settings(a))
 
 
+def _reference_needed(disp: dict) -> bool:
+    """Whether the undisplaced supercell must be evaluated: not when the site symmetry of
+    every atom forbids a force on it (``displace`` decides; rock salt, fluorite)."""
+    return not disp.get("residual_forces_zero_by_symmetry", False)
+
+
 def forces(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         import numpy as np
@@ -179,8 +185,7 @@ def forces(a: argparse.Namespace) -> int:
         sc = formats.atoms_from_dict(disp["supercell"])
         listed = np.asarray(disp["displacements_A"])
         loaded = _calculator(ctx, a.device)
-        # every site centrosymmetric or alike: the undisplaced cell has no forces to subtract
-        reference = not disp.get("residual_forces_zero_by_symmetry", False)
+        reference = _reference_needed(disp)
         out: dict = {}
         if s.adaptive:
             per = 2 if disp["plus_minus"] else 1
@@ -212,13 +217,14 @@ def _msd_check(disp: dict, s):
     not determined). Needs phonopy and symfc in the backend environment."""
     import numpy as np
 
-    from .fit_ifc import fc2_basis, fit_symfc, independent_equations
+    from .displace import free_parameters, symfc_basis
+    from .fit_ifc import fit_symfc, independent_equations
     from .harmonic import mesh_numbers, phonopy_from_displace
     from .phonon_descriptors import mesh_msd
 
     ph = phonopy_from_displace(disp)
-    basis = fc2_basis(ph, s.fc2_cutoff_A)  # built once for every batch's fit
-    n_free = int(basis.basis_set[2].basis_set.shape[1])
+    basis = symfc_basis(formats.atoms_from_dict(disp["supercell"]), (2,), s.fc2_cutoff_A)
+    n_free = free_parameters(basis)[2]  # the basis is built once for every batch's fit
     mobile = np.array(ph.primitive.symbols) == s.mobile_ion
     mesh = mesh_numbers(ph, 20.0)
 
@@ -280,7 +286,8 @@ def stability_recheck(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         import numpy as np
 
-        from .fit_ifc import fc2_basis, fit_symfc, independent_equations
+        from .displace import free_parameters, symfc_basis
+        from .fit_ifc import fit_symfc, independent_equations
         from .forces import compute_forces
         from .harmonic import phonopy_from_displace
         from .stability import assess_stability
@@ -289,16 +296,16 @@ def stability_recheck(a: argparse.Namespace) -> int:
         first = ctx.upstream["stability"]
         sc = formats.atoms_from_dict(disp["supercell"])
         listed = np.asarray(disp["displacements_A"])[:disp["n_snapshots"]]
-        ph = phonopy_from_displace(disp)
-        basis = fc2_basis(ph)
-        n_free = int(basis.basis_set[2].basis_set.shape[1])
+        basis = symfc_basis(sc)
+        n_free = free_parameters(basis)[2]
         if independent_equations(listed) < n_free:
             return {"status": "failed", "reason": (
                 f"{independent_equations(listed)} force equations for {n_free} free fc2 "
                 "parameters: too few for a least-squares re-check; raise phonons.safety_factor")}
         loaded = _calculator(ctx, a.device)
-        reference = not disp.get("residual_forces_zero_by_symmetry", False)
+        reference = _reference_needed(disp)
         fs = compute_forces(sc, listed, loaded.calculator, reference=reference)
+        ph = phonopy_from_displace(disp)
         ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A, basis=basis)
         st, _ = assess_stability(ph, s)
         first_stable = first.get("stable") if first["status"] in ("ok", "failed") else None

@@ -94,7 +94,7 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
     """Scalars (JSON) and arrays (both band paths) of the MLP-vs-DFT comparison of one
     material. ``disp`` is the displace stage's result; ``s`` defaults to the config
     defaults."""
-    from .displace import count_free_parameters
+    from .displace import free_parameters, symfc_basis
     from .fit_ifc import fit_symfc, independent_equations
     from .harmonic import mesh_numbers, phonopy_from_displace
     from .phonon_descriptors import mesh_msd
@@ -116,7 +116,8 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
     out: dict = {"n_snapshots": n, "n_atoms_supercell": len(symbols),
                  **force_errors(mlp, dft, symbols == s.mobile_ion)}
 
-    n_free = count_free_parameters(mlp.supercell, (2,), s.fc2_cutoff_A)[2]
+    basis = symfc_basis(mlp.supercell, (2,), s.fc2_cutoff_A)  # both fits reuse it
+    n_free = free_parameters(basis)[2]
     if independent_equations(u) < n_free:
         raise ValidationError(f"{independent_equations(u)} force equations for {n_free} free "
                               "fc2 parameters: too few for the least-squares comparison; "
@@ -125,7 +126,7 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
     st_settings = StabilitySettings(s.tolerance_THz, s.mesh_length_A, s.band_points)
     for name, fs in (("mlp", mlp), ("dft", dft)):
         ph = phonopy_from_displace(disp)
-        ph.force_constants = fit_symfc(ph, u, fs.forces_eV_A, s.fc2_cutoff_A)
+        ph.force_constants = fit_symfc(ph, u, fs.forces_eV_A, s.fc2_cutoff_A, basis=basis)
         phs[name] = ph
         verdicts[name], paths[name] = assess_stability(ph, st_settings)
     fc_m, fc_d = phs["mlp"].force_constants, phs["dft"].force_constants

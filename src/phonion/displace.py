@@ -101,20 +101,33 @@ def choose_supercell(atoms: Atoms, s: DisplaceSettings = DisplaceSettings()
     return best[1]
 
 
-def count_free_parameters(supercell: Atoms, orders: tuple[int, ...] = (2,),
-                          cutoff_A: float | None = None, symprec: float = 1e-3
-                          ) -> dict[int, int]:
-    """Number of symmetry-independent force constants per order (symfc basis size), with
-    the fc2 pair interactions limited to ``cutoff_A`` (Å) when given. ``symprec`` (Å) is
-    phonion's symmetry tolerance: symfc's own default (1e-5) misses operations of a
-    relaxed cell (tetragonal Na3PS4 after an MLP relaxation: 2 378 parameters instead of
-    1 188) and its least-squares fit then explains almost none of the forces."""
+def symfc_basis(supercell: Atoms, orders: tuple[int, ...] = (2,),
+                cutoff_A: float | None = None, symprec: float = 1e-3):
+    """symfc object with the symmetry-adapted basis of each order computed, the fc2 pair
+    interactions limited to ``cutoff_A`` (Å) when given; a least-squares fit on the same
+    supercell reuses it (:func:`phonion.fit_ifc.fit_symfc`) instead of building it again.
+    ``symprec`` (Å) is phonion's symmetry tolerance: symfc's own default (1e-5) misses
+    operations of a relaxed cell (tetragonal Na3PS4 after an MLP relaxation: 2 378
+    parameters instead of 1 188) and its least-squares fit then explains almost none of
+    the forces."""
     from symfc import Symfc
 
     sym = Symfc(to_phonopy(supercell), use_mkl=False, log_level=0,
                 cutoff={2: cutoff_A} if cutoff_A else None, symprec=symprec)
-    sym.compute_basis_set(orders=list(orders))
-    return {o: int(sym.basis_set[o].basis_set.shape[1]) for o in orders}
+    return sym.compute_basis_set(orders=list(orders))
+
+
+def free_parameters(sym) -> dict[int, int]:
+    """Number of symmetry-independent force constants per order of a :func:`symfc_basis`."""
+    return {o: int(b.basis_set.shape[1]) for o, b in sym.basis_set.items()}
+
+
+def count_free_parameters(supercell: Atoms, orders: tuple[int, ...] = (2,),
+                          cutoff_A: float | None = None, symprec: float = 1e-3
+                          ) -> dict[int, int]:
+    """Number of symmetry-independent force constants per order (symfc basis size) of
+    :func:`symfc_basis` with the same arguments."""
+    return free_parameters(symfc_basis(supercell, orders, cutoff_A, symprec))
 
 
 def n_snapshots(n_free: dict[int, int], n_atoms_supercell: int, safety_factor: float = 1.5,

@@ -101,9 +101,12 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
     forces already subtracted; shapes (n_snapshots, N, 3). The method follows
     :func:`fit_method`: pheasy's LASSO (seed 000 eq. 3) or symfc least squares.
     ``python``: interpreter that runs pheasy (default this one, through the shim)."""
+    from .displace import free_parameters, symfc_basis
+    from .harmonic import to_ase
+
     t0 = time.perf_counter()
-    sym = fc2_basis(ph, s.fc2_cutoff_A, s.symprec)  # counted once, reused by the fit
-    n_free = int(sym.basis_set[2].basis_set.shape[1])
+    sym = symfc_basis(to_ase(ph.supercell), (2,), s.fc2_cutoff_A, s.symprec)  # fit reuses it
+    n_free = free_parameters(sym)[2]
     method = fit_method(s, displacements_A, n_free)
     if method == "least_squares":
         if independent_equations(displacements_A) < n_free:
@@ -227,27 +230,18 @@ def alpha_warning(diag: dict) -> str:
             "phonons.alpha_min_log10/alpha_max_log10")
 
 
-def fc2_basis(ph, cutoff_A: float | None = None, symprec: float = 1e-3):
-    """symfc object with the symmetry-adapted fc2 basis of the supercell of ``ph`` computed
-    (pair interactions limited to ``cutoff_A``, Å, when given): its size is the number of
-    free fc2 parameters, and :func:`fit_symfc` reuses it instead of building it again."""
-    from symfc import Symfc
-
-    from .harmonic import to_ase, to_phonopy
-
-    sym = Symfc(to_phonopy(to_ase(ph.supercell)), use_mkl=False, log_level=0,
-                cutoff={2: cutoff_A} if cutoff_A else None, symprec=symprec)
-    return sym.compute_basis_set(orders=[2])
-
-
 def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
               cutoff_A: float | None = None, symprec: float = 1e-3, basis=None) -> np.ndarray:
     """Symmetry-adapted least-squares fc2 (full supercell form, eV/Å²) with symfc on the
     supercell of ``ph``, from displacements (Å) and forces (eV/Å), optionally with the pair
     interactions limited to ``cutoff_A``. Needs at least as many force equations as free
     parameters; the acoustic sum rule is part of symfc's basis. ``basis``: a
-    :func:`fc2_basis` result for the same supercell and settings, reused."""
-    sym = basis if basis is not None else fc2_basis(ph, cutoff_A, symprec)
+    :func:`phonion.displace.symfc_basis` of the same supercell and settings, reused."""
+    from .displace import symfc_basis
+    from .harmonic import to_ase
+
+    sym = basis if basis is not None else symfc_basis(to_ase(ph.supercell), (2,), cutoff_A,
+                                                      symprec)
     sym.displacements = np.asarray(displacements_A, dtype="double")
     sym.forces = np.asarray(forces_eV_A, dtype="double")
     sym.solve(orders=[2], is_compact_fc=False)
