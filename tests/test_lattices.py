@@ -42,7 +42,7 @@ def test_phonons_of_a_non_cubic_compound_agree_with_an_independent_route(name):
     d = displace(prim, s)
     P = d.choice.supercell_matrix  # NaYS2 and albite need a non-symmetric unit matrix
     springs = SpringNetwork(d.supercell, cutoff_A=min(cutoff or 4.0, 4.0))
-    mine_ph = phonopy_for(prim, d.choice)
+    mine_ph = phonopy_for(prim, d.choice, symmetry=False)  # as fit_ifc runs it
     forces = forces_of(springs.calculator, d.supercell, d.displacements_A)
     fit = fit_force_constants(mine_ph, d.displacements_A, forces,
                               FitIfcSettings(fc2_cutoff_A=cutoff), log=None)
@@ -65,6 +65,37 @@ def test_phonons_of_a_non_cubic_compound_agree_with_an_independent_route(name):
         assert np.allclose(a, b, atol=0.02, rtol=0.005), (q, a - b)
     assert _na_msd(mine_ph) == pytest.approx(_na_msd(ref), rel=0.005)
     assert choose_supercell(prim, s).supercell_matrix.tolist() == P.tolist()
+    if cutoff is None:  # the triclinic cell's 78 bands make this slow and add nothing
+        _same_without_phonopy_symmetry(prim, d.choice, fit.fc2)
+
+
+def _same_without_phonopy_symmetry(prim, choice, fc2):
+    """The stability and descriptor stages run phonopy without its symmetry search (its
+    meshes are full grids, its band path comes from seekpath): their results equal those of
+    a phonopy object with symmetry."""
+    from phonion.phonon_descriptors import phonon_descriptors
+    from phonion.settings import PhononDescriptorsSettings, StabilitySettings
+    from phonion.stability import assess_stability
+
+    out = []
+    for symmetry in (True, False):
+        ph = phonopy_for(prim, choice, fc2, symmetry=symmetry)
+        st, bands = assess_stability(ph, StabilitySettings())
+        scalars, arrays = phonon_descriptors(ph, PhononDescriptorsSettings(temperatures_K=(800.0,)))
+        out.append((st, bands, scalars, arrays))
+    (st1, b1, sc1, a1), (st2, b2, sc2, a2) = out
+    assert st1["lowest_frequency_THz"] == pytest.approx(st2["lowest_frequency_THz"], abs=1e-9)
+    assert np.allclose(b1["path/frequencies_THz"], b2["path/frequencies_THz"], atol=1e-9)
+    hot1, hot2 = sc1["by_temperature_K"]["800"], sc2["by_temperature_K"]["800"]
+    assert hot1["msd_mobile_mean_A2"] == pytest.approx(hot2["msd_mobile_mean_A2"], rel=1e-9)
+    assert sc1["mesh"] == sc2["mesh"]
+    assert set(a1) == set(a2)
+    for k in a1:
+        x, y = np.asarray(a1[k]), np.asarray(a2[k])
+        if x.dtype.kind in "SUO":  # labels
+            assert np.array_equal(x, y), k
+        else:
+            assert np.allclose(x, y, atol=1e-9, equal_nan=True), k
 
 
 def test_adaptive_snapshots_stop_when_the_msd_settles():

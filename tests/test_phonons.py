@@ -289,3 +289,39 @@ def test_residual_forces_vanish_by_symmetry_only_where_every_site_forbids_them()
         assert np.abs(sc.get_forces()).max() < 1e-8
     moved.calc = RigidIonPotential()
     assert np.abs(moved.get_forces()).max() > 1e-2
+
+
+def test_symfc_basis_is_kept_between_processes_only_for_the_same_problem(tmp_path, rd_fit):
+    """The basis ``displace`` keeps (symfc_basis.pickle) is reused by the fit only for the
+    same supercell, cutoff and tolerance; a damaged file is rebuilt; a fit with the kept
+    basis equals a fit with a fresh one."""
+    import pickle
+
+    import symfc
+
+    from phonion.displace import free_parameters, symfc_basis
+    from phonion.harmonic import to_ase
+
+    ph, d, f, _ = rd_fit
+    sc = to_ase(ph.supercell)
+    cache = tmp_path / "symfc_basis.pickle"
+    first = symfc_basis(sc, (2,), None, 1e-3, cache)
+    assert cache.is_file()
+    again = symfc_basis(sc, (2,), None, 1e-3, cache)
+    assert again is not first and free_parameters(again) == free_parameters(first)
+    with open(cache, "rb") as fh:  # the entry records what it was built for
+        assert pickle.load(fh)["key"].endswith(f"|None|0.001|{symfc.__version__}")
+    fresh = fit_symfc(ph, d, f, basis=symfc_basis(sc, (2,), None, 1e-3))
+    kept = fit_symfc(ph, d, f, basis=again)
+    assert np.array_equal(kept, fresh)
+
+    cut = symfc_basis(sc, (2,), 4.5, 1e-3, cache)  # another cutoff: rebuilt, not reused
+    assert free_parameters(cut)[2] < free_parameters(first)[2]
+    moved = sc.copy()
+    moved.positions[0] += 0.2  # another supercell: its own (lower) symmetry
+    assert free_parameters(symfc_basis(moved, (2,), None, 1e-3, cache))[2] > \
+        free_parameters(first)[2]
+    cache.write_bytes(b"not a pickle")
+    assert free_parameters(symfc_basis(sc, (2,), None, 1e-3, cache)) == free_parameters(first)
+    fit = fit_force_constants(ph, d, f, FitIfcSettings(), log=None, basis_cache=cache)
+    assert np.allclose(fit.fc2, fresh, atol=1e-10)

@@ -147,13 +147,14 @@ def dft_relax(a: argparse.Namespace) -> int:
 
 def displace(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
+        from .displace import BASIS_FILE
         from .displace import displace as run_displace
         from .symmetry import forces_vanish_by_symmetry, symmetrize
 
         relaxed = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
         # exact symmetry for the symmetry-adapted fits (the relaxation leaves ~1e-7 Å)
         prim, shift = symmetrize(relaxed, ctx.settings.symprec)
-        d = run_displace(prim, ctx.settings)
+        d = run_displace(prim, ctx.settings, Path(a.out).parent / BASIS_FILE)
         ctx.log(f"symmetrized the relaxed cell (largest shift {shift:.1e} Å); supercell "
                 f"{d.choice.supercell_matrix.tolist()} ({len(d.supercell)} atoms), "
                 f"{len(d.displacements_A)} snapshots of {d.amplitude_A} Å for {d.n_free} free "
@@ -167,6 +168,13 @@ def displace(a: argparse.Namespace) -> int:
                 "displacements_A": d.displacements_A}
 
     return run_stage("displace", body, a.out, {"relax": a.relax}, _settings(a))
+
+
+def _basis_cache(displace_json: str) -> Path:
+    """The symfc basis file the ``displace`` stage leaves beside its result."""
+    from .displace import BASIS_FILE
+
+    return Path(displace_json).parent / BASIS_FILE
 
 
 def _reference_needed(disp: dict) -> bool:
@@ -191,7 +199,8 @@ def forces(a: argparse.Namespace) -> int:
             per = 2 if disp["plus_minus"] else 1
             fs, out["adaptive"] = compute_forces_adaptive(
                 sc, listed, loaded.calculator, disp["n_snapshots"], per * s.adaptive_batch,
-                _msd_check(disp, s), s.adaptive_tolerance, reference=reference)
+                _msd_check(disp, s, _basis_cache(a.displace)), s.adaptive_tolerance,
+                reference=reference)
         else:
             fs = compute_forces(sc, listed[:disp["n_snapshots"]], loaded.calculator,
                                 reference=reference)
@@ -211,7 +220,7 @@ def forces(a: argparse.Namespace) -> int:
                      {"forceset": a.forceset})
 
 
-def _msd_check(disp: dict, s):
+def _msd_check(disp: dict, s, basis_cache: Path | None = None):
     """The adaptive-snapshot criterion: mobile-ion MSD (Å²) at ``s.temperature_K`` on a
     20 Å mesh from a symfc least-squares fc2 of the snapshots so far (None while the fit is
     not determined). Needs phonopy and symfc in the backend environment."""
@@ -222,8 +231,9 @@ def _msd_check(disp: dict, s):
     from .harmonic import mesh_numbers, phonopy_from_displace
     from .phonon_descriptors import mesh_msd
 
-    ph = phonopy_from_displace(disp)
-    basis = symfc_basis(formats.atoms_from_dict(disp["supercell"]), (2,), s.fc2_cutoff_A)
+    ph = phonopy_from_displace(disp, symmetry=False)  # no phonopy symmetry used (harmonic.py)
+    basis = symfc_basis(formats.atoms_from_dict(disp["supercell"]), (2,), s.fc2_cutoff_A,
+                        cache=basis_cache)
     n_free = free_parameters(basis)[2]  # the basis is built once for every batch's fit
     mobile = np.array(ph.primitive.symbols) == s.mobile_ion
     mesh = mesh_numbers(ph, 20.0)
@@ -244,9 +254,11 @@ def fit_ifc(a: argparse.Namespace) -> int:
         from .harmonic import phonopy_from_displace
 
         fs = formats.read_forceset(a.forceset)
-        ph = phonopy_from_displace(ctx.upstream["displace"])
+        # symfc and pheasy find the supercell's symmetry themselves
+        ph = phonopy_from_displace(ctx.upstream["displace"], symmetry=False)
         fit = fit_force_constants(ph, fs.displacements_A, fs.forces_eV_A, ctx.settings,
-                                  python=a.pheasy_python or None)
+                                  python=a.pheasy_python or None,
+                                  basis_cache=_basis_cache(a.displace))
         formats.write_fc2(ctx.outputs["fc2"], fit.fc2)
         if fit.fc3 is not None:
             formats.write_fc3(ctx.outputs["fc3"], fit.fc3)
@@ -267,7 +279,9 @@ def stability(a: argparse.Namespace) -> int:
         from .plots import plot_bands
         from .stability import assess_stability
 
-        ph = phonopy_from_displace(ctx.upstream["displace"], formats.read_fc2(a.fc2))
+        # bands, mesh and DOS here use no phonopy symmetry (meshes are full grids)
+        ph = phonopy_from_displace(ctx.upstream["displace"], formats.read_fc2(a.fc2),
+                                   symmetry=False)
         st, arrays = assess_stability(ph, ctx.settings)
         plot_bands(arrays, st, f"{ctx.mid}: phonon bands",
                    ctx.outputs["figures"] / "bands")
@@ -296,7 +310,7 @@ def stability_recheck(a: argparse.Namespace) -> int:
         first = ctx.upstream["stability"]
         sc = formats.atoms_from_dict(disp["supercell"])
         listed = np.asarray(disp["displacements_A"])[:disp["n_snapshots"]]
-        basis = symfc_basis(sc)
+        basis = symfc_basis(sc, cache=_basis_cache(a.displace))
         n_free = free_parameters(basis)[2]
         if independent_equations(listed) < n_free:
             return {"status": "failed", "reason": (
@@ -305,7 +319,7 @@ def stability_recheck(a: argparse.Namespace) -> int:
         loaded = _calculator(ctx, a.device)
         reference = _reference_needed(disp)
         fs = compute_forces(sc, listed, loaded.calculator, reference=reference)
-        ph = phonopy_from_displace(disp)
+        ph = phonopy_from_displace(disp, symmetry=False)
         ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A, basis=basis)
         st, _ = assess_stability(ph, s)
         first_stable = first.get("stable") if first["status"] in ("ok", "failed") else None
@@ -340,7 +354,7 @@ def phonon_descriptors(a: argparse.Namespace) -> int:
         from .plots import plot_coupling_pdos, plot_msd_modes
 
         s, disp = ctx.settings, ctx.upstream["displace"]
-        ph = phonopy_from_displace(disp, formats.read_fc2(a.fc2))
+        ph = phonopy_from_displace(disp, formats.read_fc2(a.fc2), symmetry=False)
         scalars, arrays = describe(ph, s)
         formats.write_arrays(ctx.outputs["arrays"], arrays)
         t_hi = max(s.temperatures_K)

@@ -95,17 +95,19 @@ def fit_method(s: FitIfcSettings, displacements_A: np.ndarray, n_free: int) -> s
 def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
                         s: FitIfcSettings = FitIfcSettings(), python: str | None = None,
                         cv_folds: int = 5, workdir: str | Path | None = None,
-                        log=sys.stdout) -> FitResult:
+                        log=sys.stdout, basis_cache: Path | None = None) -> FitResult:
     """fc2 (and fc3 with ``s.fc3``) on the supercell of ``ph`` (phonopy object whose
     supercell matrix is diagonal) from displacements (Å) and forces (eV/Å) with residual
     forces already subtracted; shapes (n_snapshots, N, 3). The method follows
     :func:`fit_method`: pheasy's LASSO (seed 000 eq. 3) or symfc least squares.
-    ``python``: interpreter that runs pheasy (default this one, through the shim)."""
+    ``python``: interpreter that runs pheasy (default this one, through the shim);
+    ``basis_cache``: the symfc basis file of the ``displace`` stage (:func:`symfc_basis`)."""
     from .displace import free_parameters, symfc_basis
     from .harmonic import to_ase
 
     t0 = time.perf_counter()
-    sym = symfc_basis(to_ase(ph.supercell), (2,), s.fc2_cutoff_A, s.symprec)  # fit reuses it
+    sym = symfc_basis(to_ase(ph.supercell), (2,), s.fc2_cutoff_A, s.symprec,  # fit reuses it
+                      basis_cache)
     n_free = free_parameters(sym)[2]
     method = fit_method(s, displacements_A, n_free)
     if method == "least_squares":

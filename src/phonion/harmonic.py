@@ -48,9 +48,13 @@ class SupercellChoice:
         return np.diag(self.dim) @ self.unit_matrix
 
 
-def phonopy_for(primitive: Atoms, choice: SupercellChoice, fc2: np.ndarray | None = None):
+def phonopy_for(primitive: Atoms, choice: SupercellChoice, fc2: np.ndarray | None = None,
+                symmetry: bool = True):
     """Phonopy object whose unit cell is M·primitive, supercell diag(dim), primitive back;
-    with force constants ``fc2`` (eV/Å², full supercell form) when given."""
+    with force constants ``fc2`` (eV/Å², full supercell form) when given. ``symmetry=False``
+    skips phonopy's symmetry search (≈ 0.3 s on a 128-atom supercell: the atomic
+    permutations of every space-group operation) for the stages that use no phonopy
+    symmetry: random displacements do not, and symfc and pheasy find their own."""
     from phonopy import Phonopy
 
     unit = to_phonopy(primitive)
@@ -62,20 +66,21 @@ def phonopy_for(primitive: Atoms, choice: SupercellChoice, fc2: np.ndarray | Non
         # the transpose of this module's row convention (lattice_new = M @ lattice_old)
         unit = get_supercell(unit, M.T)
     ph = Phonopy(unit, supercell_matrix=np.diag(choice.dim),
-                 primitive_matrix=np.linalg.inv(M).T, log_level=0)
+                 primitive_matrix=np.linalg.inv(M).T, log_level=0, is_symmetry=symmetry)
     if fc2 is not None:
         ph.force_constants = fc2
     return ph
 
 
-def phonopy_from_displace(displace_result: dict, fc2: np.ndarray | None = None):
+def phonopy_from_displace(displace_result: dict, fc2: np.ndarray | None = None,
+                          symmetry: bool = True):
     """The Phonopy object of a ``displace`` stage result (its primitive cell and supercell
-    choice), with force constants ``fc2`` when given."""
+    choice), with force constants ``fc2`` when given (``symmetry``: :func:`phonopy_for`)."""
     from .formats import atoms_from_dict
 
     choice = SupercellChoice(np.array(displace_result["unit_matrix"]),
                              np.array(displace_result["dim"]))
-    return phonopy_for(atoms_from_dict(displace_result["primitive"]), choice, fc2)
+    return phonopy_for(atoms_from_dict(displace_result["primitive"]), choice, fc2, symmetry)
 
 
 @dataclass
