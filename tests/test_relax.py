@@ -7,8 +7,9 @@ import pytest
 from ase.build import bulk
 
 from phonion.potentials import RigidIonPotential
-from phonion.relax import relax, verdict
+from phonion.relax import relax, symmetry_verdict, verdict
 from phonion.settings import RelaxSettings
+from phonion.symmetry import symmetry_operations
 
 
 def _energy_minimum_lattice() -> float:
@@ -126,3 +127,31 @@ def test_preconditioned_optimizers_meet_the_cell_filters_stress_threshold(optimi
     assert res.converged
     assert res.n_steps > 0
     assert res.stress_row_max_eV_A3 < np.sqrt(3) * res.stress_threshold_eV_A3
+
+
+def test_fewer_operations_are_a_loss_even_when_the_old_ones_nearly_hold():
+    """A real case where spglib and the per-operation check disagree near the tolerance:
+    SevenNet-MF-0 moves tetragonal Na3PS4's atoms 0.005 Å off its 4-fold positions; spglib
+    at 0.01 Å finds P2_12_12 (4 operations), every P-42_1c operation still maps the atoms
+    within 0.01 Å. That is a loss of symmetry, not a supergroup; a true supergroup (the
+    perfect cell against its own distorted input) still is one."""
+    import json
+
+    from phonion.formats import atoms_from_dict
+    from phonion.symmetry import is_supergroup, keeps_operations, spacegroup
+
+    from conftest import ROOT
+
+    data = json.loads((ROOT / "tests/data/Na3PS4-tetragonal-relaxed-7net-mf-0.json").read_text())
+    initial, final = atoms_from_dict(data["initial"]), atoms_from_dict(data["structure"])
+    ops0 = symmetry_operations(initial, 0.01)
+    assert spacegroup(initial, 0.01)[1] == 114 and spacegroup(final, 0.01)[1] == 18
+    assert keeps_operations(final, ops0, 0.01)  # the check alone would call it a supergroup
+    assert not is_supergroup(final, ops0, 0.01)
+    assert symmetry_verdict(spacegroup(initial, 0.01), spacegroup(final, 0.01),
+                            is_supergroup(final, ops0, 0.01))[0] == "failed"
+
+    perfect = bulk("NaCl", "rocksalt", a=5.64)
+    pushed = perfect.copy()
+    pushed.positions[0] += 0.05
+    assert is_supergroup(perfect, symmetry_operations(pushed, 0.01), 0.01)

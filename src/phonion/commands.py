@@ -111,7 +111,7 @@ def dft_relax(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from .dft.relax import run_relax
         from .relax import symmetry_verdict
-        from .symmetry import keeps_operations, spacegroup, symmetry_operations
+        from .symmetry import is_supergroup, spacegroup, symmetry_operations
 
         s = ctx.settings
         atoms = formats.atoms_from_dict(ctx.upstream["intake"]["structure"])
@@ -119,7 +119,7 @@ def dft_relax(a: argparse.Namespace) -> int:
         relaxed, record = run_relax(engine, protocol, atoms, a.workdir, kwargs, log=ctx.log,
                                     run_protocol=run_protocol)
         sg0, sg1 = spacegroup(atoms, s.symprec), spacegroup(relaxed, s.symprec)
-        superg = sg1[1] != sg0[1] and keeps_operations(
+        superg = sg1[1] != sg0[1] and is_supergroup(
             relaxed, symmetry_operations(atoms, s.symprec), s.symprec)
         status, reason = symmetry_verdict(sg0, sg1, superg, s.on_symmetry_change)
         if status == "ok":

@@ -25,7 +25,7 @@ from ase.optimize import BFGS, FIRE, LBFGS
 
 from .errors import ConfigError
 from .settings import RelaxSettings
-from .symmetry import keeps_operations, spacegroup, symmetry_operations
+from .symmetry import is_supergroup, spacegroup, symmetry_operations
 
 OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS, "LBFGS": LBFGS, "PreconLBFGS": None,
               "PreconFIRE": None}
@@ -177,7 +177,7 @@ def relax(atoms: Atoms, calculator: Calculator, s: RelaxSettings = RelaxSettings
         volume_final_A3=float(final.get_volume()),
         spacegroup_initial=sg0,
         spacegroup_final=sg1,
-        supergroup=sg1[1] != sg0[1] and keeps_operations(final, ops0, s.symprec),
+        supergroup=sg1[1] != sg0[1] and is_supergroup(final, ops0, s.symprec),
         n_steps_before=steps_before,
         stages=stages,
     )

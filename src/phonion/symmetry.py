@@ -82,6 +82,18 @@ def keeps_operations(atoms: Atoms, operations: tuple[np.ndarray, np.ndarray],
     return True
 
 
+def is_supergroup(final: Atoms, operations: tuple[np.ndarray, np.ndarray],
+                  symprec: float = 1e-3) -> bool:
+    """Whether the space group of ``final`` (spglib at ``symprec``, Å) is a proper supergroup
+    of the group whose ``operations`` (fractional, same cell basis) it started with: it has
+    more operations *and* keeps every initial one. Both are needed: spglib's search and the
+    per-operation check disagree near the tolerance (tetragonal Na3PS4 relaxed with
+    SevenNet-MF-0: P-42_1c -> P2_12_12 with spglib at 0.01 Å, yet every P-42_1c operation
+    maps the atoms within 0.005 Å), and a group with fewer operations is a loss."""
+    return (len(symmetry_operations(final, symprec)[0]) > len(operations[0])
+            and keeps_operations(final, operations, symprec))
+
+
 def symmetrize(atoms: Atoms, symprec: float = 1e-3) -> tuple[Atoms, float]:
     """A copy of ``atoms`` with cell and positions made exactly symmetric for the space group
     found at ``symprec`` (Å), orientation kept (ASE ``refine_symmetry``, built on spglib),
