@@ -134,7 +134,7 @@ def _converged_msd(ph, tolerance: float = 0.001) -> float:
 
 def reference_msd(displace: dict, calc) -> tuple[float, int]:
     """phonopy finite displacements (0.01 Å, ±) with the same model, converged mesh."""
-    ph = phonopy_from_displace(displace)
+    ph = phonopy_from_displace(displace, symmetry=True)  # phonopy's symmetry-reduced set
     ph.generate_displacements(distance=0.01, is_plusminus=True)
     sc = to_ase(ph.supercell)
     forces = []

@@ -147,14 +147,13 @@ def dft_relax(a: argparse.Namespace) -> int:
 
 def displace(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
-        from .displace import BASIS_FILE
         from .displace import displace as run_displace
         from .symmetry import forces_vanish_by_symmetry, symmetrize
 
         relaxed = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
         # exact symmetry for the symmetry-adapted fits (the relaxation leaves ~1e-7 Å)
         prim, shift = symmetrize(relaxed, ctx.settings.symprec)
-        d = run_displace(prim, ctx.settings, Path(a.out).parent / BASIS_FILE)
+        d = run_displace(prim, ctx.settings, _basis_cache(a.out))
         ctx.log(f"symmetrized the relaxed cell (largest shift {shift:.1e} Å); supercell "
                 f"{d.choice.supercell_matrix.tolist()} ({len(d.supercell)} atoms), "
                 f"{len(d.displacements_A)} snapshots of {d.amplitude_A} Å for {d.n_free} free "
@@ -231,7 +230,7 @@ def _msd_check(disp: dict, s, basis_cache: Path | None = None):
     from .harmonic import mesh_numbers, phonopy_from_displace
     from .phonon_descriptors import mesh_msd
 
-    ph = phonopy_from_displace(disp, symmetry=False)  # no phonopy symmetry used (harmonic.py)
+    ph = phonopy_from_displace(disp)
     basis = symfc_basis(formats.atoms_from_dict(disp["supercell"]), (2,), s.fc2_cutoff_A,
                         cache=basis_cache)
     n_free = free_parameters(basis)[2]  # the basis is built once for every batch's fit
@@ -254,8 +253,7 @@ def fit_ifc(a: argparse.Namespace) -> int:
         from .harmonic import phonopy_from_displace
 
         fs = formats.read_forceset(a.forceset)
-        # symfc and pheasy find the supercell's symmetry themselves
-        ph = phonopy_from_displace(ctx.upstream["displace"], symmetry=False)
+        ph = phonopy_from_displace(ctx.upstream["displace"])
         fit = fit_force_constants(ph, fs.displacements_A, fs.forces_eV_A, ctx.settings,
                                   python=a.pheasy_python or None,
                                   basis_cache=_basis_cache(a.displace))
@@ -279,9 +277,7 @@ def stability(a: argparse.Namespace) -> int:
         from .plots import plot_bands
         from .stability import assess_stability
 
-        # bands, mesh and DOS here use no phonopy symmetry (meshes are full grids)
-        ph = phonopy_from_displace(ctx.upstream["displace"], formats.read_fc2(a.fc2),
-                                   symmetry=False)
+        ph = phonopy_from_displace(ctx.upstream["displace"], formats.read_fc2(a.fc2))
         st, arrays = assess_stability(ph, ctx.settings)
         plot_bands(arrays, st, f"{ctx.mid}: phonon bands",
                    ctx.outputs["figures"] / "bands")
@@ -319,7 +315,7 @@ def stability_recheck(a: argparse.Namespace) -> int:
         loaded = _calculator(ctx, a.device)
         reference = _reference_needed(disp)
         fs = compute_forces(sc, listed, loaded.calculator, reference=reference)
-        ph = phonopy_from_displace(disp, symmetry=False)
+        ph = phonopy_from_displace(disp)
         ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A, basis=basis)
         st, _ = assess_stability(ph, s)
         first_stable = first.get("stable") if first["status"] in ("ok", "failed") else None
@@ -354,7 +350,7 @@ def phonon_descriptors(a: argparse.Namespace) -> int:
         from .plots import plot_coupling_pdos, plot_msd_modes
 
         s, disp = ctx.settings, ctx.upstream["displace"]
-        ph = phonopy_from_displace(disp, formats.read_fc2(a.fc2), symmetry=False)
+        ph = phonopy_from_displace(disp, formats.read_fc2(a.fc2))
         scalars, arrays = describe(ph, s)
         formats.write_arrays(ctx.outputs["arrays"], arrays)
         t_hi = max(s.temperatures_K)

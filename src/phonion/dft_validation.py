@@ -125,7 +125,7 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
     phs, verdicts, paths = {}, {}, {}
     st_settings = StabilitySettings(s.tolerance_THz, s.mesh_length_A, s.band_points)
     for name, fs in (("mlp", mlp), ("dft", dft)):
-        ph = phonopy_from_displace(disp, symmetry=False)
+        ph = phonopy_from_displace(disp)
         ph.force_constants = fit_symfc(ph, u, fs.forces_eV_A, s.fc2_cutoff_A, basis=basis)
         phs[name] = ph
         verdicts[name], paths[name] = assess_stability(ph, st_settings)

@@ -73,9 +73,11 @@ def phonopy_for(primitive: Atoms, choice: SupercellChoice, fc2: np.ndarray | Non
 
 
 def phonopy_from_displace(displace_result: dict, fc2: np.ndarray | None = None,
-                          symmetry: bool = True):
+                          symmetry: bool = False):
     """The Phonopy object of a ``displace`` stage result (its primitive cell and supercell
-    choice), with force constants ``fc2`` when given (``symmetry``: :func:`phonopy_for`)."""
+    choice), with force constants ``fc2`` when given. Without phonopy's symmetry search by
+    default: the stages that build it (fits, full-grid meshes, seekpath band paths) use
+    none; ``symmetry=True`` for phonopy's own finite displacements (:func:`phonopy_for`)."""
     from .formats import atoms_from_dict
 
     choice = SupercellChoice(np.array(displace_result["unit_matrix"]),
