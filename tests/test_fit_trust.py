@@ -24,8 +24,9 @@ from phonion.settings import DisplaceSettings, IntakeSettings
 from conftest import STRUCTURES, SpringNetwork, forces_of
 
 
-def _cell(name: str):
-    return triage(read_structure(STRUCTURES / f"{name}.cif"), IntakeSettings(max_atoms=64))
+def _cell(name: str, ion: str = "Na"):
+    return triage(read_structure(STRUCTURES / f"{name}.cif"),
+                  IntakeSettings(max_atoms=64, mobile_ion=ion))
 
 
 def test_a_rebuilt_supercell_keeps_the_atom_order_whatever_the_last_bit():
@@ -52,3 +53,86 @@ def test_a_rebuilt_supercell_keeps_the_atom_order_whatever_the_last_bit():
     shuffled = supercells[0][np.roll(np.arange(len(supercells[0])), 1)]
     with pytest.raises(PhonionError, match="another order"):
         check_same_supercell(shuffled, supercells[0])
+
+
+def test_one_pattern_of_alpha_li3n_is_a_singular_design_and_is_never_solved():
+    """α-Li3N (P6/mmm, 108-atom supercell): one ± pattern gives 324 force equations for 127
+    free fc2 parameters, yet XᵀX is singular (rank 125: at high-symmetry q a pattern sees one
+    column of each block). symfc's own solve returns numbers that are no solution; phonion
+    counts two patterns for it and refuses to solve the one-pattern design."""
+    from phonion.fit_ifc import fit_symfc
+    from phonion.lsq import relative_force_error
+
+    prim = _cell("Li3N-alpha", "Li")
+    d = displace(prim, DisplaceSettings())
+    assert 3 * len(d.supercell) > 2 * d.n_free[2]  # "2x overdetermined"
+    assert d.n_patterns_counted == 1 and d.n_patterns == 2
+    assert d.design_conditioning >= DisplaceSettings().min_design_conditioning
+    basis = symfc_basis(d.supercell)
+    assert conditioning(normal_equations(basis, d.displacements_A[:1])[0]) == 0.0
+
+    springs = SpringNetwork(d.supercell, mobile="Li")
+    forces = forces_of(springs.calculator, d.supercell, d.displacements_A)
+    ph = phonopy_for(prim, d.choice, symmetry=False)
+    basis.displacements, basis.forces = d.displacements_A[:2], forces[:2]
+    basis.solve(orders=[2], is_compact_fc=False)  # symfc's unchecked Cholesky
+    unchecked = np.asarray(basis.force_constants[2])
+    assert relative_force_error(unchecked, d.displacements_A[:2], forces[:2]) > 0.3
+    with pytest.raises(DesignError, match="singular"):
+        fit_symfc(ph, d.displacements_A[:2], forces[:2], basis=basis)
+    fc2 = fit_symfc(ph, d.displacements_A, forces, basis=basis)
+    assert relative_force_error(fc2, d.displacements_A, forces) < 0.02  # springs: harmonic
+
+
+def _rigid_ion_fit(prim, min_atoms=54):
+    """phonion's route (displace, forces, checked least squares) with the rigid-ion model."""
+    from phonion.fit_ifc import fit_symfc
+    from phonion.potentials import RigidIonPotential
+
+    d = displace(prim, DisplaceSettings(min_atoms=min_atoms))
+    calc = RigidIonPotential()
+    f0 = forces_of(calc, d.supercell, [np.zeros((len(d.supercell), 3))])[0]
+    forces = forces_of(calc, d.supercell, d.displacements_A) - f0
+    ph = phonopy_for(prim, d.choice, symmetry=False)
+    ph.force_constants = fit_symfc(ph, d.displacements_A, forces)
+    return ph, calc
+
+
+def test_second_look_confirms_an_instability_and_exposes_an_artefact():
+    """CsCl-type NaCl is a saddle of the rigid-ion model: the fitted fc2 is unstable and the
+    model's own forces along the softest commensurate mode confirm it. The same cell with
+    force constants that are wrong (the pair terms' sign flipped, the sum rule kept) is
+    unstable too, but the model contradicts the mode: an artefact, never "dynamically
+    unstable". Rock salt is stable and needs no model evaluation."""
+    from ase.build import bulk
+
+    from phonion.settings import StabilitySettings
+    from phonion.stability import assess_stability
+
+    s = StabilitySettings(mesh_length_A=20.0)
+    ph, calc = _rigid_ion_fit(bulk("NaCl", "cesiumchloride", a=3.45))
+    st, _ = assess_stability(ph, s, calc)
+    assert st["verdict"] == "unstable" and st["stable"] is False
+    look = st["second_look"]
+    assert look["confirmed"] and not look["contradicted"] and look["n_force_evaluations"] >= 2
+    mode = look["checked"][0]
+    assert mode["direct_THz"] == pytest.approx(mode["fitted_THz"], abs=0.1)
+    assert mode["fitted_along_pattern_THz"] == pytest.approx(mode["fitted_THz"], abs=1e-6)
+    assert "confirmed by finite displacement" in st["reason"]
+
+    fc2 = np.array(ph.force_constants)
+    n = len(fc2)
+    off = ~np.eye(n, dtype=bool)
+    fc2[off] *= -1.0
+    fc2[np.arange(n), np.arange(n)] = 0.0
+    fc2[np.arange(n), np.arange(n)] = -fc2.sum(axis=1)  # acoustic sum rule kept
+    ph.force_constants = fc2
+    bad, _ = assess_stability(ph, s, calc)
+    assert bad["verdict"] == "fit_artefact" and bad["stable"] is None
+    assert bad["second_look"]["contradicted"]
+    assert bad["reason"].startswith("fit artefact") and "dynamically unstable" not in bad[
+        "reason"]
+
+    ok_ph, _ = _rigid_ion_fit(bulk("NaCl", "rocksalt", a=5.8))
+    ok, _ = assess_stability(ok_ph, s, lambda: pytest.fail("a stable fit needs no model"))
+    assert ok["verdict"] == "stable" and "second_look" not in ok

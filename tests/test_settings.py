@@ -38,10 +38,11 @@ def test_settings_defaults_equal_the_schema_defaults(stage):
 def test_each_stage_reads_only_its_own_keys():
     base = _config()
     edits = {  # config edit → the stages whose settings it changes
-        ("phonons", "temperatures_K"): {"phonon_descriptors", "dft_validation"},
+        ("phonons", "temperatures_K"): {"phonon_descriptors", "dft_validation", "fd_check"},
         ("phonons", "amplitude_A"): {"displace"},
         ("phonons", "stability_tolerance_THz"): {"stability", "stability_recheck",
-                                                  "dft_validation"},
+                                                  "dft_validation", "fd_check"},
+        ("phonons", "min_design_conditioning"): {"displace", "fit_ifc"},
         ("stability_recheck", "model"): {"stability_recheck"},
         ("phonons", "alpha_min_log10"): {"fit_ifc"},
         ("diffusion", "window"): {"diffusion", "aimd_validation"},
@@ -50,7 +51,9 @@ def test_each_stage_reads_only_its_own_keys():
         ("relax", "fmax_eV_A"): {"relax"},
         ("relax", "symprec"): {"relax", "dft_relax", "structure_descriptors"},
         ("relax", "engine"): {"dft_relax"},  # the MLP relax never reads it: no rerun
-        ("calculator", "model"): {"relax", "forces", "md", "elastic"},
+        # stability: the model takes the second look at an unstable verdict
+        ("calculator", "model"): {"relax", "forces", "md", "elastic", "stability",
+                                  "fd_check"},
         ("calculator", "device"): set(),  # an execution detail
         ("dynamics", "r_max_A"): {"dynamics"},
     }
@@ -260,10 +263,13 @@ def test_pyproject_extras_hold_what_the_commands_import():
 
 
 def test_backend_commands_import_nothing_heavy():
-    """relax, forces and md run in MLP environments that need not have pymatgen, seekpath,
-    pandas or scikit-learn; only forces (adaptive snapshots) fits with phonopy and symfc."""
-    for command in ("relax", "forces", "md"):
-        allowed = {"phonopy", "symfc"} if command == "forces" else set()
+    """relax, forces, md, stability and fd_check run in MLP environments that need not have
+    pymatgen, pandas or scikit-learn; only forces (adaptive snapshots) fits with phonopy and
+    symfc, and the stability screen and fd_check use phonopy, seekpath and matplotlib."""
+    screen = {"phonopy", "symfc", "seekpath", "matplotlib"}
+    for command in ("relax", "forces", "md", "stability", "fd_check"):
+        allowed = ({"phonopy", "symfc"} if command == "forces"
+                   else screen if command in ("stability", "fd_check") else set())
         heavy = command_imports(command) & ({"phonopy", "pymatgen", "matplotlib", "symfc",
                                              "seekpath", "pandas", "sklearn"} - allowed)
         assert not heavy, (command, heavy)

@@ -228,6 +228,7 @@ def _msd_check(disp: dict, s, basis_cache: Path | None = None):
     from .displace import free_parameters, symfc_basis
     from .fit_ifc import fit_symfc, independent_equations
     from .harmonic import mesh_numbers, phonopy_from_displace
+    from .lsq import DesignError
     from .phonon_descriptors import mesh_msd
 
     ph = phonopy_from_displace(disp)
@@ -240,8 +241,11 @@ def _msd_check(disp: dict, s, basis_cache: Path | None = None):
     def check(displacements, forces):
         if independent_equations(displacements) < n_free:
             return None
-        ph.force_constants = fit_symfc(ph, displacements, forces, s.fc2_cutoff_A,
-                                       basis=basis)
+        try:
+            ph.force_constants = fit_symfc(ph, displacements, forces, s.fc2_cutoff_A,
+                                           basis=basis)
+        except DesignError:  # not determined yet: the next batch may be
+            return None
         return float(mesh_msd(ph, mesh, [s.temperature_K])[0][mobile].mean())
 
     return check
@@ -278,7 +282,9 @@ def stability(a: argparse.Namespace) -> int:
         from .stability import assess_stability
 
         ph = phonopy_from_displace(ctx.upstream["displace"], formats.read_fc2(a.fc2))
-        st, arrays = assess_stability(ph, ctx.settings)
+        # the model is loaded only for the second look at an unstable verdict
+        st, arrays = assess_stability(ph, ctx.settings,
+                                      lambda: _calculator(ctx, a.device).calculator)
         plot_bands(arrays, st, f"{ctx.mid}: phonon bands",
                    ctx.outputs["figures"] / "bands")
         ctx.log(f"{'stable' if st['stable'] else st['reason']} (lowest "
@@ -341,6 +347,32 @@ def stability_recheck(a: argparse.Namespace) -> int:
     return run_stage("stability_recheck", body, a.out,
                      {"displace": a.displace, "stability": a.stability}, _settings(a),
                      gate="any")
+
+
+def fd_check(a: argparse.Namespace) -> int:
+    """phonopy finite displacements with the same model on the same supercell against the
+    fitted fc2 (:mod:`phonion.fd_check`); ``failed`` when they disagree."""
+
+    def body(ctx: Context) -> dict:
+        from .fd_check import compare, finite_displacement_phonopy, summary_line
+        from .harmonic import phonopy_from_displace
+
+        s, disp = ctx.settings, ctx.upstream["displace"]
+        loaded = _calculator(ctx, "cpu")
+        ctx.log(f"finite displacements of {s.amplitude_A} Å with {ctx.model['backend']} "
+                f"'{ctx.model['name']}'")
+        fd, n_fd = finite_displacement_phonopy(disp, loaded.calculator, s.amplitude_A)
+        formats.write_fc2(ctx.outputs["fc2"], fd.force_constants)
+        c = compare(phonopy_from_displace(disp, formats.read_fc2(a.fc2)), fd, s)
+        line = summary_line(c)
+        ctx.log(line)
+        return {**c, "fd_force_evaluations": n_fd,
+                "status": "ok" if c["agree"] else "failed",
+                "reason": "" if c["agree"] else f"finite displacements disagree: {line}"}
+
+    return run_stage("fd_check", body, a.out,
+                     {"displace": a.displace, "fit_ifc": a.fit_ifc}, _settings(a),
+                     {"fc2": a.fd_fc2})
 
 
 def phonon_descriptors(a: argparse.Namespace) -> int:
@@ -870,10 +902,12 @@ COMMANDS = {
     "fit_ifc": (fit_ifc, "force constants with pheasy",
                 ["--displace", "--forces", "--forceset", "--fc2"],
                 {"--fc3": "", "--pheasy-python": ""}),
-    "stability": (stability, "dynamic stability screen",
-                  ["--displace", "--fit-ifc", "--fc2", "--figures"], {}),
+    "stability": (stability, "dynamic stability screen (the MLP checks an unstable verdict)",
+                  ["--displace", "--fit-ifc", "--fc2", "--figures"], {"--device": "cpu"}),
     "stability_recheck": (stability_recheck, "stability screen again with a second MLP",
                           ["--displace", "--stability"], {"--device": "cpu"}),
+    "fd_check": (fd_check, "phonopy finite displacements with the same model, against the fit",
+                 ["--displace", "--fit-ifc", "--fc2", "--fd-fc2"], {}),
     "phonon_descriptors": (phonon_descriptors, "harmonic phonon descriptors and figures",
                            ["--displace", "--stability", "--fc2", "--arrays", "--figures"], {}),
     "md": (md, "NVT MD with the MLP (resumable)",

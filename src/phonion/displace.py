@@ -198,6 +198,8 @@ class Displacements:
     seed: int
     plus_minus: bool = False
     n_patterns: int = 0  # patterns to evaluate; more are listed for adaptive forces
+    design_conditioning: float | None = None  # λmin/λmax of the fc2 normal matrix
+    n_patterns_counted: int = 0  # from the parameter count, before the conditioning check
 
     def summary(self) -> dict:
         per = 2 if self.plus_minus else 1
@@ -208,15 +210,61 @@ class Displacements:
             "n_atoms_supercell": len(self.supercell),
             "supercell_min_length_A": inscribed_diameter_A(self.supercell.cell.array),
             "n_patterns": self.n_patterns,
+            "n_patterns_from_parameter_count": self.n_patterns_counted,
             "n_snapshots": per * self.n_patterns,
             "n_snapshots_listed": len(self.displacements_A),
             "plus_minus": self.plus_minus,
             "n_free_parameters": {f"fc{k}": v for k, v in self.n_free.items()},
             "patterns_determined": round(sum(self.n_free.values())
                                          / (3 * len(self.supercell)), 3),
+            "design_conditioning": self.design_conditioning,
             "amplitude_A": self.amplitude_A,
             "seed": self.seed,
         }
+
+
+def _random_patterns(ph, count: int, s: DisplaceSettings, seed: int) -> np.ndarray:
+    """``count`` phonopy random patterns of ``s.amplitude_A`` (Å) for ``seed``, with their
+    inverses next to them when ``s.plus_minus``: (count × (2 or 1), N, 3)."""
+    ph.generate_displacements(distance=s.amplitude_A, number_of_snapshots=count,
+                              random_seed=seed, is_plusminus=s.plus_minus)
+    disp = np.asarray(ph.dataset["displacements"], dtype=float)
+    if s.plus_minus:  # phonopy lists u_1 .. u_n, -u_1 .. -u_n: pair them up
+        disp = np.stack([disp[:count], disp[count:]], axis=1).reshape(-1, *disp.shape[1:])
+    return disp
+
+
+def _conditioned(basis, ph, disp: np.ndarray, n: int, s: DisplaceSettings
+                 ) -> tuple[np.ndarray, int, float]:
+    """The patterns, their number and the conditioning λmin/λmax of the fc2 normal matrix
+    once it reaches ``s.min_design_conditioning``: patterns are added (a tenth more at a
+    time; listed ones first, then new ones from seeds ``seed + 1, seed + 2, …``) until it
+    does. The matrix depends on the displacements only (:mod:`phonion.lsq`), so this
+    costs no force evaluation; one ± pair counts once."""
+    from .lsq import DesignError, conditioning, normal_equations
+
+    per = 2 if s.plus_minus else 1
+    xtx = normal_equations(basis, disp[:per * n:per])[0]
+    ratio = conditioning(xtx)
+    cap = 3 * n + 6
+    extra_seed = s.seed
+    while ratio < s.min_design_conditioning and n < cap:
+        step = max(1, n // 10)
+        have = len(disp) // per
+        if have < n + step:
+            extra_seed += 1
+            disp = np.concatenate([disp, _random_patterns(ph, n + step - have, s,
+                                                          extra_seed)])
+        xtx += normal_equations(basis, disp[per * n:per * (n + step):per])[0]
+        n += step
+        ratio = conditioning(xtx)
+    if ratio < s.min_design_conditioning:
+        raise DesignError(
+            f"{n} random displacement patterns do not determine fc2 (λmin/λmax of the "
+            f"least-squares normal matrix {ratio:.1e} < phonons.min_design_conditioning = "
+            f"{s.min_design_conditioning:g}); a larger supercell (phonons.min_atoms) or "
+            "phonons.fit_method: lasso may help")
+    return disp, n, ratio
 
 
 def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings(),
@@ -228,22 +276,24 @@ def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings(),
     000). With ``plus_minus`` each pattern u is followed by −u: in the fit of fc2 the
     even-order (cubic) anharmonic forces of the pair cancel, which at 0.03 Å otherwise bias
     the Na MSD by 2–3 % and need many snapshots to average out (docs/phonons.md). The number
-    of patterns follows from the free fc2 (and fc3) parameters (:func:`n_snapshots`); with
-    ``adaptive`` up to ``max_snapshots`` patterns are listed and the forces stage evaluates
-    them in batches until the MSD settles. ``basis_cache``: where the symfc basis that
-    counts the free parameters is kept for the fit (:func:`symfc_basis`).
+    of patterns follows from the free fc2 (and fc3) parameters (:func:`n_snapshots`) and is
+    then raised until the least-squares design of fc2 is well conditioned
+    (:func:`_conditioned`; the count of equations alone misses designs that are singular
+    however overdetermined, :mod:`phonion.lsq`). With ``adaptive`` up to ``max_snapshots``
+    patterns are listed and the forces stage evaluates them in batches until the MSD
+    settles. ``basis_cache``: where the symfc basis that counts the free parameters is kept
+    for the fit (:func:`symfc_basis`).
     """
     choice = choose_supercell(atoms, s)
     ph = phonopy_for(atoms, choice, symmetry=False)  # random patterns use no symmetry
     supercell = to_ase(ph.supercell)
-    n_free = free_parameters(symfc_basis(supercell, s.orders, s.fc2_cutoff_A, s.symprec,
-                                         basis_cache))
-    n = n_snapshots(n_free, len(supercell), s.safety_factor, s.min_snapshots)
+    basis = symfc_basis(supercell, s.orders, s.fc2_cutoff_A, s.symprec, basis_cache)
+    n_free = free_parameters(basis)
+    n = counted = n_snapshots(n_free, len(supercell), s.safety_factor, s.min_snapshots)
     listed = max(n, s.max_snapshots) if s.adaptive else n
-    ph.generate_displacements(distance=s.amplitude_A, number_of_snapshots=listed,
-                              random_seed=s.seed, is_plusminus=s.plus_minus)
-    disp = np.asarray(ph.dataset["displacements"], dtype=float)
-    if s.plus_minus:  # phonopy lists u_1 .. u_n, -u_1 .. -u_n: pair them up
-        disp = np.stack([disp[:listed], disp[listed:]], axis=1).reshape(-1, *disp.shape[1:])
+    disp = _random_patterns(ph, listed, s, s.seed)
+    ratio = None
+    if not s.fc3:  # fc2 + fc3 go to pheasy's joint fit, which regularises
+        disp, n, ratio = _conditioned(basis, ph, disp, n, s)
     return Displacements(choice, supercell, disp, n_free, s.amplitude_A, s.seed,
-                         s.plus_minus, n)
+                         s.plus_minus, n, ratio, counted)

@@ -111,28 +111,44 @@ def fit_force_constants(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray
     n_free = free_parameters(sym)[2]
     method = fit_method(s, displacements_A, n_free)
     if method == "least_squares":
-        if independent_equations(displacements_A) < n_free:
-            raise FitError(
-                f"least squares needs >= {n_free} independent force equations, the snapshots "
-                f"give {independent_equations(displacements_A)}: raise phonons.safety_factor "
-                "or use phonons.fit_method: lasso")
-        fc2 = fit_symfc(ph, displacements_A, forces_eV_A, s.fc2_cutoff_A, s.symprec, sym)
-        relative = force_rmse(fc2, displacements_A, forces_eV_A) / float(
-            np.sqrt(np.mean(np.asarray(forces_eV_A) ** 2)))
-        if relative > MAX_RELATIVE_FORCE_ERROR:  # a rank-deficient system: no fc2 in it
-            raise FitError(
-                f"the least-squares fc2 reproduces the forces to only {1 - relative:.0%} "
-                f"(relative error {relative:.2f}): the {len(displacements_A)} snapshots do not "
-                "determine fc2; raise phonons.safety_factor or phonons.min_snapshots")
+        from .lsq import DesignError
+        from .lsq import fit as lsq_fit
+
+        try:
+            result = lsq_fit(sym, displacements_A, forces_eV_A, s.min_design_conditioning,
+                             cv_folds)
+        except DesignError as exc:
+            raise FitError(f"{exc}; rerun displace with the current phonion (it counts "
+                           "patterns from the design) or use phonons.fit_method: lasso"
+                           ) from exc
+        _check_force_errors(result.relative_force_error, result.cv_relative_force_error,
+                            len(displacements_A))
         diag = {"method": "symfc least squares", "orders": [2], "n_free_parameters": n_free,
                 "fc2_cutoff_A": s.fc2_cutoff_A, "n_snapshots": len(displacements_A),
                 "independent_equations": independent_equations(displacements_A),
-                "rmse_eV_A": force_rmse(fc2, displacements_A, forces_eV_A),
-                "relative_force_error": relative,
-                "acoustic_sum_rule_residual_eV_A2": float(abs(fc2.sum(axis=1)).max()),
+                "rmse_eV_A": force_rmse(result.fc2, displacements_A, forces_eV_A),
+                **result.summary(),
+                "acoustic_sum_rule_residual_eV_A2": float(abs(result.fc2.sum(axis=1)).max()),
                 "wall_time_s": time.perf_counter() - t0}
-        return FitResult(fc2, None, diag)
+        return FitResult(result.fc2, None, diag)
     return _fit_pheasy(ph, displacements_A, forces_eV_A, s, python, cv_folds, workdir, log)
+
+
+def _check_force_errors(relative: float, cv_relative: float | None, n_snapshots: int
+                        ) -> None:
+    """:class:`FitError` when the fc2 leaves more than :data:`MAX_RELATIVE_FORCE_ERROR`
+    of the forces unexplained, on the fitted snapshots or on held-out patterns."""
+    if relative > MAX_RELATIVE_FORCE_ERROR:
+        raise FitError(
+            f"the fc2 reproduces the forces of its {n_snapshots} snapshots to only "
+            f"{1 - relative:.0%} (relative error {relative:.2f} > "
+            f"{MAX_RELATIVE_FORCE_ERROR}): no harmonic model of these forces")
+    if cv_relative is not None and cv_relative > MAX_RELATIVE_FORCE_ERROR:
+        raise FitError(
+            f"the fc2 predicts held-out displacement patterns to only {1 - cv_relative:.0%} "
+            f"(cross-validated relative error {cv_relative:.2f} > "
+            f"{MAX_RELATIVE_FORCE_ERROR}; {relative:.2f} on the fitted snapshots): the fit "
+            "follows the noise of its snapshots; raise phonons.safety_factor")
 
 
 def _fit_pheasy(ph, displacements_A, forces_eV_A, s: FitIfcSettings, python, cv_folds,
@@ -215,6 +231,9 @@ def _fit_pheasy(ph, displacements_A, forces_eV_A, s: FitIfcSettings, python, cv_
         "wall_time_s": time.perf_counter() - t0,
     }
     diag["rmse_check_eV_A"] = force_rmse(fc2, displacements_A, forces_eV_A)
+    relative = diag["rmse_check_eV_A"] / float(np.sqrt(np.mean(np.asarray(forces_eV_A) ** 2)))
+    diag["relative_force_error"] = relative  # pheasy's own is the fc2+fc3 one
+    _check_force_errors(relative, None, n)
     diag["acoustic_sum_rule_residual_eV_A2"] = float(abs(fc2.sum(axis=1)).max())
     if tmp is not None:
         tmp.cleanup()
@@ -233,21 +252,26 @@ def alpha_warning(diag: dict) -> str:
 
 
 def fit_symfc(ph, displacements_A: np.ndarray, forces_eV_A: np.ndarray,
-              cutoff_A: float | None = None, symprec: float = 1e-3, basis=None) -> np.ndarray:
-    """Symmetry-adapted least-squares fc2 (full supercell form, eV/Å²) with symfc on the
-    supercell of ``ph``, from displacements (Å) and forces (eV/Å), optionally with the pair
-    interactions limited to ``cutoff_A``. Needs at least as many force equations as free
-    parameters; the acoustic sum rule is part of symfc's basis. ``basis``: a
-    :func:`phonion.displace.symfc_basis` of the same supercell and settings, reused."""
+              cutoff_A: float | None = None, symprec: float = 1e-3, basis=None,
+              min_conditioning: float | None = None) -> np.ndarray:
+    """Symmetry-adapted least-squares fc2 (full supercell form, eV/Å²) in symfc's basis on
+    the supercell of ``ph``, from displacements (Å) and forces (eV/Å), optionally with the
+    pair interactions limited to ``cutoff_A``; the acoustic sum rule is part of the basis.
+    The solve is checked (:mod:`phonion.lsq`): a design whose normal matrix is singular or
+    below ``min_conditioning`` (default :data:`phonion.lsq.MIN_CONDITIONING`) raises
+    :class:`phonion.lsq.DesignError` instead of returning symfc's unchecked numbers.
+    ``basis``: a :func:`phonion.displace.symfc_basis` of the same supercell and settings."""
     from .displace import symfc_basis
     from .harmonic import to_ase
+    from .lsq import MIN_CONDITIONING, fc2_from_parameters, normal_equations, solve
 
     sym = basis if basis is not None else symfc_basis(to_ase(ph.supercell), (2,), cutoff_A,
                                                       symprec)
-    sym.displacements = np.asarray(displacements_A, dtype="double")
-    sym.forces = np.asarray(forces_eV_A, dtype="double")
-    sym.solve(orders=[2], is_compact_fc=False)
-    return np.asarray(sym.force_constants[2])
+    u = np.asarray(displacements_A, dtype="double")
+    xtx, xty = normal_equations(sym, u, forces_eV_A)
+    coefs, _ = solve(xtx, xty, MIN_CONDITIONING if min_conditioning is None
+                     else min_conditioning)
+    return fc2_from_parameters(sym, coefs, u.shape[1])
 
 
 def force_rmse(fc2: np.ndarray, displacements_A: np.ndarray, forces_eV_A: np.ndarray) -> float:

@@ -16,9 +16,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
+from scipy.constants import e as _E_C  # noqa: E402
+from scipy.constants import k as _KB_J_K  # noqa: E402
 
-from .arrhenius import KB_EV_K  # noqa: E402
 from .formats import atomic_path  # noqa: E402
+
+KB_EV_K = _KB_J_K / _E_C  # Boltzmann constant, eV/K (as phonion.arrhenius; not imported from
+# there, which would bring pymatgen into the MLP environments that draw the band figure)
 
 
 def _save(fig, base: str | Path) -> None:

@@ -164,7 +164,7 @@ class RelaxSettings(CalculatorSettings):
     optimizer: str = "LBFGS"
     cell_filter: str = "frechet"
     two_stage: bool = False
-    fix_symmetry: bool = False
+    fix_symmetry: bool = True
     on_symmetry_change: str = "fail"
     symprec: float = 0.01
 
@@ -187,6 +187,7 @@ class DisplaceSettings(Settings):
     max_snapshots: int = _from("phonons.adaptive_snapshots.max_patterns", 40)
     seed: int = 0
     symprec: float = 1e-3
+    min_design_conditioning: float = 1e-4
 
     @property
     def orders(self) -> tuple[int, ...]:
@@ -230,14 +231,16 @@ class FitIfcSettings(Settings):
     lasso_alphas: int = 50
     rotational_sum_rules: str = "BHH"
     symprec: float = 1e-3
+    min_design_conditioning: float = 1e-4
 
     def canonical(self) -> FitIfcSettings:
         return self if self.fc3 else dataclasses.replace(self, fc3_cutoff_A=4.5)
 
 
 @dataclass(frozen=True)
-class StabilitySettings(Settings):
-    """Dynamic-stability screen (config ``phonons``)."""
+class StabilitySettings(CalculatorSettings):
+    """Dynamic-stability screen (config ``phonons``); the MLP takes the second look at an
+    unstable verdict (:func:`phonion.stability.second_look`)."""
 
     SECTION: ClassVar[str] = "phonons"
     tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
@@ -258,6 +261,21 @@ class StabilityRecheckSettings(CalculatorSettings):
     tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
     mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
     band_points: int = _from("phonons.band_points", 51)
+
+
+@dataclass(frozen=True)
+class FdCheckSettings(CalculatorSettings):
+    """Phonopy finite displacements with the same model on the same supercell, against the
+    fit (config ``phonons.fd_check``; the screen and MSD settings of ``phonons``)."""
+
+    SECTION: ClassVar[str] = "phonons"
+    amplitude_A: float = _from("phonons.fd_check.amplitude_A", 0.01)
+    msd_tolerance_relative: float = _from("phonons.fd_check.msd_tolerance", 0.02)
+    mobile_ion: str = _from("mobile_ion", "Na")
+    temperatures_K: tuple[float, ...] = (300.0, 800.0)
+    tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
+    mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
+    band_points: int = 51
 
 
 @dataclass(frozen=True)
@@ -561,6 +579,7 @@ SETTINGS: dict[str, type[Settings]] = {
     "fit_ifc": FitIfcSettings,
     "stability": StabilitySettings,
     "stability_recheck": StabilityRecheckSettings,
+    "fd_check": FdCheckSettings,
     "phonon_descriptors": PhononDescriptorsSettings,
     "md": MDSettings,
     "diffusion": DiffusionSettings,

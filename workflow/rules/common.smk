@@ -4,6 +4,7 @@
 
 import collections
 import functools
+import hashlib
 import json
 import os
 import re
@@ -62,6 +63,9 @@ STAGES = {
         },
         None,
     ),
+    # fd_check reads the fit only; listed before stability, a disagreement is what
+    # status.tsv says about the material
+    "fd_check": Stage(False, {"fc2": "fd_fc2.hdf5"}, None),
     "stability": Stage(False, {}, "Phonons"),
     "stability_recheck": Stage(False, {}, None),
     "phonon_descriptors": Stage(False, {"arrays": "modes.h5"}, "Phonons"),
@@ -73,6 +77,14 @@ STAGES = {
     "dft_validation": Stage(False, {"arrays": "validation.h5"}, "Validation"),
     "aimd": Stage(True, {"trajectory": "trajectory.h5"}, None),
     "aimd_validation": Stage(True, {"arrays": "aimd_validation.h5"}, "Validation"),
+}
+#: materials whose fit is checked by phonopy finite displacements (phonons.fd_check): the
+#: listed ones and a share picked by a hash of the id, the same on every run
+_FD = config["phonons"]["fd_check"]
+FD_MATERIALS = set(_FD["materials"]) | {
+    m
+    for m in MATERIALS
+    if int(hashlib.sha256(m.encode()).hexdigest()[:8], 16) / 16**8 < _FD["fraction"]
 }
 #: materials validated against DFT (config dft.validate): only they get the DFT stages.
 DFT_MATERIALS = set(config["dft"]["validate"])
@@ -112,6 +124,8 @@ def active_stages():
         off.add("stability_recheck")
     if not config["elastic"]["enabled"]:
         off.add("elastic")
+    if not FD_MATERIALS:
+        off.add("fd_check")
     if not DFT_MATERIALS:
         off |= DFT_STAGES
     if not AIMD_MATERIALS:
@@ -154,6 +168,8 @@ def material_stages(mid):
     rows = []
     for stage in active_stages():
         if stage in DFT_STAGES and mid not in DFT_MATERIALS:
+            continue
+        if stage == "fd_check" and mid not in FD_MATERIALS:
             continue
         if stage in AIMD_STAGES and mid not in AIMD_MATERIALS:
             continue
@@ -257,6 +273,11 @@ if DFT_MATERIALS or AIMD_MATERIALS:
         _unknown = sorted(_mids - set(MATERIALS) - set(DISCOVERY.rejected))
         if _unknown:
             raise ValueError(f"dft.{_key} names {', '.join(_unknown)}: not a material here")
+_unknown = sorted(set(_FD["materials"]) - set(MATERIALS) - set(DISCOVERY.rejected))
+if _unknown:
+    raise ValueError(
+        f"phonons.fd_check.materials names {', '.join(_unknown)}: not a material here"
+    )
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 
 

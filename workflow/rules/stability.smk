@@ -8,10 +8,10 @@ rule stability:
     log:
         stage_log("stability"),
     conda:
-        WORKFLOW_ENV
+        BACKEND_ENV
     params:
         settings=stage_params("stability"),
     shell:
-        '"$PHONION_PYTHON" -m phonion stability --displace {input.displace:q} --fit-ifc {input.fit_ifc:q}'
+        '"$PHONION_BACKEND_PYTHON" -m phonion stability --displace {input.displace:q} --fit-ifc {input.fit_ifc:q}'
         " --fc2 {input.fc2:q} --settings {params.settings:q} --figures {output.figures:q}"
         " --out {output.result:q} > {log:q} 2>&1"

@@ -99,6 +99,15 @@ def material_row(results: list[dict]) -> dict:
     stab = by.get("stability", {})
     row["stable"] = stab.get("stable") if "stable" in stab else None
     row["lowest_frequency_THz"] = _float(stab.get("lowest_frequency_THz"))
+    row["stability_verdict"] = stab.get("verdict", "")  # stable | unstable | fit_artefact
+    fd = by.get("fd_check", {})
+    if fd.get("status") in ("ok", "failed") and "agree" in fd:
+        row["fd_check_agree"] = fd["agree"]
+        row["fd_stable"] = fd.get("fd_stable")
+        row["fd_lowest_frequency_THz"] = _float(fd.get("fd_lowest_frequency_THz"))
+        errors = fd.get("msd_relative_error") or []
+        row["fd_msd_relative_error_max"] = (_float(max(errors, key=abs)) if errors
+                                            else math.nan)
     pd_ = by.get("phonon_descriptors", {})
     if _ok(pd_):
         for key in PHONON_SCALARS:
