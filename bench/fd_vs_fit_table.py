@@ -1,7 +1,7 @@
 """The table of bench/fd_vs_fit.py's JSON lines (markdown, as in docs/phonons.md) and the
 counts the issue asks for.
 
-    python bench/fd_vs_fit_table.py bench/fd_vs_fit.jsonl
+    python bench/fd_vs_fit_table.py bench/fd_vs_fit.jsonl [--compact]
 """
 
 from __future__ import annotations
@@ -25,8 +25,41 @@ def fmt(x, f="{:.2f}") -> str:
     return "—" if x is None else f.format(x)
 
 
+def compact(lines: list[dict]) -> None:
+    """One row per structure, the models side by side (the table of docs/phonons.md)."""
+    models = list(dict.fromkeys(ln["model"] for ln in lines))
+    by = {(ln["structure"], ln["model"]): ln for ln in lines}
+    print("| structure | SG (system) | supercell | fc2 parameters | patterns | evaluations "
+          "phonion / FD | " + " | ".join(f"{m}: phonion / FD (lowest THz) | MSD 300 K"
+                                         for m in models) + " |")
+    print("|" + "---|" * (6 + 2 * len(models)))
+    for sid in dict.fromkeys(ln["structure"] for ln in lines):
+        first = by[(sid, models[0])]
+        d, fd = first.get("displace", {}), first.get("fd") or {}
+        ev = ((first.get("forces") or {}).get("n_force_evaluations") or 0) + (
+            (first.get("stability") or {}).get("second_look_evaluations") or 0)
+        cells = [sid, f"{first.get('space_group')} ({first.get('system')})",
+                 f"{d.get('n_atoms_supercell')} atoms, "
+                 f"{'non-diagonal' if first.get('non_diagonal') else 'diagonal'}",
+                 str((d.get("n_free_parameters") or {}).get("fc2", "—")),
+                 f"{d.get('n_patterns_from_parameter_count')} → {d.get('n_patterns')}",
+                 f"{ev} / {fd.get('fd_force_evaluations', '—')}"]
+        for m in models:
+            ln = by.get((sid, m), {})
+            f = ln.get("fd") or {}
+            cells.append(f"{verdict(ln)} / {'stable' if f.get('fd_stable') else 'unstable'} "
+                         f"({fmt((ln.get('stability') or {}).get('lowest_frequency_THz'))} / "
+                         f"{fmt(f.get('fd_lowest_frequency_THz'))})")
+            e = f.get("msd_relative_error")
+            cells.append(f"{e[0]:+.2%}" if e else "—")
+        print("| " + " | ".join(cells) + " |")
+
+
 def main(path: str) -> None:
     lines = [json.loads(t) for t in Path(path).read_text().splitlines() if t.strip()]
+    if "--compact" in sys.argv:
+        compact([ln for ln in lines if "error" not in ln])
+        return
     print("| structure | model | SG | matrix | n_free | patterns (count → cond.) | "
           "cond. | evals phonion / FD | fit err / CV | phonion | lowest fit / FD THz | "
           "FD | MSD err 300/800 K | free relax |")

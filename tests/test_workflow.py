@@ -42,6 +42,7 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     proc = snakemake(tmp_path, "--cores", "2",
                      config={**RIGID, "structures": {"folder": "structures"},
                              "dynamics": dynamics,
+                             "phonons": {"fd_check": {"materials": ["NaCl"]}},
                              "stability_recheck": {"enabled": True, "backend": "rigid_ion",
                                                    "model": ""}})
     assert proc.returncode == 0  # bad materials never take the campaign down
@@ -60,6 +61,11 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
                           "stability_recheck.json").read_text())  # a second model's verdict
     assert recheck["status"] == "ok" and recheck["stable"] and recheck["verdicts_agree"]
     assert recheck["second_model"] == "rigid_ion:" and "agrees" in recheck["reason"]
+    fd = json.loads((tmp_path / "results/materials/NaCl/fd_check/fd_check.json").read_text())
+    assert fd["status"] == "ok" and fd["agree"] and fd["fd_stable"] and fd["fit_stable"]
+    assert fd["fd_force_evaluations"] >= 2 and abs(fd["msd_relative_error"][0]) < 0.02
+    assert (tmp_path / "results/materials/NaCl/fd_check/fd_fc2.hdf5").is_file()
+    assert not (tmp_path / "results/materials/Na3PS4/fd_check").exists()  # only those asked
 
     relaxed = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())
     assert relaxed["converged"] and relaxed["spacegroup_final"] == "Fm-3m"

@@ -237,10 +237,13 @@ def _random_patterns(ph, count: int, s: DisplaceSettings, seed: int) -> np.ndarr
 def _conditioned(basis, ph, disp: np.ndarray, n: int, s: DisplaceSettings
                  ) -> tuple[np.ndarray, int, float]:
     """The patterns, their number and the conditioning λmin/λmax of the fc2 normal matrix
-    once it reaches ``s.min_design_conditioning``: patterns are added (a tenth more at a
-    time; listed ones first, then new ones from seeds ``seed + 1, seed + 2, …``) until it
-    does. The matrix depends on the displacements only (:mod:`phonion.lsq`), so this
-    costs no force evaluation; one ± pair counts once."""
+    once it reaches ``s.min_design_conditioning``: patterns are added (one at a time, a
+    twentieth more for bases over 4 000 parameters; listed ones first, then new ones from
+    seeds ``seed + 1, seed + 2, …``) until it does. The matrix depends on the displacements
+    only (:mod:`phonion.lsq`), so this costs no force evaluation; one ± pair counts once.
+    Measured (docs/phonons.md): the design stays singular up to about twice the patterns
+    the equation count asks for, then jumps to 1e-4…1e-2, so the first count that passes is
+    the fewest patterns that determine fc2."""
     from .lsq import DesignError, conditioning, normal_equations
 
     per = 2 if s.plus_minus else 1
@@ -249,7 +252,7 @@ def _conditioned(basis, ph, disp: np.ndarray, n: int, s: DisplaceSettings
     cap = 3 * n + 6
     extra_seed = s.seed
     while ratio < s.min_design_conditioning and n < cap:
-        step = max(1, n // 10)
+        step = 1 if xtx.shape[0] <= 4000 else max(1, n // 20)
         have = len(disp) // per
         if have < n + step:
             extra_seed += 1

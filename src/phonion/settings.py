@@ -174,7 +174,7 @@ class DisplaceSettings(Settings):
     """Supercell choice and random displacements (config ``phonons``)."""
 
     SECTION: ClassVar[str] = "phonons"
-    amplitude_A: float = 0.03
+    amplitude_A: float = 0.01
     min_atoms: int = 80
     max_atoms: int = 400
     min_length_A: float = 0.0
