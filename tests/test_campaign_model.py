@@ -67,3 +67,24 @@ def test_feature_sets_split_by_family():
     sets = feature_sets(["ph_a", "st_b", "el_c", "other"])
     assert sets == {"phonon": ["ph_a"], "structure_elastic": ["st_b", "el_c"],
                     "all": ["ph_a", "st_b", "el_c"]}
+
+
+def test_a_family_known_for_one_material_is_skipped_not_an_error():
+    """Issue 24: 29 compositions with an external D and one through the phonon screen
+    ended in "Found array with 0 feature(s)"; the phonon family is now skipped with its
+    reason and the structure family is still fitted."""
+    table = _table()
+    table.loc[1:, ["ph_msd_mobile_mean_800K_A2", "ph_acoustic_cutoff_THz"]] = np.nan
+    out, parity, _ = campaign_model(table, 800.0, min_materials=10, seed=0, n_splits=5,
+                                    n_estimators=20)
+    sets = out["feature_sets"]
+    assert "known for >= 3 training materials" in sets["phonon"]["skipped"]
+    assert "cv_r2" in sets["structure_elastic"] and "cv_r2" in sets["all"]
+    assert sets["all"]["features"] == ["st_mobile_cn", "st_volume_per_atom_A3"]
+    # three materials know the phonon descriptors: the family is fitted, and a CV fold whose
+    # training rows hold none of them keeps its columns (imputed) instead of failing
+    table.loc[[0, 1, 2], "ph_acoustic_cutoff_THz"] = [2.0, 3.0, 4.0]
+    table["reduced_formula"] = ["A", "A", "A"] + list(table["reduced_formula"][3:])
+    out, _, _ = campaign_model(table, 800.0, min_materials=10, seed=0, n_splits=5,
+                               n_estimators=20)
+    assert "cv_r2" in out["feature_sets"]["phonon"]

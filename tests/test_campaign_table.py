@@ -141,6 +141,31 @@ def test_no_valid_d_is_said_plainly(results, tmp_path):
     json.dumps(finite(stats), allow_nan=False)
 
 
+def test_summary_says_per_material_what_was_found_first(results, tmp_path):
+    """Issue 24: the first screen is the screen outcome and the ranked materials; pairs of
+    variants of one quantity are grouped, not findings; an analysis that failed is named
+    and the others are still reported."""
+    from phonion.campaign.families import family
+    from phonion.campaign.statistics import campaign_statistics
+
+    table, note = build_table(results)
+    stats, _ = campaign_statistics(table, descriptor_columns(table), n_boot=100)
+    model = {"stage": "campaign_model", "status": "error",
+             "reason": "ValueError: Found array with 0 feature(s)"}
+    clu = {"skipped": "4 materials"}
+    text = summary_markdown(note, finite(stats), clu, model, [], top=3, table=table)
+    head = text.split("## Diffusion")[0]
+    assert "4 materials: 4 passed the dynamic-stability screen" in head
+    rows = [line.split(" | ")[0].strip("| ") for line in head.splitlines()
+            if line.startswith("| ") and not line.startswith("| material")]
+    assert rows == ["A", "D", "B"]  # valid D first (A 1e-6 > D 2e-7), then by MSD: B > C
+    assert "too short" in head and "first 3 of 4" in head
+    assert "Not available: campaign_model error: ValueError" in text
+    assert "## Correlations with D" in text and "Skipped: 4 materials" in text
+    assert family("ph_msd_mobile_max_800K_A2") == family("ph_msd_mobile_mean_300K_A2")
+    assert family("el_bulk_modulus_voigt_GPa") == "el_bulk_modulus_GPa"
+
+
 def test_structure_descriptors_of_rock_salt():
     from pymatgen.core import Structure
 

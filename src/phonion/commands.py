@@ -801,23 +801,21 @@ def campaign_figures(a: argparse.Namespace) -> int:
         return stages.figures(ctx, a.table, a.statistics, a.clustering, a.clusters, a.model,
                               a.parity)
 
-    return run_stage("campaign_figures", body, a.out,
-                     {"table": a.table_result, "statistics": a.statistics,
-                      "clustering": a.clustering, "model": a.model}, _settings(a),
-                     {"figures": a.figures})
+    # only the table gates: an analysis that failed is drawn as such, the others still are
+    return run_stage("campaign_figures", body, a.out, {"table": a.table_result},
+                     _settings(a), {"figures": a.figures})
 
 
 def campaign_summary(a: argparse.Namespace) -> int:
     from .campaign import stages
 
     def body(ctx: Context) -> dict:
-        return stages.summary(ctx, a.table_result, a.statistics, a.clustering, a.model,
-                              a.predictions)
+        return stages.summary(ctx, a.table_result, a.table, a.statistics, a.clustering,
+                              a.model, a.predictions)
 
-    return run_stage("campaign_summary", body, a.out,
-                     {"table": a.table_result, "statistics": a.statistics,
-                      "clustering": a.clustering, "model": a.model}, _settings(a),
-                     {"summary": a.summary})
+    # only the table gates: the summary reports an analysis that failed and the others
+    return run_stage("campaign_summary", body, a.out, {"table": a.table_result},
+                     _settings(a), {"summary": a.summary})
 
 
 def model(a: argparse.Namespace) -> int:
@@ -957,7 +955,7 @@ COMMANDS = {
                          ["--table", "--table-result", "--statistics", "--clustering",
                           "--clusters", "--model", "--parity", "--figures"], {}),
     "campaign_summary": (campaign_summary, "results/campaign/summary.md",
-                         ["--table-result", "--statistics", "--clustering", "--model",
+                         ["--table", "--table-result", "--statistics", "--clustering", "--model",
                           "--predictions", "--summary"], {}),
     "model": (model, "check that the configured MLP is on this machine (not a stage)",
               ["--backend"], {"--model": ""}),

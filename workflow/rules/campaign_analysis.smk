@@ -139,6 +139,7 @@ rule campaign_figures:
 rule campaign_summary:
     input:
         result=campaign_path("table.json"),
+        table=campaign_path("table.parquet"),
         statistics=campaign_path("statistics.json"),
         clustering=campaign_path("clustering.json"),
         model=campaign_path("model.json"),
@@ -158,6 +159,7 @@ rule campaign_summary:
         settings=campaign_settings("summary"),
     shell:
         '"$PHONION_PYTHON" -m phonion campaign_summary --table-result {input.result:q}'
+        " --table {input.table:q}"
         " --statistics {input.statistics:q} --clustering {input.clustering:q}"
         " --model {input.model:q} --predictions {input.predictions:q}"
         " --summary {output.summary:q} --settings {params.settings:q}"

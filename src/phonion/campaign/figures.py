@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..plots import _save  # noqa: E402
+from .families import representatives  # noqa: E402
 
 #: Marker of each D source; MD from this campaign first.
 SOURCE_MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -40,7 +41,18 @@ def _skipped(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def correlogram(gram: dict, method: str, cmap: str, base: Path) -> None:
+def subset(gram: dict, keep: list[str]) -> dict:
+    """The correlogram restricted to the descriptors ``keep`` (names of ``gram``)."""
+    idx = [gram["names"].index(n) for n in keep]
+    out = {"names": list(keep)}
+    for method in ("pearson", "spearman"):
+        if method in gram:
+            out[method] = {k: [[v[i][j] for j in idx] for i in idx]
+                           for k, v in gram[method].items()}
+    return out
+
+
+def correlogram(gram: dict, method: str, cmap: str, base: Path, note: str = "") -> None:
     """Heatmap of the coefficients (BH-significant cells starred) beside the p-values."""
     names = [_short(n) for n in gram["names"]]
     m = gram[method]
@@ -59,7 +71,7 @@ def correlogram(gram: dict, method: str, cmap: str, base: Path) -> None:
     fig.colorbar(im, ax=axes[0], shrink=0.8, label=f"{method.capitalize()} coefficient")
     im2 = axes[1].imshow(p, cmap="Greys_r", vmin=0, vmax=1)
     fig.colorbar(im2, ax=axes[1], shrink=0.8, label="p-value (two-sided)")
-    for ax, title in ((axes[0], f"{method.capitalize()} (* BH significant)"),
+    for ax, title in ((axes[0], f"{method.capitalize()} (* BH significant){note}"),
                       (axes[1], "p-values")):
         ax.set_xticks(range(k), names, rotation=90, fontsize=7)
         ax.set_yticks(range(k), names, fontsize=7)
@@ -281,9 +293,17 @@ def campaign_figures(table, stats: dict, clu: dict, per: list[dict], model: dict
     """Every campaign figure into ``folder``; returns their names."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    gram = stats["correlogram"]
+    # at a glance: one descriptor per quantity (families.py), the full matrix beside it
+    keep = representatives(gram["names"])
     for method in ("pearson", "spearman"):
-        correlogram(stats["correlogram"], method, cmap if cmap != "viridis" else "RdBu_r",
-                    folder / f"correlogram_{method}")
+        div = cmap if cmap != "viridis" else "RdBu_r"
+        if len(keep) < len(gram["names"]):
+            correlogram(subset(gram, keep), method, div, folder / f"correlogram_{method}",
+                        f"\n{len(keep)} of {len(gram['names'])} descriptors, one per quantity")
+            correlogram(gram, method, div, folder / f"correlogram_{method}_all")
+        else:
+            correlogram(gram, method, div, folder / f"correlogram_{method}")
     correlations_with_d(stats, T, folder / "correlations_with_d")
     msd = msd_column(table, T)
     if msd:

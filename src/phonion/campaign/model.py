@@ -43,20 +43,30 @@ def grouped_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _regressor(seed: int, n_estimators: int):
-    return make_pipeline(SimpleImputer(strategy="median"),
+    # keep_empty_features: a column with no value in one CV fold's training rows stays
+    # (imputed 0, ignored by the trees) instead of shrinking X to fewer columns than the
+    # held-out rows have
+    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                          RandomForestRegressor(n_estimators=n_estimators, random_state=seed,
                                                min_samples_leaf=2))
 
 
 def _classifier(seed: int, n_estimators: int):
-    return make_pipeline(SimpleImputer(strategy="median"),
+    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                          RandomForestClassifier(n_estimators=n_estimators, random_state=seed,
                                                 min_samples_leaf=2,
                                                 class_weight="balanced"))
 
 
+#: A descriptor known for fewer training materials than this is not learned from.
+MIN_KNOWN = 3
+
+
 def _usable(columns, frame) -> list[str]:
-    return [c for c in columns if np.isfinite(frame[c].to_numpy(float)).any()]
+    """The columns with a value for at least :data:`MIN_KNOWN` of the training rows (one
+    known for a single material, e.g. the phonon descriptors of the only material through
+    the phonon screen, is a constant after imputation)."""
+    return [c for c in columns if np.isfinite(frame[c].to_numpy(float)).sum() >= MIN_KNOWN]
 
 
 def tree_spread(pipe, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +161,8 @@ def campaign_model(table, temperature_K: float | None, min_materials: int = 12,
     for name, features in feature_sets(cols).items():
         features = _usable(features, train)
         if not features:
-            sets[name] = {"skipped": "no descriptor of this family in the table"}
+            sets[name] = {"skipped": "no descriptor of this family known for >= "
+                                     f"{MIN_KNOWN} training materials"}
             continue
         cand = candidates[candidates[features].notna().any(axis=1)]
         res, par, pred = fit_feature_set(train, cand, features, float(np.log10(threshold_cm2_s)),

@@ -37,8 +37,23 @@ def finite(obj):
 def read_rows(path) -> list[dict]:
     import pandas as pd
 
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # a failed analysis leaves an empty file
+        return []
     return frame.to_dict("records")
+
+
+def read_analysis(path) -> dict:
+    """An analysis result; one that did not finish (``error``, ``skipped``) comes back
+    as ``skipped`` with its stage, status and reason, plus empty statistics, so that the
+    figures and the summary report it and go on with the other analyses."""
+    res = read_result(path)
+    if res.get("status", "ok") == "ok":
+        return res
+    why = f"{res.get('stage', 'analysis')} {res['status']}: {res.get('reason', '')}"
+    return {**res, "skipped": why, "descriptors": [], "versus_d": {},
+            "correlogram": {"names": []}}
 
 
 def table(ctx: Context, results_list: str) -> dict:
@@ -110,20 +125,23 @@ def figures(ctx: Context, table_path: str, statistics_path: str, clustering_path
     s = ctx.settings
     frame = read_table(table_path)
     T = pick_temperature(frame, s.temperature_K)
-    names = campaign_figures(frame, read_result(statistics_path), read_result(clustering_path),
-                             read_rows(clusters_path), read_result(model_path),
+    names = campaign_figures(frame, read_analysis(statistics_path),
+                             read_analysis(clustering_path),
+                             read_rows(clusters_path), read_analysis(model_path),
                              read_rows(parity_path), T, s.colormap, ctx.outputs["figures"])
     ctx.log(f"{len(names)} figures at {T} K")
     return {"temperature_K": T, "n_figures": len(names)}
 
 
-def summary(ctx: Context, table_result: str, statistics_path: str, clustering_path: str,
-            model_path: str, predictions_path: str) -> dict:
+def summary(ctx: Context, table_result: str, table_path: str, statistics_path: str,
+            clustering_path: str, model_path: str, predictions_path: str) -> dict:
     from .summary import summary_markdown
+    from .table import read_table
 
     text = summary_markdown(read_result(table_result), read_result(statistics_path),
                             read_result(clustering_path), read_result(model_path),
-                            read_rows(predictions_path), ctx.settings.top_candidates)
+                            read_rows(predictions_path), ctx.settings.top_candidates,
+                            read_table(table_path))
     with atomic_path(ctx.outputs["summary"]) as tmp:
         Path(tmp).write_text(text)
     return {"lines": text.count("\n")}
