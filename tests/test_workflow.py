@@ -116,6 +116,41 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     assert fc2.shape[0] == fc2.shape[1] == json.loads(
         (mat / "displace/displace.json").read_text())["n_atoms_supercell"]
 
+    # the report (README): every material figure and the campaign's figures and summary
+    snakemake(tmp_path, "--report", "results/report.zip")
+    import zipfile
+
+    names = {Path(n).name for n in zipfile.ZipFile(tmp_path / "results/report.zip").namelist()}
+    assert {"report.html", "summary.md", "bands.png", "msd_modes.png", "vdos.png",
+            "arrhenius.png", "correlogram_pearson.png", "pca_biplot.png"} <= names, names
+
+
+def test_only_md_jobs_ask_for_a_gpu(campaign):
+    """Issue 24: with ``calculator.device: cuda`` and the SLURM profile, a dry run shows the
+    MD jobs alone asking for GPUs and reading the device; relax, forces, elastic and the
+    rest run on the CPU nodes they are sent to."""
+    config = {**RIGID, "structures": {"folder": "structures"},
+              "calculator": {**RIGID["calculator"], "device": "cuda"},
+              "phonons": {"temperatures_K": [800]}, "md": {**RIGID["md"],
+                                                          "temperatures_K": [600, 800]},
+              "slurm": {"md_gpus": 1}}
+    out = snakemake(campaign, "-n", "-p", "--profile", str(ROOT / "profiles/slurm"),
+                    config=config).stdout
+    blocks = re.split(r"\n(?=\s*(?:local)?rule \S+:)", out)  # grouped jobs are indented
+    gpu_rules, device_rules = [], []
+    for block in blocks:
+        rule = re.match(r"\s*(?:local)?rule (\S+):", block)
+        if not rule:
+            continue
+        if re.search(r"resources:.*\bgpu=1", block):
+            gpu_rules.append(rule[1])
+    for command in re.findall(r"Shell command: (.*)", out):
+        if "--device" in command:
+            device_rules.append(command.split(" -m phonion ")[1].split()[0])
+    assert sorted(gpu_rules) == ["md"] * 4, gpu_rules  # 2 materials x 2 temperatures
+    assert sorted(device_rules) == ["md"] * 4, device_rules
+    assert out.count('--device "$PHONION_MD_DEVICE"') == 4
+
 
 #: The campaign analysis reruns after any material result changes (issue 13).
 CAMPAIGN = {r: {"*"} for r in ("campaign_inputs", "campaign_table", "campaign_statistics",
@@ -134,6 +169,9 @@ def test_reruns_touch_only_the_changed_material(campaign):
     # Snakemake started through another interpreter path: nothing reruns
     other = str(Path(sys.executable).with_name("python3"))
     assert other != sys.executable and _planned(campaign, config, python=other) == {}
+    # ... or with MD on a GPU: the device is an execution detail
+    gpu = {**config, "calculator": {**config["calculator"], "device": "cuda"}}
+    assert _planned(campaign, gpu) == {}
 
     # a descriptor-only key reruns the descriptors (of both materials: the unstable one
     # only writes 'skipped' again) and the status, never displacements, forces or MD

@@ -316,7 +316,9 @@ os.environ.update(
         if config["environments"]["pheasy"]
         else ""
     ),
-    PHONION_DEVICE=config["calculator"]["device"],
+    # the torch device of the MD jobs, the one stage the SLURM profile gives GPUs (slurm.md_gpus);
+    # every other MLP stage runs on the CPU (the --device default)
+    PHONION_MD_DEVICE=config["calculator"]["device"],
     # the interpreter of each benchmarked backend (the mlp_benchmark jobs)
     **{
         f"PHONION_PYTHON_{e['backend']}": _interpreter(

@@ -13,5 +13,5 @@ rule elastic:
         settings=stage_params("elastic"),
     shell:
         '"$PHONION_BACKEND_PYTHON" -m phonion elastic --relax {input.relax:q}'
-        ' --settings {params.settings:q} --device "$PHONION_DEVICE" --out {output.result:q}'
+        ' --settings {params.settings:q} --out {output.result:q}'
         " > {log:q} 2>&1"

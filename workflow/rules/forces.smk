@@ -13,5 +13,5 @@ rule forces:
         settings=stage_params("forces"),
     shell:
         '"$PHONION_BACKEND_PYTHON" -m phonion forces --displace {input.displace:q} --settings {params.settings:q}'
-        ' --device "$PHONION_DEVICE" --forceset {output.forceset:q} --out {output.result:q}'
+        ' --forceset {output.forceset:q} --out {output.result:q}'
         " > {log:q} 2>&1"

@@ -22,5 +22,5 @@ rule md:
     shell:
         '"$PHONION_BACKEND_PYTHON" -m phonion md --displace {input.displace:q} --stability {input.stability:q}'
         " --fc2 {input.fc2:q} --temperature {wildcards.T:q} --settings {params.settings:q}"
-        ' --device "$PHONION_DEVICE" --trajectory {output.trajectory:q} --out {output.result:q}'
+        ' --device "$PHONION_MD_DEVICE" --trajectory {output.trajectory:q} --out {output.result:q}'
         " >> {log:q} 2>&1"

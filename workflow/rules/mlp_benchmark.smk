@@ -16,7 +16,7 @@ rule mlp_benchmark:
     shell:
         '"$PHONION_PYTHON_{params.backend}" -m phonion mlp_benchmark --displace {input.displace:q}'
         " --dft-forces {input.dft_forces:q} --dft-forceset {input.dft_forceset:q} --model-json {params.model:q}"
-        ' --settings {params.settings:q} --device "$PHONION_DEVICE" --out {output.result:q} > {log:q} 2>&1'
+        ' --settings {params.settings:q} --out {output.result:q} > {log:q} 2>&1'
 
 
 rule mlp_benchmark_table:

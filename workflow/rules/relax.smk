@@ -18,7 +18,7 @@ if config["relax"]["engine"] == "mlp":
             settings=stage_params("relax"),
         shell:
             '"$PHONION_BACKEND_PYTHON" -m phonion relax --intake {input.intake:q} --settings {params.settings:q}'
-            ' --device "$PHONION_DEVICE" --out {output.result:q} --poscar {output.poscar:q}'
+            ' --out {output.result:q} --poscar {output.poscar:q}'
             " > {log:q} 2>&1"
 
 else:

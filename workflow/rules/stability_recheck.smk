@@ -12,5 +12,5 @@ rule stability_recheck:
         settings=stage_params("stability_recheck"),
     shell:
         '"$PHONION_RECHECK_PYTHON" -m phonion stability_recheck --displace {input.displace:q}'
-        ' --stability {input.stability:q} --settings {params.settings:q} --device "$PHONION_DEVICE"'
+        ' --stability {input.stability:q} --settings {params.settings:q}'
         " --out {output.result:q} > {log:q} 2>&1"
