@@ -19,6 +19,7 @@ from ase.build import bulk
 from phonion import formats
 from phonion.dft import DFTRunFailed, forceset_from_runs, get_engine, vasp
 from phonion.errors import ConfigError
+from phonion.geometry import symbols_of
 
 from conftest import SHARED_DATA
 
@@ -308,7 +309,7 @@ def test_xdatcars_load_as_trajectories():
     from ase.io import read
 
     t = vasp.read_trajectory(ARGYRODITE, frame_dt_ps=0.1, temperature_K=700.0)
-    symbols = formats.symbols_of(t["numbers"])
+    symbols = symbols_of(t["numbers"])
     assert t["positions_A"].shape == (140, 416, 3)
     assert [int((symbols == e).sum()) for e in ("Li", "Cl", "S", "P")] == [192, 32, 160, 32]
     assert t["frame_dt_ps"] == pytest.approx(0.1) and list(t["step"]) == list(range(1, 141))
@@ -353,7 +354,7 @@ def test_aimd_cut_by_wall_time_continues_without_duplicated_or_missing_steps(
     it and asks for the 61 remaining steps (the first recomputes frame 80); the fake VASP
     checks those inputs and writes the real frames 80…140; the two segments concatenate
     to the original 140 frames, every step once."""
-    from phonion.diffusion import unwrap
+    from phonion.geometry import unwrap
 
     full = vasp.read_xdatcar(ARGYRODITE)
     s = vasp.VaspSettings(aimd_potim_fs=2.0)

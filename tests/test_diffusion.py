@@ -16,10 +16,10 @@ from phonion.diffusion import (
     estimate_diffusion,
     melt_check,
     msd,
-    unwrap,
     vdos,
     vdos_centre,
 )
+from phonion.geometry import unwrap
 from phonion.settings import DiffusionSettings
 
 from conftest import SHARED_DATA

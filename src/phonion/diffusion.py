@@ -21,20 +21,12 @@ import numpy as np
 from scipy import stats
 
 from .errors import PhonionError
+from .geometry import symbols_of
 from .settings import DiffusionSettings
 
 
 class TrajectoryTooShort(PhonionError):
     """Too few frames in the fit window for a slope."""
-
-
-def unwrap(frac: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Unwrapped Cartesian positions (Å) from wrapped fractional ones (frames, atoms, 3),
-    assuming no atom moves more than half a cell between frames."""
-    d = np.diff(frac, axis=0)
-    d -= np.rint(d)
-    unwrapped = np.concatenate([frac[:1], frac[:1] + np.cumsum(d, axis=0)])
-    return unwrapped @ np.asarray(cell)
 
 
 def _autocorrelation(x: np.ndarray) -> np.ndarray:
@@ -359,7 +351,6 @@ def vdos_centre(freq_THz: np.ndarray, g: np.ndarray, f_max_THz: float | None = N
 def _mobile_positions(traj: dict, mobile_symbol: str) -> tuple[np.ndarray, np.ndarray]:
     """Symbols and drift-corrected positions: the host (framework) centre is held fixed,
     as in pymatgen's DiffusionAnalyzer."""
-    from .formats import symbols_of
 
     symbols = symbols_of(traj["numbers"])
     mobile = symbols == mobile_symbol

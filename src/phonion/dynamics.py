@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list
 
 from .errors import PhonionError
-from .formats import symbols_of
+from .geometry import symbols_of
 from .settings import DynamicsSettings
 from .symmetry import inscribed_diameter_A
 

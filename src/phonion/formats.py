@@ -203,13 +203,6 @@ def atoms_from_dict(data: dict) -> Atoms:
     )
 
 
-def symbols_of(numbers) -> np.ndarray:
-    """Chemical symbols of atomic numbers, as an array (for masks like ``symbols == 'Na'``)."""
-    from ase.data import chemical_symbols
-
-    return np.array([chemical_symbols[int(z)] for z in numbers])
-
-
 def write_poscar(path: str | os.PathLike, atoms: Atoms | None, note: str = "") -> None:
     """A VASP POSCAR for people and other codes; a one-line comment file when there is no
     structure (the stage did not produce one: ``note`` says why)."""
@@ -492,8 +485,8 @@ def read_any_trajectory(path: str | os.PathLike, frame_dt_ps: float | None = Non
     from ase import units
     from ase.io import read
 
-    from .diffusion import unwrap
     from .errors import InputRejected
+    from .geometry import unwrap
 
     try:
         frames = read(str(path), index=":", format=fmt)

@@ -19,47 +19,14 @@ This module imports nothing heavy: the Snakefile imports it at parse time.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from .settings_base import Settings
+from .settings_base import config_field as _from
+
 #: Config sections whose values a per-material ``overrides`` entry may replace.
 OVERRIDABLE = ("relax", "phonons", "md")
-
-
-def _from(path: str, default: Any = None, **meta: Any):
-    """A field read from config ``path`` (``section.key`` or ``section.sub.key``)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default),
-                     metadata={"config": path, **meta})
-    return field(default=default, metadata={"config": path, **meta})
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Base class: JSON round trip and construction from the campaign config."""
-
-    SECTION: ClassVar[str] = ""
-
-    def canonical(self) -> Settings:
-        """The same settings with values that cannot change the result reset to their
-        defaults (e.g. a Langevin friction when another thermostat runs), so that editing
-        them reruns nothing."""
-        return self
-
-    def to_json(self) -> str:
-        return canonical_json(self)
-
-    @classmethod
-    def from_json(cls, text: str, **extra: Any):
-        """Rebuild from :meth:`to_json` output (``extra``: fields not in the JSON, such as
-        the MD temperature taken from the job's wildcard)."""
-        data = {**json.loads(text), **extra}
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no settings {', '.join(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def _config_path(cls: type[Settings], f: dataclasses.Field) -> str:
@@ -95,13 +62,6 @@ def stage_settings(stage: str, config: dict, mid: str | None = None) -> Settings
     return cls(**values).canonical()
 
 
-def canonical_json(settings: Settings, exclude: tuple[str, ...] = ()) -> str:
-    """Compact, key-sorted JSON of the settings (the form that goes into params)."""
-    data = {k: v for k, v in dataclasses.asdict(settings).items()
-            if k not in exclude and not _is_wildcard(type(settings), k)}
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
 def check_campaign(config: dict, material_ids) -> None:
     """What the schema cannot say: the mobile ion is an element, every ``overrides`` entry
     names a material of the campaign. Raises :class:`~phonion.errors.ConfigError`."""
@@ -118,10 +78,6 @@ def check_campaign(config: dict, material_ids) -> None:
             f"overrides name {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'}"
             " not a material of this campaign (ids are file names without suffix or the id "
             "column of structures.table)")
-
-
-def _is_wildcard(cls: type, name: str) -> bool:
-    return any(f.name == name and f.metadata.get("wildcard") for f in fields(cls))
 
 
 # --- the stages -----------------------------------------------------------------------

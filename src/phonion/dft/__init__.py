@@ -26,18 +26,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from ase import Atoms
 
-from ..errors import ConfigError, PhonionError
+from ..errors import ConfigError
 from ..formats import ForceSet
-
-
-class DFTRunFailed(PhonionError):
-    """A DFT run failed, did not converge or is incomplete; the message says which and
-    why (the stage runner turns it into ``failed``)."""
-
-    def __init__(self, directory: str | os.PathLike, why: str):
-        self.directory = os.fspath(directory)
-        self.why = why
-        super().__init__(f"DFT run in {self.directory}: {why}")
+from .common import DFTRunFailed
 
 
 @runtime_checkable

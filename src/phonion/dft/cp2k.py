@@ -36,9 +36,8 @@ import numpy as np
 from ase import Atoms, units
 
 from ..errors import ConfigError, InputRejected
-from ..settings import Settings, _from
-from . import DFTRunFailed
-from .vasp import command_argv, s_one_line
+from ..settings_base import Settings, config_field
+from .common import DFTRunFailed, command_argv, s_one_line, stitch, trajectory_record
 
 #: The input phonion writes, the output CP2K writes, and CP2K's PROJECT name.
 INPUT = "cp2k.inp"
@@ -66,61 +65,61 @@ class Cp2kSettings(Settings):
     SECTION: ClassVar[str] = "dft.cp2k"
     #: CP2K data directory ("" : $CP2K_DATA_DIR, then Debian's /usr/share/cp2k/data and
     #: /usr/share/cp2k).
-    data_dir: str = _from("dft.cp2k.data_dir", "")
-    basis_set_file: str = _from("dft.cp2k.basis_set_file", "BASIS_MOLOPT")
-    potential_file: str = _from("dft.cp2k.potential_file", "GTH_POTENTIALS")
+    data_dir: str = config_field("dft.cp2k.data_dir", "")
+    basis_set_file: str = config_field("dft.cp2k.basis_set_file", "BASIS_MOLOPT")
+    potential_file: str = config_field("dft.cp2k.potential_file", "GTH_POTENTIALS")
     #: MOLOPT short-range double-ζ + polarisation: CP2K's standard basis for condensed
     #: phases (VandeVondele & Hutter, JCP 127, 114105 (2007)).
-    basis_set: str = _from("dft.cp2k.basis_set", "DZVP-MOLOPT-SR-GTH")
+    basis_set: str = config_field("dft.cp2k.basis_set", "DZVP-MOLOPT-SR-GTH")
     #: GTH potential alias per element (GTH-PBE: Goedecker–Teter–Hutter for PBE; Na is
     #: q9, with 2s2p semicore, the only PBE Na entry the file ships).
-    potential: str = _from("dft.cp2k.potential", "GTH-PBE")
+    potential: str = config_field("dft.cp2k.potential", "GTH-PBE")
     #: element → basis / potential name replacing the two above for that element.
-    basis_sets: dict = _from("dft.cp2k.basis_sets", {})
-    potentials: dict = _from("dft.cp2k.potentials", {})
-    xc_functional: str = _from("dft.cp2k.xc_functional", "PBE")  # seed 000: PBE
+    basis_sets: dict = config_field("dft.cp2k.basis_sets", {})
+    potentials: dict = config_field("dft.cp2k.potentials", {})
+    xc_functional: str = config_field("dft.cp2k.xc_functional", "PBE")  # seed 000: PBE
     #: Quickstep method. GAPW, not GPW: Na's GTH-PBE-q9 core (r_loc 0.23 Bohr) is too
     #: hard for a plane-wave grid; with GPW, 8-atom NaCl with one Na moved by 0.02 Å gave
     #: a 15 eV/Å force at 250 Ry and forces summing to 0.1–0.7 eV/Å up to 800 Ry (measured
     #: here, CP2K 2023.1). GAPW puts the hard atomic densities on atom-centred grids: the
     #: same cell gave −0.036 eV/Å, summing to 0.001 eV/Å, at 250 Ry (docs/dft.md).
-    qs_method: str = _from("dft.cp2k.qs_method", "GAPW")
+    qs_method: str = config_field("dft.cp2k.qs_method", "GAPW")
     #: plane-wave cutoff of the finest density grid (Ry) and the Gaussian-to-grid mapping
     #: cutoff: 400/50 is the usual converged choice for MOLOPT + GTH with semicore states
     #: (CP2K's "converging the cutoff" how-to; the tests use a far lower one).
-    cutoff_Ry: float = _from("dft.cp2k.cutoff_Ry", 400.0)
-    rel_cutoff_Ry: float = _from("dft.cp2k.rel_cutoff_Ry", 50.0)
+    cutoff_Ry: float = config_field("dft.cp2k.cutoff_Ry", 400.0)
+    rel_cutoff_Ry: float = config_field("dft.cp2k.rel_cutoff_Ry", 50.0)
     #: SCF convergence on the largest element of the gradient (CP2K's EPS_SCF; its
     #: default 1e-5 is loosened to 1e-6 for forces good to ~1 meV/Å).
-    eps_scf: float = _from("dft.cp2k.eps_scf", 1e-6)
-    max_scf: int = _from("dft.cp2k.max_scf", 50)  # inner OT steps per outer step
-    outer_max_scf: int = _from("dft.cp2k.outer_max_scf", 10)
+    eps_scf: float = config_field("dft.cp2k.eps_scf", 1e-6)
+    max_scf: int = config_field("dft.cp2k.max_scf", 50)  # inner OT steps per outer step
+    outer_max_scf: int = config_field("dft.cp2k.outer_max_scf", 10)
     #: OT minimiser and preconditioner: DIIS with FULL_ALL, CP2K's recommendation for
     #: insulators with a gap (reference manual, OT section).
-    ot_minimizer: str = _from("dft.cp2k.ot_minimizer", "DIIS")
-    ot_preconditioner: str = _from("dft.cp2k.ot_preconditioner", "FULL_ALL")
-    eps_default: float = _from("dft.cp2k.eps_default", 1e-12)  # CP2K default 1e-10
+    ot_minimizer: str = config_field("dft.cp2k.ot_minimizer", "DIIS")
+    ot_preconditioner: str = config_field("dft.cp2k.ot_preconditioner", "FULL_ALL")
+    eps_default: float = config_field("dft.cp2k.eps_default", 1e-12)  # CP2K default 1e-10
     #: relaxation: positions and cell (CELL_OPT) or positions only (GEO_OPT), CP2K's BFGS
     #: with its default force threshold 4.5e-4 Hartree/Bohr (≈ 0.023 eV/Å).
-    relax_cell: bool = _from("dft.cp2k.relax_cell", True)
-    relax_max_iter: int = _from("dft.cp2k.relax_max_iter", 200)
-    relax_max_force_au: float = _from("dft.cp2k.relax_max_force_au", 4.5e-4)
+    relax_cell: bool = config_field("dft.cp2k.relax_cell", True)
+    relax_max_iter: int = config_field("dft.cp2k.relax_max_iter", 200)
+    relax_max_force_au: float = config_field("dft.cp2k.relax_max_force_au", 4.5e-4)
     #: MD time step: seed 000 §2.6 (1.5 fs).
-    aimd_timestep_fs: float = _from("dft.cp2k.aimd_timestep_fs", 1.5)
+    aimd_timestep_fs: float = config_field("dft.cp2k.aimd_timestep_fs", 1.5)
     #: Nosé–Hoover chain length (CP2K default 3) and time constant (100 fs: couples within
     #: a few hundred steps; CP2K's default is 1000 fs).
-    aimd_nose_length: int = _from("dft.cp2k.aimd_nose_length", 3)
-    aimd_nose_timecon_fs: float = _from("dft.cp2k.aimd_nose_timecon_fs", 100.0)
+    aimd_nose_length: int = config_field("dft.cp2k.aimd_nose_length", 3)
+    aimd_nose_timecon_fs: float = config_field("dft.cp2k.aimd_nose_timecon_fs", 100.0)
     #: wavefunction extrapolation between MD steps (CP2K default ASPC, order 3).
-    aimd_extrapolation: str = _from("dft.cp2k.aimd_extrapolation", "ASPC")
-    aimd_extrapolation_order: int = _from("dft.cp2k.aimd_extrapolation_order", 3)
+    aimd_extrapolation: str = config_field("dft.cp2k.aimd_extrapolation", "ASPC")
+    aimd_extrapolation_order: int = config_field("dft.cp2k.aimd_extrapolation_order", 3)
     #: restart file every this many MD steps (what a killed run continues from).
-    aimd_restart_every: int = _from("dft.cp2k.aimd_restart_every", 10)
+    aimd_restart_every: int = config_field("dft.cp2k.aimd_restart_every", 10)
     #: seed of CP2K's initial Maxwell–Boltzmann velocities (GLOBAL SEED).
-    aimd_seed: int = _from("dft.cp2k.aimd_seed", 2000)
+    aimd_seed: int = config_field("dft.cp2k.aimd_seed", 2000)
     #: run command, split like a shell would (shlex) and run without one; phonion appends
     #: ``-i cp2k.inp -o cp2k.out``. E.g. ``srun cp2k.psmp``.
-    command: str = _from("dft.cp2k.command", "cp2k.psmp")
+    command: str = config_field("dft.cp2k.command", "cp2k.psmp")
 
     def __post_init__(self):
         object.__setattr__(self, "basis_sets", dict(self.basis_sets))
@@ -635,32 +634,21 @@ def _segment_frames(directory: Path):
 
 
 def _trajectory(symbols, cell, steps, pos_A, vel_A_ps, temps, epot, dt_fs, target) -> dict:
-    from ase.data import atomic_masses, atomic_numbers
-
-    from ..diffusion import unwrap
-
+    """CP2K frames (Cartesian positions, velocities, per-frame temperature and energy) as a
+    trajectory; the frame interval is the smallest step difference."""
     cell = np.asarray(cell, float)
     frac = np.linalg.solve(cell.T, pos_A.reshape(-1, 3).T).T.reshape(pos_A.shape)
     steps = np.asarray(steps, int)
     interval = int(np.min(np.diff(steps))) if len(steps) > 1 else 1
-    numbers = np.array([atomic_numbers[s] for s in symbols])
-    out = {"positions_A": unwrap(frac, cell), "velocities_A_ps": np.asarray(vel_A_ps),
-           "numbers": numbers, "masses_amu": atomic_masses[numbers], "cell_A": cell,
-           "dt_fs": float(dt_fs), "interval": interval,
-           "frame_dt_ps": float(dt_fs) * interval / 1000.0, "step": steps,
-           "committed_step": int(steps[-1]), "target_temperature_K": target,
-           "velocities_from_positions": False}
-    if np.isfinite(temps).all():
-        out["temperature_K"] = np.asarray(temps, float)
-    if np.isfinite(epot).all():
-        out["potential_energy_eV"] = np.asarray(epot, float)
-    return out
+    return trajectory_record(symbols, cell, frac, steps, float(dt_fs), interval, target,
+                             velocities_A_ps=vel_A_ps, temperatures_K=temps,
+                             energies_eV=epot if np.isfinite(epot).all() else None)
 
 
 def read_trajectory(directory: str | os.PathLike, temperature_K: float | None = None) -> dict:
     """The AIMD trajectory of one run directory in the layout of
     :func:`phonion.formats.read_trajectory`: complete frames holding both positions
-    (``phonion-pos-1.xyz``, Å, unwrapped with :func:`phonion.diffusion.unwrap`) and
+    (``phonion-pos-1.xyz``, Å, unwrapped with :func:`phonion.geometry.unwrap`) and
     velocities (``phonion-vel-1.xyz``, Bohr/a.u. of time → Å/ps), the instantaneous
     temperature and potential energy per frame from ``phonion-1.ener``, ``frame_dt_ps``
     from the time step. A run that did not finish is read as far as it got (use
@@ -745,20 +733,13 @@ def concatenate_segments(directories: list[str | os.PathLike],
     segs = [(Path(d), _segment_frames(Path(d))) for d in directories]
     meta = _meta_of(segs[0][0])
     symbols = segs[0][1][0]
-    parts = []
-    for k, (d, (sym, steps, pos, vel, temps, epot)) in enumerate(segs):
+    for d, (sym, *_) in segs:
         if sym != symbols:
             raise InputRejected(d, "other atoms than the first segment")
-        keep = np.ones(len(steps), bool)
-        if k + 1 < len(segs):
-            keep = steps < segs[k + 1][1][1][0]
-        parts.append([a[keep] for a in (steps, pos, vel, temps, epot)])
-    steps, pos, vel, temps, epot = (np.concatenate([p[i] for p in parts]) for i in range(5))
-    gaps = np.flatnonzero(np.diff(steps) != 1)
-    if len(gaps):
-        i = gaps[0]
-        raise InputRejected(directories[0], f"segments leave a gap or overlap between steps "
-                            f"{steps[i]} and {steps[i + 1]}")
+    keep = stitch(directories, [f[1] for _, f in segs], 1)
+    steps, pos, vel, temps, epot = (
+        np.concatenate([f[i][m] for (_, f), m in zip(segs, keep, strict=True)])
+        for i in range(1, 6))
     target = temperature_K if temperature_K is not None else meta.get("temperature_K")
     out = _trajectory(symbols, meta["cell_A"], steps, pos, vel, temps, epot,
                       meta["timestep_fs"], target)

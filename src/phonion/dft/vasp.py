@@ -23,7 +23,6 @@ import gzip
 import json
 import os
 import re
-import shlex
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,8 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import ConfigError, InputRejected
-from ..settings import Settings, _from
-from . import DFTRunFailed
+from ..settings_base import Settings, config_field
+from .common import DFTRunFailed, command_argv, s_one_line, stitch, trajectory_record
 
 #: Written by :func:`continue_aimd` into a continuation segment: where it starts.
 SEGMENT_FILE = "phonion_segment.json"
@@ -49,40 +48,40 @@ class VaspSettings(Settings):
     (``docs/dft.md`` lists each with its source)."""
 
     SECTION: ClassVar[str] = "dft.vasp"
-    potcar_functional: str = _from("dft.vasp.potcar_functional", "PBE")
+    potcar_functional: str = config_field("dft.vasp.potcar_functional", "PBE")
     #: element → POTCAR symbol, replacing the MP choice for that element (e.g. {"Na": "Na"}).
-    potcar_symbols: dict = _from("dft.vasp.potcar_symbols", {})
-    encut_eV: float = _from("dft.vasp.encut_eV", 520.0)
-    ediff_eV: float = _from("dft.vasp.ediff_eV", 1e-6)
-    prec: str = _from("dft.vasp.prec", "Accurate")
-    ismear: int = _from("dft.vasp.ismear", 0)
-    sigma_eV: float = _from("dft.vasp.sigma_eV", 0.05)
-    spin_polarized: bool = _from("dft.vasp.spin_polarized", False)
-    lreal: str = _from("dft.vasp.lreal", "False")  # "False" | "Auto" | "True"
-    addgrid: bool = _from("dft.vasp.addgrid", True)
-    nelm: int = _from("dft.vasp.nelm", 100)
+    potcar_symbols: dict = config_field("dft.vasp.potcar_symbols", {})
+    encut_eV: float = config_field("dft.vasp.encut_eV", 520.0)
+    ediff_eV: float = config_field("dft.vasp.ediff_eV", 1e-6)
+    prec: str = config_field("dft.vasp.prec", "Accurate")
+    ismear: int = config_field("dft.vasp.ismear", 0)
+    sigma_eV: float = config_field("dft.vasp.sigma_eV", 0.05)
+    spin_polarized: bool = config_field("dft.vasp.spin_polarized", False)
+    lreal: str = config_field("dft.vasp.lreal", "False")  # "False" | "Auto" | "True"
+    addgrid: bool = config_field("dft.vasp.addgrid", True)
+    nelm: int = config_field("dft.vasp.nelm", 100)
     #: k-points of static and relax runs: pymatgen's reciprocal density (per Å⁻³).
-    reciprocal_density: int = _from("dft.vasp.reciprocal_density", 100)
-    static_isym: int = _from("dft.vasp.static_isym", 0)
-    relax_ibrion: int = _from("dft.vasp.relax_ibrion", 2)
-    relax_isif: int = _from("dft.vasp.relax_isif", 3)
-    relax_nsw: int = _from("dft.vasp.relax_nsw", 99)
-    relax_ediffg_eV_A: float = _from("dft.vasp.relax_ediffg_eV_A", -0.01)
-    aimd_potim_fs: float = _from("dft.vasp.aimd_potim_fs", 1.5)
-    aimd_mdalgo: int = _from("dft.vasp.aimd_mdalgo", 2)  # 2: Nosé–Hoover (0 also, legacy)
-    aimd_smass: float = _from("dft.vasp.aimd_smass", 0.0)
-    aimd_isif: int = _from("dft.vasp.aimd_isif", 2)
-    aimd_nblock: int = _from("dft.vasp.aimd_nblock", 1)
-    aimd_prec: str = _from("dft.vasp.aimd_prec", "Normal")
-    aimd_lreal: str = _from("dft.vasp.aimd_lreal", "Auto")
-    aimd_nelmin: int = _from("dft.vasp.aimd_nelmin", 4)
+    reciprocal_density: int = config_field("dft.vasp.reciprocal_density", 100)
+    static_isym: int = config_field("dft.vasp.static_isym", 0)
+    relax_ibrion: int = config_field("dft.vasp.relax_ibrion", 2)
+    relax_isif: int = config_field("dft.vasp.relax_isif", 3)
+    relax_nsw: int = config_field("dft.vasp.relax_nsw", 99)
+    relax_ediffg_eV_A: float = config_field("dft.vasp.relax_ediffg_eV_A", -0.01)
+    aimd_potim_fs: float = config_field("dft.vasp.aimd_potim_fs", 1.5)
+    aimd_mdalgo: int = config_field("dft.vasp.aimd_mdalgo", 2)  # 2: Nosé–Hoover (0 also, legacy)
+    aimd_smass: float = config_field("dft.vasp.aimd_smass", 0.0)
+    aimd_isif: int = config_field("dft.vasp.aimd_isif", 2)
+    aimd_nblock: int = config_field("dft.vasp.aimd_nblock", 1)
+    aimd_prec: str = config_field("dft.vasp.aimd_prec", "Normal")
+    aimd_lreal: str = config_field("dft.vasp.aimd_lreal", "Auto")
+    aimd_nelmin: int = config_field("dft.vasp.aimd_nelmin", 4)
     #: MD steps whose SCF hit NELM, as a fraction of all steps, above which a run fails.
-    aimd_max_unconverged_fraction: float = _from(
+    aimd_max_unconverged_fraction: float = config_field(
         "dft.vasp.aimd_max_unconverged_fraction", 0.001)
     #: run commands, split like a shell would (shlex) and run without one.
-    command: str = _from("dft.vasp.command", "srun vasp_std")
-    gamma_command: str = _from("dft.vasp.gamma_command", "srun vasp_gam")
-    max_errors: int = _from("dft.vasp.max_errors", 5)
+    command: str = config_field("dft.vasp.command", "srun vasp_std")
+    gamma_command: str = config_field("dft.vasp.gamma_command", "srun vasp_gam")
+    max_errors: int = config_field("dft.vasp.max_errors", 5)
 
     def __post_init__(self):
         object.__setattr__(self, "potcar_symbols", dict(self.potcar_symbols))
@@ -214,11 +213,6 @@ def _write(vis, directory: str | os.PathLike, potcar_spec: bool,
         (directory / ORDER_FILE).write_text(json.dumps({"poscar_to_input": order.tolist()}) + "\n")
 
 
-def s_one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
-
-
 def write_static(atoms: Atoms, directory: str | os.PathLike, settings: VaspSettings,
                  potcar_spec: bool = False) -> None:
     """INCAR, KPOINTS, POSCAR and POTCAR (or POTCAR.spec, the symbols only, with
@@ -247,16 +241,6 @@ def write_aimd(atoms: Atoms, directory: str | os.PathLike, settings: VaspSetting
 
 
 # --- running ---------------------------------------------------------------------------------
-
-def command_argv(command: str | list[str] | tuple[str, ...]) -> list[str]:
-    """A run command as an argument list: a string is split like a shell splits words
-    (quotes respected), but no shell ever runs it, so nothing in it is expanded or executed
-    beyond the program it names."""
-    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
-    if not argv:
-        raise ConfigError("empty VASP run command; set dft.vasp.command")
-    return argv
-
 
 def run(directory: str | os.PathLike, settings: VaspSettings,
         command: str | list[str] | None = None, poll_s: float = 10.0) -> None:
@@ -584,27 +568,11 @@ def _segment(directory: Path) -> dict:
 
 def _trajectory(symbols, cell, frac, steps, potim_fs, nblock, temperature_K,
                 energies=None) -> dict:
-    from ase.data import atomic_masses, atomic_numbers
-
-    from ..diffusion import unwrap
-
-    frame_dt_ps = float(potim_fs) * int(nblock) / 1000.0
-    if not frame_dt_ps > 0:
-        raise ConfigError(f"time between frames {frame_dt_ps} ps (POTIM {potim_fs} fs × "
-                          f"NBLOCK {nblock}) is not positive")
-    numbers = np.array([atomic_numbers[s] for s in symbols])
-    pos = unwrap(frac, cell)
-    vel = np.gradient(pos, frame_dt_ps, axis=0) if len(pos) > 1 else np.zeros_like(pos)
-    out = {"positions_A": pos, "velocities_A_ps": vel, "numbers": numbers,
-           "masses_amu": atomic_masses[numbers], "cell_A": np.asarray(cell),
-           "dt_fs": float(potim_fs), "interval": int(nblock), "frame_dt_ps": frame_dt_ps,
-           "step": np.asarray(steps, int), "committed_step": int(steps[-1]),
-           "target_temperature_K": temperature_K, "velocities_from_positions": True}
-    if temperature_K is not None:
-        out["temperature_K"] = np.full(len(pos), float(temperature_K))
-    if energies is not None:
-        out["potential_energy_eV"] = np.asarray(energies, float)
-    return out
+    """XDATCAR frames as a trajectory: POTIM × NBLOCK between frames, velocities from the
+    positions, the thermostat's target as each frame's temperature."""
+    temps = None if temperature_K is None else np.full(len(frac), float(temperature_K))
+    return trajectory_record(symbols, cell, frac, steps, float(potim_fs), int(nblock),
+                             temperature_K, temperatures_K=temps, energies_eV=energies)
 
 
 def _energies_of(directory: Path, steps: np.ndarray) -> np.ndarray | None:
@@ -622,7 +590,7 @@ def read_trajectory(directory: str | os.PathLike, frame_dt_ps: float | None = No
                     temperature_K: float | None = None) -> dict:
     """The AIMD trajectory of a run directory (or an XDATCAR file) in the layout of
     :func:`phonion.formats.read_trajectory`: complete frames only, positions unwrapped with
-    :func:`phonion.diffusion.unwrap`, time between frames POTIM × NBLOCK from INCAR (or
+    :func:`phonion.geometry.unwrap`, time between frames POTIM × NBLOCK from INCAR (or
     vasprun.xml; ``frame_dt_ps`` for a bare XDATCAR), velocities by central differences
     (XDATCAR holds none: meaningful well below 1/(2 frame_dt_ps)), free energies per frame
     from vasprun.xml when it covers every frame. NVT only: a cell that changes is refused."""
@@ -679,7 +647,7 @@ def continue_aimd(previous: str | os.PathLike, directory: str | os.PathLike,
     if last_global >= total_steps:
         return None
     potim = float(incar["POTIM"])
-    from ..diffusion import unwrap
+    from ..geometry import unwrap
 
     pos = unwrap(x.frac[-3:], x.cells_A[-1])
     if len(pos) >= 3:
@@ -714,30 +682,18 @@ def concatenate_segments(directories: list[str | os.PathLike],
         first = int(_segment(d)["first_step"])
         segs.append((d, x, x.steps + first - 1, _run_params(d)))
     symbols = segs[0][1].symbols
-    frac, steps, energies = [], [], []
-    for k, (d, x, gsteps, _) in enumerate(segs):
+    for d, x, *_ in segs:
         if x.symbols != symbols:
             raise InputRejected(d, "other atoms than the first segment")
-        keep = np.ones(len(gsteps), bool)
-        if k + 1 < len(segs):
-            keep = gsteps < int(segs[k + 1][2][0])
-        frac.append(x.frac[keep])
-        steps.append(gsteps[keep])
-        e = _energies_of(d, x.steps[keep])
-        energies.append(e)
-    steps_all = np.concatenate(steps)
     nblock = int(segs[0][3].get("NBLOCK") or 1)
-    gaps = np.flatnonzero(np.diff(steps_all) != nblock)
-    if len(gaps):
-        i = gaps[0]
-        raise InputRejected(directories[0], f"segments leave a gap or overlap between steps "
-                            f"{steps_all[i]} and {steps_all[i + 1]}")
-    frac_all = np.concatenate(frac)
+    keep = stitch(directories, [g for _, _, g, _ in segs], nblock)
+    frac = np.concatenate([x.frac[m] for (_, x, _, _), m in zip(segs, keep, strict=True)])
+    steps = np.concatenate([g[m] for (_, _, g, _), m in zip(segs, keep, strict=True)])
+    energies = [_energies_of(d, x.steps[m]) for (d, x, _, _), m in zip(segs, keep, strict=True)]
     # unwrap across the seams too: the segments' wrapped coordinates continue each other
     potim = float(segs[0][3]["POTIM"])
     temp = temperature_K if temperature_K is not None else segs[0][3].get("TEBEG")
     e_all = np.concatenate(energies) if all(e is not None for e in energies) else None
-    out = _trajectory(symbols, segs[0][1].cells_A[0], frac_all, steps_all, potim, nblock,
-                      temp, e_all)
+    out = _trajectory(symbols, segs[0][1].cells_A[0], frac, steps, potim, nblock, temp, e_all)
     out["segments"] = [os.fspath(d) for d, *_ in segs]
     return out
