@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from phonion.campaign.stages import finite
+from phonion.campaign.io import finite
 from phonion.campaign.summary import summary_markdown
 from phonion.campaign.table import build_table, collect, descriptor_columns, pick_temperature
 from phonion.formats import new_result, write_result

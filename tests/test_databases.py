@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from phonion import databases
-from phonion.commands import main
+from phonion.cli import main
 from phonion.databases import DatabaseError, DatabaseSettings, fetch
 from phonion.intake import discover
 

@@ -254,7 +254,7 @@ def test_standalone_command_on_any_trajectory(tmp_path, argyrodite):
 
     from ase.io import write
 
-    from phonion.commands import main
+    from phonion.cli import main
 
     src = SHARED_DATA / "kinisi-Li6PS5Cl-aimd" / "XDATCAR.gz"
     assert main(["diffusion", "--trajectory", str(src), "--out", str(tmp_path / "a"),
@@ -287,6 +287,6 @@ def test_console_script_points_at_the_command_line():
     from importlib.metadata import entry_points
 
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "phonion"]
-    from phonion.commands import main
+    from phonion.cli import main
 
     assert ep.load() is main

@@ -116,7 +116,7 @@ def test_adaptive_snapshots_stop_when_the_msd_settles():
     n_free = count_free_parameters(d.supercell, (2,))[2]
     ph = phonopy_for(prim, d.choice)
 
-    def check(displacements, forces):  # as the forces stage's check (commands._msd_check)
+    def check(displacements, forces):  # as the forces stage's check (forces.msd_criterion)
         if independent_equations(displacements) < n_free:
             return None
         try:

@@ -14,6 +14,7 @@ import yaml
 from snakemake.utils import validate
 
 from phonion.arrhenius import arrhenius_stage, ion_charge, nernst_einstein_S_cm
+from phonion.dft import protocol_of
 from phonion.errors import ConfigError
 from phonion.settings import SETTINGS, MDSettings, stage_settings
 
@@ -83,7 +84,7 @@ def test_dft_forces_read_only_the_protocol_of_their_engine():
     assert with_dft(validate=["NaCl"]) == base
     assert with_dft(engine="vasp") != base
     with pytest.raises(ConfigError, match="dft.cp2k has no setting cutoff"):
-        stage_settings("dft_forces", _config(dft={"cp2k": {"cutoff": 300}})).protocol()
+        protocol_of(stage_settings("dft_forces", _config(dft={"cp2k": {"cutoff": 300}})))
 
 
 def test_overrides_apply_to_one_material_and_canonical_form_drops_unused_values():
@@ -133,8 +134,9 @@ WITH_EVERY_BACKEND = {"torch"}
 SUBPROCESS = {"fit_ifc": {"pheasy"}}
 
 
-def _imports(tree: ast.AST) -> set[str]:
-    """Modules imported anywhere in ``tree``: 'phonion.x' for relative imports, else the
+def _imports(tree: ast.AST, package: str = "phonion") -> set[str]:
+    """Modules imported anywhere in ``tree`` (a module of ``package``): relative imports
+    resolved to 'phonion.x.y' (or the imported submodule when it is one), others as their
     top-level name."""
     names = set()
     for node in ast.walk(tree):
@@ -142,32 +144,57 @@ def _imports(tree: ast.AST) -> set[str]:
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = node.module.split(".")[0] if node.module else None
-                names |= {f"phonion.{base}"} if base else {f"phonion.{a.name}"
-                                                           for a in node.names}
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1]
+                                + ([node.module] if node.module else []))
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    names.add(sub if _source(sub) else base)
             else:
                 names.add(node.module.split(".")[0])
     return names
 
 
+def _source(name: str) -> Path | None:
+    """The file of module ``phonion.x.y`` (a module or a package's __init__)."""
+    rel = Path(*name.split(".")[1:])
+    for path in (SRC / rel.with_suffix(".py"), SRC / rel / "__init__.py"):
+        if str(rel) not in ("", ".") and path.is_file():
+            return path
+    return SRC / "__init__.py" if name == "phonion" else None
+
+
 def _module_imports(name: str) -> set[str]:
-    path = SRC / f"{name.split('.', 1)[1]}.py" if "." in name else SRC / "__init__.py"
-    return _imports(ast.parse(path.read_text())) if path.exists() else set()
+    path = _source(name)
+    if path is None:
+        return set()
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text())
+    if name.startswith("phonion.cli"):  # the command layer: only what its import runs
+        tree = ast.Module([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                          [])
+    return _imports(tree, package)
 
 
 def command_imports(command: str) -> set[str]:
     """Third-party top-level modules a ``python -m phonion <command>`` run may import:
     the command function's imports and, transitively, every import of the phonion modules
     it reaches (module-level and lazy ones alike: an over-estimate, never an under-one)."""
-    tree = ast.parse((SRC / "commands.py").read_text())
-    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for path in sorted((SRC / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if command in funcs:
+            break
+    else:
+        raise AssertionError(f"no command {command} in phonion.cli")
     top = {n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))}
-    todo = set().union(*(_imports(n) for n in top)) | {"phonion.runner"}
+    todo = set().union(*(_imports(n, "phonion.cli") for n in top)) | {"phonion.runner",
+                                                                       "phonion.cli"}
     called, stack = set(), [command]
-    while stack:  # the command function and the helpers of commands.py it calls
+    while stack:  # the command function and the helpers of its module it calls
         name = stack.pop()
         called.add(name)
-        todo |= _imports(funcs[name])
+        todo |= _imports(funcs[name], "phonion.cli")
         stack += [n.func.id for n in ast.walk(funcs[name]) if isinstance(n, ast.Call)
                   and isinstance(n.func, ast.Name) and n.func.id in funcs
                   and n.func.id not in called]

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import RIGID, ROOT, read_status, snakemake
 
-pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+# one worker runs them one after another: they share the one-node SLURM (pytest-xdist)
+pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """phonion: lattice-dynamics screening of solid ion conductors.
 
 The package holds the science; the Snakemake workflow in ``workflow/`` only calls it,
-one command per stage (``python -m phonion <stage>``, :mod:`phonion.commands`). A stage
+one command per stage (``python -m phonion <stage>``, :mod:`phonion.cli`). A stage
 has one name everywhere: rule, command, module, settings class and results folder.
 
 Stages (module: verbs), in pipeline order:

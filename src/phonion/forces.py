@@ -80,3 +80,42 @@ def compute_forces_adaptive(supercell: Atoms, displacements_A: np.ndarray,
     fs = ForceSet(supercell.copy(), np.asarray(displacements_A[:n], float), np.asarray(forces),
                   f0, np.asarray(energies))
     return fs, history
+
+
+def reference_needed(displace_result: dict) -> bool:
+    """Whether the undisplaced supercell must be evaluated: not when the site symmetry of
+    every atom forbids a force on it (``displace`` decides; rock salt, fluorite)."""
+    return not displace_result.get("residual_forces_zero_by_symmetry", False)
+
+
+def msd_criterion(displace_result: dict, s, basis_cache=None):
+    """The adaptive-snapshot criterion of :func:`compute_forces_adaptive`: a function of
+    (displacements, forces) giving the mobile-ion MSD (Å²) at ``s.temperature_K`` on a
+    20 Å mesh from a symfc least-squares fc2 of the snapshots so far (None while the fit is
+    not determined). ``s``: the forces stage's settings. Needs phonopy and symfc."""
+    from .displace import free_parameters, symfc_basis
+    from .fit_ifc import fit_symfc, independent_equations
+    from .formats import atoms_from_dict
+    from .harmonic import mesh_numbers, phonopy_from_displace
+    from .lsq import DesignError
+    from .phonon_descriptors import mesh_msd
+
+    ph = phonopy_from_displace(displace_result)
+    basis = symfc_basis(atoms_from_dict(displace_result["supercell"]), (2,), s.fc2_cutoff_A,
+                        cache=basis_cache)
+    n_free = free_parameters(basis)[2]  # the basis is built once for every batch's fit
+    mobile = np.array(ph.primitive.symbols) == s.mobile_ion
+    mesh = mesh_numbers(ph, 20.0)
+
+    def check(displacements, forces):
+        if independent_equations(displacements) < n_free:
+            return None
+        try:
+            ph.force_constants = fit_symfc(ph, displacements, forces, s.fc2_cutoff_A,
+                                           basis=basis)
+        except DesignError:  # not determined yet: the next batch may be
+            return None
+        return float(mesh_msd(ph, mesh, [s.temperature_K])[0][mobile].mean())
+
+    return check
+

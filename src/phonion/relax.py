@@ -77,8 +77,8 @@ class RelaxResult:
             "spacegroup_number_initial": self.spacegroup_initial[1],
             "spacegroup_final": self.spacegroup_final[0],
             "spacegroup_number_final": self.spacegroup_final[1],
-            "symmetry_change": ("none" if self.spacegroup_initial[1] == self.spacegroup_final[1]
-                                else "supergroup" if self.supergroup else "lost"),
+            "symmetry_change": symmetry_change(self.spacegroup_initial, self.spacegroup_final,
+                                               self.supergroup),
             "stages": self.stages,
         }
 
@@ -235,3 +235,30 @@ def symmetry_verdict(g0: tuple[str, int], g1: tuple[str, int], supergroup: bool,
         return "failed", (f"{change}: symmetry lost on relaxation; set "
                           "relax.on_symmetry_change: warn to accept it")
     return "ok", f"{change}: symmetry lost on relaxation, accepted (on_symmetry_change: warn)"
+
+
+def symmetry_change(g0: tuple[str, int], g1: tuple[str, int], supergroup: bool) -> str:
+    """``none``, ``supergroup`` (the final cell keeps every operation of the initial one
+    and gains some) or ``lost``, from the space groups before and after."""
+    return "none" if g0[1] == g1[1] else "supergroup" if supergroup else "lost"
+
+
+def compare_symmetry(initial: Atoms, final: Atoms, symprec: float
+                     ) -> tuple[tuple[str, int], tuple[str, int], bool]:
+    """Space groups (symbol, number) before and after a relaxation by any engine, and
+    whether the final one is a supergroup of the initial one."""
+    g0, g1 = spacegroup(initial, symprec), spacegroup(final, symprec)
+    superg = g1[1] != g0[1] and is_supergroup(final, symmetry_operations(initial, symprec),
+                                              symprec)
+    return g0, g1, superg
+
+
+def restart_key(structure: dict, s: RelaxSettings) -> str:
+    """What a saved unfinished relaxation must match to be continued: the input structure
+    and every setting except ``max_steps`` (raising it continues the run)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    text = json.dumps(structure, sort_keys=True) + dataclasses.replace(s, max_steps=0).to_json()
+    return hashlib.sha256(text.encode()).hexdigest()

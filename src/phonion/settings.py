@@ -460,22 +460,6 @@ class DftForcesSettings(Settings):
         other = "vasp" if self.engine == "cp2k" else "cp2k"
         return dataclasses.replace(self, **{self.engine: mine, other: {}})
 
-    def protocol(self):
-        """The engine's settings object (defaults for keys not in config); a key that is
-        not a setting of the engine is a :class:`~phonion.errors.ConfigError`."""
-        from .dft import get_engine
-        from .errors import ConfigError
-
-        cls = get_engine(self.engine).settings_class
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(getattr(self, self.engine)) - names)
-        if unknown:
-            raise ConfigError(f"dft.{self.engine} has no setting {', '.join(unknown)} "
-                              "(docs/dft.md lists them)")
-        values = {k: tuple(v) if isinstance(v, list) else v
-                  for k, v in getattr(self, self.engine).items()}
-        return cls(**values)
-
 
 @dataclass(frozen=True)
 class DftRelaxSettings(DftForcesSettings):

@@ -265,10 +265,14 @@ if config["relax"]["engine"] != "mlp":
             f"relax.engine {config['relax']['engine']} but dft.engine "
             f"{config['dft']['engine']}: one DFT engine per campaign; set dft.engine too"
         )
-    stage_settings("dft_relax", config).protocol()  # a typo in dft.<engine> stops here
+    from phonion.dft import protocol_of
+
+    protocol_of(stage_settings("dft_relax", config))  # a typo in dft.<engine> stops here
 if DFT_MATERIALS or AIMD_MATERIALS:
     # a typo in dft.<engine> or a material that is not in the campaign stops here
-    stage_settings("dft_forces", config).protocol()
+    from phonion.dft import protocol_of
+
+    protocol_of(stage_settings("dft_forces", config))
     for _key, _mids in (("validate", DFT_MATERIALS), ("aimd.materials", AIMD_MATERIALS)):
         _unknown = sorted(_mids - set(MATERIALS) - set(DISCOVERY.rejected))
         if _unknown:

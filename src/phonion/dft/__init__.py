@@ -150,3 +150,20 @@ def forceset_from_runs(engine: DFTEngine, supercell: Atoms, displacements_A: np.
     return ForceSet(supercell.copy(), displacements_A, np.asarray(forces), f0,
                     np.asarray(energies), meta={"engine": engine.name,
                                                 "runs": [os.fspath(d) for d in directories]})
+
+
+def protocol_of(s):
+    """The engine's settings object of a DFT stage's settings ``s`` (``DftForcesSettings``
+    or a subclass: ``s.engine`` and its section ``dft.<engine>``), defaults for keys not in
+    config; a key that is not a setting of the engine is a :class:`ConfigError`."""
+    from dataclasses import fields
+
+    cls = get_engine(s.engine).settings_class
+    names = {f.name for f in fields(cls)}
+    section = getattr(s, s.engine)
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise ConfigError(f"dft.{s.engine} has no setting {', '.join(unknown)} "
+                          "(docs/dft.md lists them)")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
+

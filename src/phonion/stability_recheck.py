@@ -1,0 +1,62 @@
+"""The stability screen with a second MLP (config ``stability_recheck``): its forces on the
+displaced supercells the first model used, a symfc least-squares fc2, the same verdict as
+:func:`phonion.stability.assess_stability`, and both verdicts side by side. A verdict that
+depends on the model is a finding about the model, not the material (docs/relax.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .settings import StabilityRecheckSettings
+
+
+def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
+            load_calculator: Callable, basis_cache: Path | None = None,
+            log: Callable[[str], None] = print) -> dict:
+    """The second model's verdict beside the first (``first``: the stability result).
+    ``load_calculator()`` returns the second model's ASE calculator; it is called only when
+    the snapshots determine fc2. Returns the stage's result data (``status``, ``reason``,
+    verdicts, lowest frequencies in THz, force evaluations)."""
+    from .displace import free_parameters, symfc_basis
+    from .fit_ifc import fit_symfc, independent_equations
+    from .forces import compute_forces, reference_needed
+    from .formats import atoms_from_dict
+    from .harmonic import phonopy_from_displace
+    from .stability import assess_stability
+
+    sc = atoms_from_dict(displace_result["supercell"])
+    listed = np.asarray(displace_result["displacements_A"])[:displace_result["n_snapshots"]]
+    basis = symfc_basis(sc, cache=basis_cache)
+    n_free = free_parameters(basis)[2]
+    n_eq = independent_equations(listed)
+    if n_eq < n_free:
+        return {"status": "failed", "reason": (
+            f"{n_eq} force equations for {n_free} free fc2 parameters: too few for a "
+            "least-squares re-check; raise phonons.safety_factor")}
+    reference = reference_needed(displace_result)
+    fs = compute_forces(sc, listed, load_calculator(), reference=reference)
+    ph = phonopy_from_displace(displace_result)
+    ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A, basis=basis)
+    st, _ = assess_stability(ph, s)
+    first_stable = first.get("stable") if first["status"] in ("ok", "failed") else None
+    name = f"{s.backend}:{s.model}" + (f" ({s.modal})" if s.modal else "")
+    verdict = "stable" if st["stable"] else "unstable"
+    agree = None if first_stable is None else first_stable == st["stable"]
+    reason = f"{name}: {verdict}, lowest {st['lowest_frequency_THz']:.2f} THz" + (
+        "" if agree is None else
+        ("; agrees with the first model" if agree else
+         f"; the first model says {'stable' if first_stable else 'unstable'} "
+         f"({first['lowest_frequency_THz']:.2f} THz): the verdict depends on the model"))
+    log(reason)
+    return {"second_model": name, "stable": st["stable"],
+            "lowest_frequency_THz": st["lowest_frequency_THz"],
+            "n_imaginary_modes": st["n_imaginary_modes"],
+            "acoustic_cutoff_THz": st["acoustic_cutoff_THz"],
+            "first_model_stable": first_stable,
+            "first_model_lowest_frequency_THz": first.get("lowest_frequency_THz"),
+            "verdicts_agree": agree,
+            "n_force_evaluations": len(listed) + int(reference),
+            "status": "ok", "reason": reason}
