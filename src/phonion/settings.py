@@ -2,7 +2,7 @@
 
 The workflow builds each stage's settings from the campaign config
 (:func:`stage_settings`) and hands them to the job as one canonical JSON string
-(:func:`canonical_json`). Snakemake reruns a job when its params change, so a stage's
+(:func:`phonion.settings_base.canonical_json`). Snakemake reruns a job when its params change, so a stage's
 params must carry exactly the values that change its result: a descriptor-only key
 reruns the descriptors, never the MLP forces upstream of them. Execution details that
 do not change a result (the interpreter, the torch device) never enter the settings.
@@ -13,17 +13,40 @@ the sections ``relax``, ``phonons`` and ``md``. Defaults equal the schema defaul
 (``workflow/schemas/config.schema.yaml``; a test keeps them equal), so stage functions
 can be called from Python without a config.
 
-This module imports nothing heavy: the Snakefile imports it at parse time.
+The classes live by family (:mod:`.settings_base`: the base class and the MLP fields;
+this module: structure and phonon stages and the registry :data:`SETTINGS`;
+:mod:`.settings_md`, :mod:`.settings_dft`, :mod:`.settings_campaign`), all importable from
+here. This module imports nothing heavy: the Snakefile imports it at parse time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from .settings_base import Settings
+from .settings_base import CalculatorSettings, Settings
 from .settings_base import config_field as _from
+from .settings_campaign import (
+    CampaignClusteringSettings,
+    CampaignFiguresSettings,
+    CampaignModelSettings,
+    CampaignStatisticsSettings,
+    CampaignSummarySettings,
+    CampaignTableSettings,
+)
+from .settings_dft import (
+    AimdSettings,
+    DftForcesSettings,
+    DftRelaxSettings,
+    DftValidationSettings,
+)
+from .settings_md import (
+    ArrheniusSettings,
+    DiffusionSettings,
+    DynamicsSettings,
+    MDSettings,
+)
 
 #: Config sections whose values a per-material ``overrides`` entry may replace.
 OVERRIDABLE = ("relax", "phonons", "md")
@@ -93,21 +116,6 @@ class IntakeSettings(Settings):
     max_volume_per_atom_A3: float = 150.0
     min_distance_A: float = 0.7
     symprec: float = 1e-3
-
-
-@dataclass(frozen=True)
-class CalculatorSettings(Settings):
-    """The MLP that a stage evaluates (config ``calculator``); the device is an execution
-    detail, passed to the job separately, so moving MD to a GPU reruns nothing."""
-
-    backend: str = _from("calculator.backend", "sevenn")
-    model: str = _from("calculator.model", "7net-0")
-    dtype: str = _from("calculator.dtype", "float64")
-    modal: str = _from("calculator.modal", "")
-
-    def calculator(self) -> dict:
-        return {"backend": self.backend, "model": self.model, "dtype": self.dtype,
-                "modal": self.modal}
 
 
 @dataclass(frozen=True)
@@ -248,109 +256,6 @@ class PhononDescriptorsSettings(Settings):
     band_points: int = 51
 
 
-@dataclass(frozen=True)
-class MDSettings(CalculatorSettings):
-    """NVT MD of one material at one temperature (config ``md``; the temperature is the
-    job's wildcard, not a setting of the list ``md.temperatures_K``, so adding a
-    temperature runs only that temperature's MD)."""
-
-    SECTION: ClassVar[str] = "md"
-    temperature_K: float = field(default=800.0, metadata={"wildcard": True})
-    timestep_fs: float = 1.5
-    equilibration_steps: int = 10_000
-    production_steps: int = 40_000
-    interval: int = 4
-    thermostat: str = "langevin"  # langevin | bussi | nose_hoover_chain
-    initial_state: str = "harmonic"  # harmonic (from fc2, when given) | maxwell_boltzmann
-    friction_per_fs: float = 0.01  # Langevin
-    tau_fs: float = 100.0  # Bussi / Nosé–Hoover damping time
-    seed: int = 0
-    max_force_eV_A: float = 50.0
-    max_temperature_factor: float = 5.0
-    min_distance_A: float = 0.5
-    adaptive: bool = _from("md.adaptive.enabled", False)
-    adaptive_target_rel_stderr: float = _from("md.adaptive.target_rel_stderr", 0.1)
-    adaptive_chunk_steps: int = _from("md.adaptive.chunk_steps", 10_000)
-    adaptive_max_production_steps: int = _from("md.adaptive.max_production_steps", 200_000)
-    adaptive_min_duration_ps: float = _from("md.adaptive.min_duration_ps", 5.0)
-    mobile_ion: str = _from("mobile_ion", "Na")  # the adaptive stopping rule's ion
-
-    def canonical(self) -> MDSettings:
-        s = self
-        if s.thermostat != "langevin":
-            s = dataclasses.replace(s, friction_per_fs=0.01)
-        if s.thermostat == "langevin":
-            s = dataclasses.replace(s, tau_fs=100.0)
-        if not s.adaptive:
-            s = dataclasses.replace(
-                s, adaptive_target_rel_stderr=0.1, adaptive_chunk_steps=10_000,
-                adaptive_max_production_steps=200_000, adaptive_min_duration_ps=5.0,
-                mobile_ion="Na")
-        return s
-
-    def run_fingerprint(self) -> dict:
-        """The settings that define a trajectory apart from its length (a longer run
-        extends an existing trajectory instead of restarting it)."""
-        d = dataclasses.asdict(self)
-        for key in ("production_steps", "mobile_ion"):
-            d.pop(key)
-        for key in [k for k in d if k.startswith("adaptive")]:
-            d.pop(key)
-        return d
-
-
-@dataclass(frozen=True)
-class DiffusionSettings(Settings):
-    """Diffusion analysis of a trajectory (config ``diffusion`` and ``mobile_ion``)."""
-
-    SECTION: ClassVar[str] = "diffusion"
-    mobile_ion: str = _from("mobile_ion", "Na")
-    estimator: str = "blocks"  # or "seed000": through the origin, window, 1/t weights
-    n_blocks: int = 5
-    diffusive_slope: float = 0.5
-    window: tuple[float, float] = (0.1, 0.5)  # seed000 estimator only
-    weighting: str = "inverse_time"  # seed000 estimator only
-    melt_d_threshold_A2_ps: float = 0.01
-    melt_displacement_A: float = 4.0
-    min_duration_ps: float = 5.0
-
-
-@dataclass(frozen=True)
-class DynamicsSettings(Settings):
-    """Optional structure and dynamics analyses (config ``dynamics``)."""
-
-    SECTION: ClassVar[str] = "dynamics"
-    mobile_ion: str = _from("mobile_ion", "Na")
-    rdf: bool = False
-    van_hove: bool = False
-    reorientation: bool = False
-    tetrahedra: bool = False
-    r_max_A: float = 8.0
-    bin_A: float = 0.05
-    max_frames: int = 200
-    van_hove_lags: int = 8
-    rotation_threshold: float = 0.9
-    hop_distance_A: float = 3.8
-    hop_residence_ps: float = 3.0
-    hop_window_ps: float = 9.0
-    angle_filter_cm1: float | None = 5.0
-
-    ANALYSES: ClassVar[tuple[str, ...]] = ("rdf", "van_hove", "reorientation", "tetrahedra")
-
-    @property
-    def analyses(self) -> list[str]:
-        return [a for a in self.ANALYSES if getattr(self, a)]
-
-
-@dataclass(frozen=True)
-class ArrheniusSettings(Settings):
-    """Arrhenius fit and Nernst–Einstein conductivity (``mobile_ion``, its charge)."""
-
-    SECTION: ClassVar[str] = "arrhenius"
-    mobile_ion: str = _from("mobile_ion", "Na")
-    charge: int | None = _from("mobile_ion_charge", None)
-
-
 # --- structure descriptors and the campaign analysis (issue 13) -------------------------
 
 @dataclass(frozen=True)
@@ -376,138 +281,6 @@ class ElasticSettings(CalculatorSettings):
     def canonical(self) -> ElasticSettings:
         return self if self.relax_ions else dataclasses.replace(self, fmax_eV_A=0.005,
                                                                 max_steps=200)
-
-
-@dataclass(frozen=True)
-class CampaignTableSettings(Settings):
-    """The campaign table (config ``campaign``): whether runs flagged ``too_short`` or
-    ``melted`` enter fits, and an external diffusion table to merge."""
-
-    SECTION: ClassVar[str] = "campaign"
-    include_flagged: bool = False
-    external_d: str = ""
-
-
-@dataclass(frozen=True)
-class CampaignStatisticsSettings(Settings):
-    """Correlations (config ``campaign``)."""
-
-    SECTION: ClassVar[str] = "campaign"
-    descriptors: tuple[str, ...] = ()
-    n_bootstrap: int = 1000
-    fdr_alpha: float = 0.05
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class CampaignClusteringSettings(Settings):
-    """PCA + k-means (config ``campaign``)."""
-
-    SECTION: ClassVar[str] = "campaign"
-    descriptors: tuple[str, ...] = ()
-    k_range: tuple[int, int] = (2, 6)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class CampaignModelSettings(Settings):
-    """ML model of diffusion (config ``campaign``)."""
-
-    SECTION: ClassVar[str] = "campaign"
-    descriptors: tuple[str, ...] = ()
-    temperature_K: float | None = None
-    model_min_materials: int = 12
-    superionic_threshold_cm2_s: float = 1e-6
-    cv_splits: int = 5
-    n_estimators: int = 300
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class CampaignFiguresSettings(Settings):
-    """Campaign figures (config ``campaign``): only plotting keys."""
-
-    SECTION: ClassVar[str] = "campaign"
-    temperature_K: float | None = None
-    colormap: str = "viridis"
-
-
-@dataclass(frozen=True)
-class CampaignSummarySettings(Settings):
-    """``summary.md`` (config ``campaign``)."""
-
-    SECTION: ClassVar[str] = "campaign"
-    top_candidates: int = 10
-
-
-@dataclass(frozen=True)
-class DftForcesSettings(Settings):
-    """DFT static forces on the displaced supercells of a validated material (config
-    ``dft``): the engine and that engine's protocol (``dft.cp2k`` or ``dft.vasp``, every
-    key a field of :class:`phonion.dft.cp2k.Cp2kSettings` / :class:`phonion.dft.vasp.
-    VaspSettings`). The run command is an execution detail (environment variable
-    ``PHONION_DFT_COMMAND``) and the other engine's section is not read: editing either
-    reruns nothing."""
-
-    SECTION: ClassVar[str] = "dft"
-    engine: str = "cp2k"
-    cp2k: dict = _from("dft.cp2k", {})
-    vasp: dict = _from("dft.vasp", {})
-
-    def canonical(self) -> DftForcesSettings:
-        mine = {k: v for k, v in getattr(self, self.engine).items()
-                if k not in ("command", "gamma_command")}
-        other = "vasp" if self.engine == "cp2k" else "cp2k"
-        return dataclasses.replace(self, **{self.engine: mine, other: {}})
-
-
-@dataclass(frozen=True)
-class DftRelaxSettings(DftForcesSettings):
-    """Relaxation by a DFT engine (config ``relax.engine: vasp | cp2k``): that engine's
-    protocol (``dft.<engine>``: its relax keys, e.g. ``dft.cp2k.relax_cell`` or
-    ``dft.vasp.relax_isif``) and the space-group check of ``relax``. A campaign with the
-    MLP relaxation never reads these, so adding the engine key reran nothing."""
-
-    SECTION: ClassVar[str] = "relax"
-    engine: str = _from("relax.engine", "mlp")
-    on_symmetry_change: str = "fail"
-    symprec: float = 0.01
-
-    def canonical(self) -> DftRelaxSettings:
-        if self.engine not in ("vasp", "cp2k"):  # the MLP relaxes: no protocol is read
-            return dataclasses.replace(self, cp2k={}, vasp={})
-        return super().canonical()
-
-
-@dataclass(frozen=True)
-class AimdSettings(DftForcesSettings):
-    """NVT AIMD of a material at one temperature (config ``dft``: the engine's protocol, and
-    ``dft.aimd.steps``); the temperature is the job's wildcard, so adding one runs only
-    the new temperature."""
-
-    steps: int = _from("dft.aimd.steps", 20000)
-    temperature_K: float = field(default=800.0, metadata={"wildcard": True})
-
-
-@dataclass(frozen=True)
-class DftValidationSettings(Settings):
-    """MLP against DFT on the same displaced supercells (config ``phonons``, ``mobile_ion``):
-    both force sets through the same symfc least-squares fit, then the stability verdict
-    and the mobile-ion MSD of each on the same q-mesh."""
-
-    SECTION: ClassVar[str] = "phonons"
-    mobile_ion: str = _from("mobile_ion", "Na")
-    temperatures_K: tuple[float, ...] = (300.0, 800.0)
-    mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
-    tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
-    band_points: int = 51
-    fc2_cutoff_A: float | None = None
-    #: with phonons.fc3 the displacements were made for fc3 too: compare fc3 as well
-    fc3: bool = False
-    fc3_cutoff_A: float = 4.5
-
-    def canonical(self) -> DftValidationSettings:
-        return self if self.fc3 else dataclasses.replace(self, fc3_cutoff_A=4.5)
 
 
 #: stage name → its settings class (the stages that have settings).

@@ -58,3 +58,18 @@ def canonical_json(settings: Settings, exclude: tuple[str, ...] = ()) -> str:
 
 def is_wildcard(cls: type, name: str) -> bool:
     return any(f.name == name and f.metadata.get("wildcard") for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class CalculatorSettings(Settings):
+    """The MLP that a stage evaluates (config ``calculator``); the device is an execution
+    detail, passed to the job separately, so moving MD to a GPU reruns nothing."""
+
+    backend: str = config_field("calculator.backend", "sevenn")
+    model: str = config_field("calculator.model", "7net-0")
+    dtype: str = config_field("calculator.dtype", "float64")
+    modal: str = config_field("calculator.modal", "")
+
+    def calculator(self) -> dict:
+        return {"backend": self.backend, "model": self.model, "dtype": self.dtype,
+                "modal": self.modal}

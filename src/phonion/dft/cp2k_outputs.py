@@ -34,7 +34,6 @@ def _meta_of(directory: Path) -> dict:
     return json.loads(p.read_text())
 
 
-
 @dataclass
 class XyzFrames:
     """Complete frames of a CP2K MD xyz file (positions Å or velocities a.u.)."""
