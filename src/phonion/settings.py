@@ -2,10 +2,11 @@
 
 The workflow builds each stage's settings from the campaign config
 (:func:`stage_settings`) and hands them to the job as one canonical JSON string
-(:func:`phonion.settings_base.canonical_json`). Snakemake reruns a job when its params change, so a stage's
-params must carry exactly the values that change its result: a descriptor-only key
-reruns the descriptors, never the MLP forces upstream of them. Execution details that
-do not change a result (the interpreter, the torch device) never enter the settings.
+(:func:`phonion.settings_base.canonical_json`). Snakemake reruns a job when its params
+change, so a stage's params must carry exactly the values that change its result: a
+descriptor-only key reruns the descriptors, never the MLP forces upstream of them.
+Execution details that do not change a result (the interpreter, the torch device) never
+enter the settings.
 
 Each field names where it comes from in the config (``section.key``; default: the
 stage's ``SECTION`` and the field name). Per-material ``overrides`` replace values of
