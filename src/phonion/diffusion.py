@@ -8,9 +8,10 @@ free-intercept fit in the diffusive regime, the regime found from the data, a St
 detected" with an upper bound when the ion never leaves its vibrational plateau),
 :func:`diffusion_coefficient` (seed 000 eq. 2 literally, through the origin: the
 ``seed000`` estimator), :func:`melt_check`, :func:`vdos` and :func:`analyze_trajectory`
-(all of it for one trajectory). Inputs are unwrapped Cartesian positions (frames × atoms ×
+(all of it for one trajectory); :func:`msd` and :func:`vdos` live in
+:mod:`phonion.correlations`. Inputs are unwrapped Cartesian positions (frames × atoms ×
 3, Å) and the time between frames (ps); :func:`unwrap` makes them from wrapped fractional
-ones. Choices and their calibration: docs/diffusion.md.
+ones (:func:`phonion.geometry.unwrap`). Choices and their calibration: docs/diffusion.md.
 """
 
 from __future__ import annotations
@@ -20,100 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .correlations import msd, vdos, vdos_centre, vdos_support_max  # noqa: F401 - API
+from .diffusion_seed000 import (  # noqa: F401 - API
+    Diffusion,
+    TrajectoryTooShort,
+    diffusion_coefficient,
+)
 from .errors import PhonionError
 from .geometry import symbols_of
 from .settings import DiffusionSettings
-
-
-class TrajectoryTooShort(PhonionError):
-    """Too few frames in the fit window for a slope."""
-
-
-def _autocorrelation(x: np.ndarray) -> np.ndarray:
-    """Σ_k x[k] x[k+m] for every lag m along axis 0 (unnormalised), by FFT."""
-    n = x.shape[0]
-    f = np.fft.rfft(x, n=2 * n, axis=0)
-    return np.fft.irfft(f * np.conj(f), n=2 * n, axis=0)[:n]
-
-
-def msd(positions_A: np.ndarray) -> np.ndarray:
-    """MSD(m) per atom and direction, averaged over all time origins (frames, atoms, 3), Å².
-
-    Algorithm of Kneller et al. (nMoldyn, Comput. Phys. Commun. 91, 191 (1995)):
-    MSD(m) = [S1(m) − 2 S2(m)]/(N − m), S2 the position autocorrelation by FFT. Hand-written
-    because the field's packages (kinisi, pymatgen) do not expose it per atom and direction.
-    """
-    x = np.asarray(positions_A, dtype=float)
-    n = x.shape[0]
-    d = x**2
-    s2 = _autocorrelation(x)
-    q = 2 * d.sum(axis=0)
-    s1 = np.empty_like(x)
-    for m in range(n):
-        q = q - (d[m - 1] if m else 0) - (d[n - m] if m else 0)
-        s1[m] = q / (n - m)
-    return s1 - 2 * s2 / (n - np.arange(n))[:, None, None]
-
-
-@dataclass
-class Diffusion:
-    """D (Å²/ps) of one species, its standard error and 95 % interval, and the fit window."""
-
-    d_A2_ps: float
-    stderr_A2_ps: float
-    ci95_A2_ps: tuple[float, float]
-    n_atoms: int
-    window_ps: tuple[float, float]
-    dimensions: int
-
-    def as_dict(self, prefix: str) -> dict:
-        return {
-            f"{prefix}_A2_ps": self.d_A2_ps,
-            f"{prefix}_stderr_A2_ps": self.stderr_A2_ps,
-            f"{prefix}_ci95_A2_ps": list(self.ci95_A2_ps),
-            f"{prefix}_cm2_s": self.d_A2_ps * 1e-4,
-        }
-
-
-def diffusion_coefficient(msd_atoms: np.ndarray, dt_ps: float, window: tuple[float, float]
-                          = (0.1, 0.5), directions=(0, 1, 2), intercept: bool = False,
-                          weighting: str = "inverse_time") -> Diffusion:
-    """Seed 000 eq. 2, D = (1/2n) dMSD/dt, from per-atom MSDs (frames, atoms, 3).
-
-    The slope is fitted over lag times from ``window[0]`` to ``window[1]`` of the run
-    (fractions; the default skips the ballistic/vibrational start and the noisy long lags
-    with few time origins), through the origin unless ``intercept``. ``directions``
-    selects Cartesian components: all three for D_avg (n = 3), one for a single direction
-    (n = 1). ``weighting="inverse_time"`` weights each lag by 1/t (the variance of a
-    random walk's MSD grows like t), ``"none"`` weights all lags equally (as
-    pymatgen-analysis-diffusion's DiffusionAnalyzer does by default). The interval is the
-    spread of per-atom slopes, blind to correlated atoms and to the bias of a fit through
-    the origin: this is the ``seed000`` estimator, kept for reproducing seed 000; the
-    default is :func:`estimate_diffusion`.
-    """
-    n_frames, n_atoms, _ = msd_atoms.shape
-    t = np.arange(n_frames) * dt_ps
-    lo, hi = int(window[0] * (n_frames - 1)), int(window[1] * (n_frames - 1))
-    lo = max(lo, 1)
-    if hi - lo < 2:
-        raise TrajectoryTooShort(
-            f"the fit window {window} holds {max(hi - lo + 1, 0)} of {n_frames} frames (< 3); "
-            "run longer (md.production_steps) or widen diffusion.window")
-    dims = len(directions)
-    y = msd_atoms[lo:hi + 1][:, :, list(directions)].sum(axis=2)  # (frames, atoms)
-    tt = t[lo:hi + 1]
-    w = 1.0 / tt if weighting == "inverse_time" else np.ones_like(tt)
-    if intercept:
-        A = np.column_stack([tt, np.ones_like(tt)]) * np.sqrt(w)[:, None]
-        slopes = np.linalg.lstsq(A, y * np.sqrt(w)[:, None], rcond=None)[0][0]
-    else:
-        slopes = (w * tt) @ y / ((w * tt) @ tt)
-    d_i = slopes / (2 * dims)
-    d = float(d_i.mean())
-    se = float(d_i.std(ddof=1) / np.sqrt(n_atoms)) if n_atoms > 1 else float("nan")
-    half = float(stats.t.ppf(0.975, n_atoms - 1) * se) if n_atoms > 1 else float("nan")
-    return Diffusion(d, se, (d - half, d + half), n_atoms, (float(tt[0]), float(tt[-1])), dims)
-
 
 #: Lags per fitted block as a fraction of the block length: every lag of the fit keeps at
 #: least half of the block's time origins.
@@ -301,51 +217,6 @@ def melt_check(positions_host_A: np.ndarray, dt_ps: float, d_threshold_A2_ps: fl
         return True, (f"median host displacement {numbers['median_displacement_A']:.2f} Å > "
                       f"{displacement_threshold_A:g} Å: melted or decomposed"), numbers
     return False, "", numbers
-
-
-def vdos(velocities_A_ps: np.ndarray, dt_ps: float, masses_amu: np.ndarray | None = None
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """Vibrational DOS from the velocity autocorrelation (frequency THz, g normalised to 1).
-
-    VACF by FFT over all time origins and atoms (mass-weighted when ``masses_amu`` is
-    given), Hann window, one-sided power spectrum.
-    """
-    v = np.asarray(velocities_A_ps, dtype=float)
-    n = v.shape[0]
-    acf = _autocorrelation(v)  # (n, atoms, 3)
-    w = np.ones(v.shape[1]) if masses_amu is None else np.asarray(masses_amu, float)
-    c = np.einsum("tai,a->t", acf, w) / (n - np.arange(n))
-    c = c * np.hanning(2 * n)[n:]
-    spec = np.abs(np.fft.rfft(np.concatenate([c, c[-1:0:-1]])))
-    freq = np.fft.rfftfreq(2 * n - 1, d=dt_ps)  # 1/ps = THz
-    spec /= np.trapezoid(spec, freq)
-    return freq, spec
-
-
-def vdos_support_max(freq_THz: np.ndarray, g: np.ndarray, floor: float = 0.01,
-                     smooth_THz: float = 0.5) -> float:
-    """Upper edge (THz) of the spectrum: the highest frequency where the VDOS, smoothed over
-    ``smooth_THz``, is still above ``floor`` × its maximum.
-
-    Above it only the noise floor of a finite trajectory remains (white noise from the
-    thermostat and the finite VACF extends to the Nyquist frequency, 83 THz for frames
-    every 6 fs); left in, it pulls the eq. 7 centre far upwards.
-    """
-    df = float(freq_THz[1] - freq_THz[0])
-    k = max(int(round(smooth_THz / df)), 1)
-    gs = np.convolve(g, np.ones(k) / k, mode="same")
-    above = np.nonzero(gs >= floor * gs.max())[0]
-    return float(freq_THz[above[-1]])
-
-
-def vdos_centre(freq_THz: np.ndarray, g: np.ndarray, f_max_THz: float | None = None
-                ) -> float:
-    """Seed 000 eq. 7: Σ ω g(ω) / Σ g(ω) (THz), summed up to ``f_max_THz``
-    (default: :func:`vdos_support_max`, the end of the spectrum above its noise floor)."""
-    if f_max_THz is None:
-        f_max_THz = vdos_support_max(freq_THz, g)
-    sel = freq_THz <= f_max_THz
-    return float(np.sum(freq_THz[sel] * g[sel]) / np.sum(g[sel]))
 
 
 def _mobile_positions(traj: dict, mobile_symbol: str) -> tuple[np.ndarray, np.ndarray]:

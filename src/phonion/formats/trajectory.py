@@ -161,8 +161,8 @@ def read_any_trajectory(path: str | os.PathLike, frame_dt_ps: float | None = Non
     from ase import units
     from ase.io import read
 
-    from .errors import InputRejected
-    from .geometry import unwrap
+    from ..errors import InputRejected
+    from ..geometry import unwrap
 
     try:
         frames = read(str(path), index=":", format=fmt)
