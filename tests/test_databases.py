@@ -72,7 +72,7 @@ def recorded(monkeypatch):
     client.MPRester = FakeMPRester
     monkeypatch.setitem(sys.modules, "mp_api", types.ModuleType("mp_api"))
     monkeypatch.setitem(sys.modules, "mp_api.client", client)
-    monkeypatch.setattr(databases, "http_get_json", oqmd_page)
+    monkeypatch.setattr(databases.sources, "http_get_json", oqmd_page)
     monkeypatch.setenv("MP_API_KEY", KEY)
     FakeSummary.calls.clear()
     FakeMPRester.keys.clear()
@@ -162,7 +162,7 @@ def test_rerun_reads_the_cache_offline(tmp_path, recorded, monkeypatch):
     assert record["source"] == "oqmd" and record["response"]["data"]  # the raw page
 
     # no network, no key: the same table from the cache
-    monkeypatch.setattr(databases, "http_get_json", no_network)
+    monkeypatch.setattr(databases.sources, "http_get_json", no_network)
     monkeypatch.setitem(sys.modules, "mp_api.client", None)
     monkeypatch.delenv("MP_API_KEY")
     (tmp_path / "db" / "structures.tsv").unlink()
