@@ -11,6 +11,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from phonion.campaign.clustering import campaign_clustering, kmeans_scan, pca
+from phonion.settings_campaign import CampaignClusteringSettings
 
 
 @pytest.fixture
@@ -47,8 +48,10 @@ def test_clustering_is_deterministic_with_a_seed(blobs):
     mats = pd.DataFrame(blobs, columns=["ph_a", "ph_b", "st_c", "st_d"])
     mats.insert(0, "id", [f"m{i}" for i in range(len(mats))])
     mats["st_const"] = 1.0  # dropped: no spread
-    one = campaign_clustering(mats, ["ph_a", "ph_b", "st_c", "st_d", "st_const"], (2, 5), 11)
-    two = campaign_clustering(mats, ["ph_a", "ph_b", "st_c", "st_d", "st_const"], (2, 5), 11)
+    one = campaign_clustering(mats, ["ph_a", "ph_b", "st_c", "st_d", "st_const"],
+                              CampaignClusteringSettings(k_range=(2, 5), seed=11))
+    two = campaign_clustering(mats, ["ph_a", "ph_b", "st_c", "st_d", "st_const"],
+                              CampaignClusteringSettings(k_range=(2, 5), seed=11))
     assert one == two
     out, per = one
     assert out["dropped"] == ["st_const (constant)"] and out["best_k"] == 3

@@ -7,6 +7,11 @@ import numpy as np
 import pandas as pd
 
 from phonion.campaign.model import campaign_model, feature_sets, grouped_folds
+from phonion.settings_campaign import CampaignModelSettings
+
+#: small forests for speed; ten materials are enough for the model to be fitted
+FAST = CampaignModelSettings(model_min_materials=10, seed=0, cv_splits=5, n_estimators=50)
+FASTER = CampaignModelSettings(model_min_materials=10, seed=0, cv_splits=5, n_estimators=20)
 
 
 def _table(n=30, seed=0):
@@ -41,8 +46,7 @@ def test_model_learns_msd_dependence_and_ranks_candidates():
     table = _table()
     # three materials with descriptors but a flagged (unusable) D: the candidates
     table.loc[27:, ["use_in_fits", "d_valid"]] = False
-    out, parity, predictions = campaign_model(table, 800.0, min_materials=10, seed=0,
-                                              n_splits=5, n_estimators=50)
+    out, parity, predictions = campaign_model(table, 800.0, FAST)
     assert out["n_valid_materials"] == 27
     sets = out["feature_sets"]
     assert set(sets) == {"phonon", "structure_elastic", "all"}
@@ -51,14 +55,15 @@ def test_model_learns_msd_dependence_and_ranks_candidates():
     assert {p["id"] for p in predictions} == set(table["id"][27:])
     assert all(p["log10_d_std"] >= 0 and 0 <= p["p_superionic"] <= 1 for p in predictions)
     assert {r["id"] for r in parity if r["feature_set"] == "all"} == set(table["id"][:27])
-    again = campaign_model(table, 800.0, min_materials=10, seed=0, n_splits=5, n_estimators=50)
+    again = campaign_model(table, 800.0, FAST)
     assert again == (out, parity, predictions)  # deterministic with a seed
 
 
 def test_below_the_minimum_the_model_says_so_and_fits_nothing():
     table = _table(n=30)
     table.loc[5:, ["use_in_fits", "d_valid"]] = False  # flagged runs are not training data
-    out, parity, predictions = campaign_model(table, 800.0, min_materials=12)
+    out, parity, predictions = campaign_model(
+        table, 800.0, CampaignModelSettings(model_min_materials=12))
     assert out["skipped"].startswith("n valid = 5 materials")
     assert parity == [] and predictions == []
 
@@ -75,8 +80,7 @@ def test_a_family_known_for_one_material_is_skipped_not_an_error():
     reason and the structure family is still fitted."""
     table = _table()
     table.loc[1:, ["ph_msd_mobile_mean_800K_A2", "ph_acoustic_cutoff_THz"]] = np.nan
-    out, parity, _ = campaign_model(table, 800.0, min_materials=10, seed=0, n_splits=5,
-                                    n_estimators=20)
+    out, parity, _ = campaign_model(table, 800.0, FASTER)
     sets = out["feature_sets"]
     assert "known for >= 3 training materials" in sets["phonon"]["skipped"]
     assert "cv_r2" in sets["structure_elastic"] and "cv_r2" in sets["all"]
@@ -85,6 +89,5 @@ def test_a_family_known_for_one_material_is_skipped_not_an_error():
     # training rows hold none of them keeps its columns (imputed) instead of failing
     table.loc[[0, 1, 2], "ph_acoustic_cutoff_THz"] = [2.0, 3.0, 4.0]
     table["reduced_formula"] = ["A", "A", "A"] + list(table["reduced_formula"][3:])
-    out, _, _ = campaign_model(table, 800.0, min_materials=10, seed=0, n_splits=5,
-                               n_estimators=20)
+    out, _, _ = campaign_model(table, 800.0, FASTER)
     assert "cv_r2" in out["feature_sets"]["phonon"]

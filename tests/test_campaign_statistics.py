@@ -15,6 +15,10 @@ from phonion.campaign.statistics import (
     correlation,
     correlogram,
 )
+from phonion.settings_campaign import CampaignStatisticsSettings
+
+QUICK = CampaignStatisticsSettings(n_bootstrap=100)  # fewer resamples: a faster test
+
 
 
 @pytest.fixture
@@ -95,11 +99,11 @@ def test_d_correlations_use_only_rows_usable_in_fits():
     })
     table["use_in_fits"] = table["d_valid"]
     table.loc[8:, "log10_d_avg_cm2_s"] = -1.0  # plateau values of flagged runs: never used
-    out, rows = campaign_statistics(table, ["ph_msd"], n_boot=100)
+    out, rows = campaign_statistics(table, ["ph_msd"], QUICK)
     entry = out["versus_d"]["800"]
     assert entry["n_valid"] == 8 and entry["n_flagged"] == 4
     assert entry["D_avg"]["pearson"]["ph_msd"]["n"] == 8
     assert entry["D_avg"]["pearson"]["ph_msd"]["r"] == pytest.approx(1.0)
     none = table.assign(use_in_fits=False, d_valid=False)
-    out, _ = campaign_statistics(none, ["ph_msd"], n_boot=100)
+    out, _ = campaign_statistics(none, ["ph_msd"], QUICK)
     assert out["versus_d"]["800"]["D_avg"]["skipped"].startswith("n valid = 0")

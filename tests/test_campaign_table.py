@@ -12,8 +12,11 @@ from phonion.campaign.io import finite
 from phonion.campaign.summary import summary_markdown
 from phonion.campaign.table import build_table, collect, descriptor_columns, pick_temperature
 from phonion.formats import new_result, write_result
+from phonion.settings_campaign import CampaignStatisticsSettings
 
 from conftest import DEMO
+
+QUICK = CampaignStatisticsSettings(n_bootstrap=100)  # fewer resamples: a faster test
 
 
 def _material(root, mid, formula, msd, d_A2_ps, too_short=False, melted=False, T=800.0):
@@ -127,7 +130,7 @@ def test_no_valid_d_is_said_plainly(results, tmp_path):
 
     table, note = build_table({k: v for k, v in results.items() if k in ("B", "C")})
     assert note["n_valid"] == 0
-    stats, _ = campaign_statistics(table, descriptor_columns(table), n_boot=100)
+    stats, _ = campaign_statistics(table, descriptor_columns(table), QUICK)
     assert stats["versus_d"]["800"]["D_avg"]["skipped"].startswith("n valid = 0: skipped")
     model = {"skipped": "n valid = 0 materials"}
     clu = {"skipped": "2 materials"}
@@ -149,7 +152,7 @@ def test_summary_says_per_material_what_was_found_first(results, tmp_path):
     from phonion.campaign.statistics import campaign_statistics
 
     table, note = build_table(results)
-    stats, _ = campaign_statistics(table, descriptor_columns(table), n_boot=100)
+    stats, _ = campaign_statistics(table, descriptor_columns(table), QUICK)
     model = {"stage": "campaign_model", "status": "error",
              "reason": "ValueError: Found array with 0 feature(s)"}
     clu = {"skipped": "4 materials"}

@@ -28,6 +28,7 @@ from ase.optimize import FIRE
 from scipy import constants
 
 from .errors import PhonionError
+from .settings import ElasticSettings
 
 EV_A3_TO_GPA = 1.0 / units.GPa
 #: Voigt index → tensor indices.
@@ -135,11 +136,13 @@ def elastic_moduli(C: np.ndarray, density_kg_m3: float, atoms_per_A3: float) -> 
     }
 
 
-def elastic(atoms: Atoms, calc, magnitudes=(-0.01, -0.005, 0.005, 0.01),
-            fmax_eV_A: float = 0.005, max_steps: int = 200, relax_ions: bool = True) -> dict:
-    """Stiffness and moduli of ``atoms`` (relaxed) with the ASE calculator ``calc``."""
-    strains, stresses, eq = strained_stresses(atoms, calc, magnitudes, fmax_eV_A, max_steps,
-                                              relax_ions)
+def elastic(atoms: Atoms, calc, s: ElasticSettings = ElasticSettings()) -> dict:
+    """Stiffness and moduli of ``atoms`` (relaxed) with the ASE calculator ``calc``: strains
+    ``s.strains``, ions relaxed in each strained cell (``s.relax_ions``) to ``s.fmax_eV_A``
+    in at most ``s.max_steps`` steps."""
+    magnitudes = s.strains
+    strains, stresses, eq = strained_stresses(atoms, calc, magnitudes, s.fmax_eV_A,
+                                              s.max_steps, s.relax_ions)
     C = fit_stiffness(strains, stresses, eq)
     if not np.all(np.isfinite(C)):
         raise ElasticError("the MLP gave non-finite stresses in a strained cell: no "

@@ -21,6 +21,6 @@ rule md:
         settings=stage_params("md"),
     shell:
         '"$PHONION_BACKEND_PYTHON" -m phonion md --displace {input.displace:q} --stability {input.stability:q}'
-        " --fc2 {input.fc2:q} --temperature {wildcards.T:q} --settings {params.settings:q}"
+        " --fc2 {input.fc2:q} --temperature-K {wildcards.T:q} --settings {params.settings:q}"
         ' --device "$PHONION_MD_DEVICE" --trajectory {output.trajectory:q} --out {output.result:q}'
         " >> {log:q} 2>&1"

@@ -15,6 +15,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from ..settings_campaign import CampaignClusteringSettings
+
 
 def usable_matrix(frame, columns) -> tuple[np.ndarray, list[str], list[int], list[str]]:
     """(X, kept columns, kept row positions, dropped columns with reason): columns without
@@ -67,9 +69,12 @@ def kmeans_scan(X: np.ndarray, k_range: tuple[int, int], seed: int = 0,
             "labels": labels[best]}
 
 
-def campaign_clustering(mats, descriptors, k_range=(2, 6), seed: int = 0) -> tuple[dict, list]:
-    """PCA + k-means of the materials table: the result and per-material rows
-    (id, cluster, PC1..PC3)."""
+def campaign_clustering(mats, descriptors,
+                        s: CampaignClusteringSettings = CampaignClusteringSettings()
+                        ) -> tuple[dict, list]:
+    """PCA + k-means of the materials table (k over ``s.k_range``, seed ``s.seed``): the
+    result and per-material rows (id, cluster, PC1..PC3)."""
+    k_range, seed = s.k_range, s.seed
     X, kept, rows, dropped = usable_matrix(mats, descriptors)
     out: dict = {"descriptors": kept, "dropped": dropped, "n_materials": len(rows),
                  "seed": seed, "k_range": list(k_range)}

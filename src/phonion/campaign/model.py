@@ -21,6 +21,7 @@ from sklearn.metrics import balanced_accuracy_score, mean_absolute_error, r2_sco
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 
+from ..settings_campaign import CampaignModelSettings
 from .table import ELASTIC_PREFIX, PHONON_PREFIX, STRUCTURE_PREFIX
 
 TARGET = "log10_d_avg_cm2_s"
@@ -126,13 +127,14 @@ def fit_feature_set(train, candidates, features, threshold_log10: float, seed: i
     return out, parity, predictions
 
 
-def campaign_model(table, temperature_K: float | None, min_materials: int = 12,
-                   threshold_cm2_s: float = 1e-6, seed: int = 0, n_splits: int = 5,
-                   n_estimators: int = 300, descriptors=()) -> tuple[dict, list, list]:
+def campaign_model(table, temperature_K: float | None,
+                   s: CampaignModelSettings = CampaignModelSettings()) -> tuple[dict, list, list]:
     """The model stage: at the chosen temperature, train on the rows usable in fits and
     predict the materials with descriptors but no usable D. Returns (result, CV parity
     rows, prediction rows); the result holds ``skipped`` with its reason below
-    ``min_materials``."""
+    ``s.model_min_materials``."""
+    min_materials, threshold_cm2_s = s.model_min_materials, s.superionic_threshold_cm2_s
+    seed, n_splits, n_estimators, descriptors = s.seed, s.cv_splits, s.n_estimators, s.descriptors
     from .table import descriptor_columns, materials_table
 
     out: dict = {"temperature_K": temperature_K, "min_materials": min_materials,

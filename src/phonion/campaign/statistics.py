@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ..settings_campaign import CampaignStatisticsSettings
+
 METHODS = ("pearson", "spearman")
 
 #: Fewest pairs for which a coefficient is computed (a p-value needs n >= 3).
@@ -162,14 +164,18 @@ def _nan_to_none(m: np.ndarray) -> list:
 TARGETS = {"log10_d_avg_cm2_s": "D_avg", "log10_d_max_cm2_s": "D_max"}
 
 
-def campaign_statistics(table, descriptors, n_boot: int = 1000, seed: int = 0,
-                        alpha: float = 0.05) -> tuple[dict, list[dict]]:
+def campaign_statistics(table, descriptors,
+                        s: CampaignStatisticsSettings = CampaignStatisticsSettings()
+                        ) -> tuple[dict, list[dict]]:
     """The campaign's correlations: the descriptor correlogram over materials, and each
     descriptor against log10 D_avg and log10 D_max at each temperature over the rows usable
-    in fits (valid D; flagged ones only with ``campaign.include_flagged``). Returns the
-    result and the same numbers as long-form rows (correlations.csv)."""
+    in fits (valid D; flagged ones only with ``campaign.include_flagged``), with
+    ``s.n_bootstrap`` bootstrap resamples (seed ``s.seed``) and Benjamini–Hochberg at
+    ``s.fdr_alpha``. Returns the result and the same numbers as long-form rows
+    (correlations.csv)."""
     from .table import materials_table
 
+    n_boot, seed, alpha = s.n_bootstrap, s.seed, s.fdr_alpha
     mats = materials_table(table)
     data = {c: mats[c].to_numpy(float) for c in descriptors}
     gram = correlogram(data, n_boot, seed, alpha)

@@ -77,7 +77,7 @@ COMMANDS = {
     "phonon_descriptors": (phonon_descriptors, "harmonic phonon descriptors and figures",
                            ["--displace", "--stability", "--fc2", "--arrays", "--figures"], {}),
     "md": (md, "NVT MD with the MLP (resumable)",
-           ["--displace", "--stability", "--fc2", "--temperature", "--trajectory"],
+           ["--displace", "--stability", "--fc2", "--temperature-K", "--trajectory"],
            {"--device": "cpu"}),
     "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory (workflow: "
                   "--md ... ; standalone: --trajectory FILE --out DIR)", ["--trajectory"],
@@ -99,7 +99,7 @@ COMMANDS = {
                        ["--displace", "--forces", "--forceset", "--dft-forces",
                         "--dft-forceset", "--arrays", "--figures"], {}),
     "aimd": (aimd, "NVT AIMD of one material at one temperature (continues cut runs)",
-             ["--displace", "--temperature", "--workdir", "--trajectory"],
+             ["--displace", "--temperature-K", "--workdir", "--trajectory"],
              {"--run-command": "", "--gamma-command": ""}),
     "aimd_validation": (aimd_validation, "MLP MD against AIMD: D ratio and MSD overlay",
                         ["--aimd", "--trajectory", "--mlp-diffusion", "--mlp-arrays", "--arrays",

@@ -40,8 +40,7 @@ def campaign_statistics(a: argparse.Namespace) -> int:
 
         s = ctx.settings
         frame = read_table(a.table)
-        out, rows = correlate(frame, descriptor_columns(frame, s.descriptors), s.n_bootstrap,
-                              s.seed, s.fdr_alpha)
+        out, rows = correlate(frame, descriptor_columns(frame, s.descriptors), s)
         write_rows(ctx.outputs["csv"], rows, ["x", "y", "method", "temperature_K", "r", "p",
                                               "q", "ci95_low", "ci95_high", "n", "significant"])
         ctx.log(f"{len(out['descriptors'])} descriptors over {out['n_materials']} materials; "
@@ -61,8 +60,7 @@ def campaign_clustering(a: argparse.Namespace) -> int:
 
         s = ctx.settings
         frame = read_table(a.table)
-        out, per = cluster(materials_table(frame), descriptor_columns(frame, s.descriptors),
-                           s.k_range, s.seed)
+        out, per = cluster(materials_table(frame), descriptor_columns(frame, s.descriptors), s)
         write_rows(ctx.outputs["csv"], per, ["id", "cluster", "PC1", "PC2", "PC3"])
         ctx.log(out.get("skipped") or f"k = {out['best_k']}, sizes {out.get('cluster_sizes')}")
         return finite(out)
@@ -79,9 +77,7 @@ def campaign_model(a: argparse.Namespace) -> int:
 
         s = ctx.settings
         frame = read_table(a.table)
-        out, parity, predictions = fit(
-            frame, pick_temperature(frame, s.temperature_K), s.model_min_materials,
-            s.superionic_threshold_cm2_s, s.seed, s.cv_splits, s.n_estimators, s.descriptors)
+        out, parity, predictions = fit(frame, pick_temperature(frame, s.temperature_K), s)
         write_rows(ctx.outputs["parity"], parity,
                    ["feature_set", "id", "temperature_K", "log10_d_true", "log10_d_cv"])
         write_rows(ctx.outputs["predictions"], predictions,

@@ -76,7 +76,7 @@ def dft_validation(a: argparse.Namespace) -> int:
 def aimd(a: argparse.Namespace) -> int:
     """NVT AIMD of one material at one temperature in segments that continue across
     wall-time limits; the trajectory in the MLP MD's format."""
-    s = settings_of(a, temperature_K=float(a.temperature))
+    s = settings_of(a, temperature_K=float(a.temperature_K))
 
     def body(ctx: Context) -> dict:
         from ..dft.aimd import run_aimd

@@ -12,7 +12,7 @@ from .common import load_calculator, settings_of
 
 
 def md(a: argparse.Namespace) -> int:
-    s = settings_of(a, temperature_K=float(a.temperature))
+    s = settings_of(a, temperature_K=float(a.temperature_K))
 
     def body(ctx: Context) -> dict:
         import os

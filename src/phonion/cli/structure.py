@@ -135,8 +135,7 @@ def elastic(a: argparse.Namespace) -> int:
         atoms = formats.atoms_from_dict(ctx.upstream["relax"]["structure"])
         loaded = load_calculator(ctx, a.device)
         check_elements(loaded, atoms.get_chemical_symbols())
-        out = run_elastic(atoms, loaded.calculator, s.strains, s.fmax_eV_A, s.max_steps,
-                          s.relax_ions)
+        out = run_elastic(atoms, loaded.calculator, s)
         d = out["descriptors"]
         if not out["mechanically_stable"]:  # a finding: no moduli, the chain goes on
             ctx.log(f"mechanically unstable: {out['reason']}")
