@@ -64,7 +64,7 @@ def test_one_pattern_of_alpha_li3n_is_a_singular_design_and_is_never_solved():
     from phonion.lsq import relative_force_error
 
     prim = _cell("Li3N-alpha", "Li")
-    d = displace(prim, DisplaceSettings())
+    d = displace(prim, DisplaceSettings(displacement_scheme="random"))  # auto: 3 FD snapshots
     assert 3 * len(d.supercell) > 2 * d.n_free[2]  # "2x overdetermined"
     assert d.n_patterns_counted == 1 and d.n_patterns == 2
     assert d.design_conditioning >= DisplaceSettings().min_design_conditioning
@@ -175,14 +175,18 @@ def _sevenn_chain(name: str, ion: str, **phonons):
 
 @pytest.mark.parametrize("name, ion, phonons, before", [
     # (the old code on the default 96-atom supercells, bench/fd_vs_fit.py, docs/phonons.md)
-    ("Na2CO3-natrite", "Na", {"min_atoms": 40}, "C2/m: lowest -3.03 THz, FD -2.21"),
-    ("Li3GaB2O6", "Li", {"min_atoms": 40}, "P-1: lowest -0.55 THz"),
+    ("Na2CO3-natrite", "Na", {"min_atoms": 40, "displacement_scheme": "random"},
+     "C2/m: lowest -3.03 THz, FD -2.21"),
+    ("Li3GaB2O6", "Li", {"min_atoms": 40, "displacement_scheme": "random"},
+     "P-1: lowest -0.55 THz"),
 ])
 def test_low_symmetry_cells_with_non_diagonal_supercells_agree_with_finite_displacements(
         name, ion, phonons, before):
-    """A monoclinic and a triclinic cell whose supercell matrix is not diagonal: the fit is
-    determined (conditioned design, most of the force explained) and gives the verdict and
-    the lowest frequency of phonopy's finite displacements with the same model."""
+    """A monoclinic and a triclinic cell whose supercell matrix is not diagonal: the fit of
+    random ± patterns is determined (conditioned design, most of the force explained) and
+    gives the verdict and the lowest frequency of phonopy's finite displacements with the
+    same model. (By default these two get finite displacements, which cost fewer force
+    evaluations here: the test asks for random patterns, the harder route.)"""
     st, c, diag, d = _sevenn_chain(name, ion, **phonons)
     P = d.choice.supercell_matrix
     assert np.count_nonzero(P - np.diag(np.diag(P)))
@@ -200,9 +204,46 @@ def test_a_false_instability_of_the_old_amplitude_is_gone():
     nitrate librations enters fc2 and the old chain called it unstable (-0.48 THz), which
     finite displacements (0.01 Å) contradict; at 0.01 Å the fit is stable with them and the
     Na MSD agrees."""
-    st, c, diag, _ = _sevenn_chain("NaNO3-nitratine", "Na")
+    st, c, diag, _ = _sevenn_chain("NaNO3-nitratine", "Na", displacement_scheme="random")
     assert st["verdict"] == "stable" and c["fd_stable"] and c["agree"]
     assert max(abs(e) for e in c["msd_relative_error"]) < 0.02
-    old, c_old, diag_old, _ = _sevenn_chain("NaNO3-nitratine", "Na", amplitude_A=0.03)
+    old, c_old, diag_old, _ = _sevenn_chain("NaNO3-nitratine", "Na", amplitude_A=0.03,
+                                            displacement_scheme="random")
     assert diag_old["relative_force_error"] > 2 * diag["relative_force_error"]
     assert c_old["fit_lowest_frequency_THz"] < c["fit_lowest_frequency_THz"] - 0.1
+
+
+def test_finite_displacements_replace_random_patterns_where_they_are_cheaper():
+    """Na2CO3 (C2/m, non-diagonal supercell): random ± patterns determine fc2 only with more
+    force evaluations than phonopy's finite displacements, so ``auto`` takes those; fitted by
+    phonion's least squares they give phonopy's own force constants of the same snapshots.
+    Rock salt keeps its one ± pattern (two evaluations, as many as finite displacements)."""
+    from ase.build import bulk
+
+    from phonion.fit_ifc import fit_symfc
+
+    prim = _cell("Na2CO3-natrite")
+    d = displace(prim, DisplaceSettings(min_atoms=40))
+    random = displace(prim, DisplaceSettings(min_atoms=40, displacement_scheme="random"))
+    assert d.scheme == "finite_displacement" and not d.plus_minus
+    assert len(d.displacements_A) == d.n_patterns < d.n_random_evaluations
+    assert d.n_random_evaluations == 2 * random.n_patterns == len(random.displacements_A)
+    assert d.design_conditioning >= DisplaceSettings().min_design_conditioning
+    moved = np.linalg.norm(d.displacements_A, axis=2)
+    assert ((moved > 0).sum(axis=1) == 1).all()  # one atom per snapshot, 0.01 Å
+    assert np.allclose(moved.max(axis=1), 0.01)
+
+    ph = phonopy_for(prim, d.choice, symmetry=True)  # phonopy's finite-displacement route
+    ph.generate_displacements(distance=0.01, is_plusminus="auto")
+    assert len(ph.displacements) == len(d.displacements_A)
+    springs = SpringNetwork(d.supercell)
+    forces = forces_of(springs.calculator, d.supercell, d.displacements_A)
+    ph.forces = forces
+    ph.produce_force_constants()
+    fitted = fit_symfc(phonopy_for(prim, d.choice, symmetry=False), d.displacements_A, forces)
+    scale = np.abs(ph.force_constants).max()
+    assert np.abs(fitted - ph.force_constants).max() < 1e-3 * scale
+
+    rock_salt = displace(bulk("NaCl", "rocksalt", a=5.64), DisplaceSettings())
+    assert rock_salt.scheme == "random" and len(rock_salt.displacements_A) == 2
+

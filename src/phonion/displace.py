@@ -3,7 +3,8 @@
 Verbs: :func:`choose_supercell` (near-isotropic, at least ``min_atoms`` atoms),
 :func:`count_free_parameters` (symmetry-independent force constants, symfc),
 :func:`n_snapshots` (snapshots from free parameters × safety factor) and
-:func:`displace` (phonopy random displacements of fixed amplitude).
+:func:`displace` (phonopy random displacements of fixed amplitude, or phonopy's finite
+displacements where those cost fewer force evaluations).
 
 Seed 000 uses a fixed 30 snapshots of 0.03 Å for every structure. Here the
 count follows from the fit: each snapshot of an N-atom supercell gives 3N
@@ -24,8 +25,9 @@ import numpy as np
 from ase import Atoms
 from ase.build.supercells import eval_length_deviation, find_optimal_cell_shape
 
-from .errors import StructureRejected
+from .errors import ConfigError, StructureRejected
 from .harmonic import SupercellChoice, phonopy_for, to_ase, to_phonopy
+from .lsq import DesignError, conditioning, normal_equations
 from .settings import DisplaceSettings
 from .symmetry import inscribed_diameter_A
 
@@ -200,6 +202,8 @@ class Displacements:
     n_patterns: int = 0  # patterns to evaluate; more are listed for adaptive forces
     design_conditioning: float | None = None  # λmin/λmax of the fc2 normal matrix
     n_patterns_counted: int = 0  # from the parameter count, before the conditioning check
+    scheme: str = "random"  # random | finite_displacement (fewer force evaluations)
+    n_random_evaluations: int | None = None  # what the random patterns would have cost
 
     def summary(self) -> dict:
         per = 2 if self.plus_minus else 1
@@ -218,6 +222,8 @@ class Displacements:
             "patterns_determined": round(sum(self.n_free.values())
                                          / (3 * len(self.supercell)), 3),
             "design_conditioning": self.design_conditioning,
+            "displacement_scheme": self.scheme,
+            "n_random_evaluations": self.n_random_evaluations,
             "amplitude_A": self.amplitude_A,
             "seed": self.seed,
         }
@@ -244,7 +250,6 @@ def _conditioned(basis, ph, disp: np.ndarray, n: int, s: DisplaceSettings
     Measured (docs/phonons.md): the design stays singular up to about twice the patterns
     the equation count asks for, then jumps to 1e-4…1e-2, so the first count that passes is
     the fewest patterns that determine fc2."""
-    from .lsq import DesignError, conditioning, normal_equations
 
     per = 2 if s.plus_minus else 1
     xtx = normal_equations(basis, disp[:per * n:per])[0]
@@ -270,6 +275,24 @@ def _conditioned(basis, ph, disp: np.ndarray, n: int, s: DisplaceSettings
     return disp, n, ratio
 
 
+def finite_displacements(atoms: Atoms, choice: SupercellChoice, amplitude_A: float
+                         ) -> np.ndarray:
+    """phonopy's symmetry-reduced finite displacements of ``amplitude_A`` (Å) on the
+    supercell of ``choice``, ± only where symmetry does not give the inverse
+    (``is_plusminus="auto"``), as full snapshots (n, N, 3): one atom displaced in each."""
+    ph = phonopy_for(atoms, choice, symmetry=True)
+    ph.generate_displacements(distance=amplitude_A, is_plusminus="auto")
+    plain = phonopy_for(atoms, choice, symmetry=False).supercell  # the one displace keeps
+    if not (np.array_equal(ph.supercell.numbers, plain.numbers) and np.allclose(
+            ph.supercell.scaled_positions, plain.scaled_positions, atol=1e-10)):
+        raise RuntimeError("phonopy's supercell with symmetry differs from the one without")
+    n_atoms = len(ph.supercell)
+    out = np.zeros((len(ph.dataset["first_atoms"]), n_atoms, 3))
+    for k, d in enumerate(ph.dataset["first_atoms"]):
+        out[k, d["number"]] = d["displacement"]
+    return out
+
+
 def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings(),
              basis_cache: Path | None = None) -> Displacements:
     """Supercell of the (relaxed primitive) cell and random displacement patterns.
@@ -284,8 +307,11 @@ def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings(),
     (:func:`_conditioned`; the count of equations alone misses designs that are singular
     however overdetermined, :mod:`phonion.lsq`). With ``adaptive`` up to ``max_snapshots``
     patterns are listed and the forces stage evaluates them in batches until the MSD
-    settles. ``basis_cache``: where the symfc basis that counts the free parameters is kept
-    for the fit (:func:`symfc_basis`).
+    settles. When phonopy's symmetry-reduced finite displacements (:func:`
+    finite_displacements`) need fewer force evaluations than the conditioned random patterns
+    (low symmetry), they are the snapshots instead (``displacement_scheme``), fitted the same
+    way. ``basis_cache``: where the symfc basis that counts the free parameters is kept for
+    the fit (:func:`symfc_basis`).
     """
     choice = choose_supercell(atoms, s)
     ph = phonopy_for(atoms, choice, symmetry=False)  # random patterns use no symmetry
@@ -294,9 +320,37 @@ def displace(atoms: Atoms, s: DisplaceSettings = DisplaceSettings(),
     n_free = free_parameters(basis)
     n = counted = n_snapshots(n_free, len(supercell), s.safety_factor, s.min_snapshots)
     listed = max(n, s.max_snapshots) if s.adaptive else n
+    per = 2 if s.plus_minus else 1
+    fd = fd_ratio = None
+    if s.displacement_scheme != "random" and not (s.fc3 or s.adaptive):
+        # On low symmetry random patterns determine fc2 only at about twice the equation
+        # count (docs/phonons.md), which can cost more force evaluations than phonopy's
+        # finite displacements; then those are the snapshots (the same least-squares fit
+        # of the same model, so never more evaluations than the finite-displacement route).
+        fd = finite_displacements(atoms, choice, s.amplitude_A)
+        fd_ratio = conditioning(normal_equations(basis, fd)[0])
+        if s.displacement_scheme == "finite_displacement":
+            if fd_ratio < s.min_design_conditioning:
+                raise DesignError(f"{len(fd)} finite displacements do not determine fc2 "
+                                  f"(λmin/λmax {fd_ratio:.1e})")
+            return Displacements(choice, supercell, fd, n_free, s.amplitude_A, s.seed, False,
+                                 len(fd), fd_ratio, counted, "finite_displacement")
+    elif s.displacement_scheme == "finite_displacement":
+        raise ConfigError("phonons.displacement_scheme: finite_displacement fits fc2 alone: "
+                          "not with phonons.fc3 or phonons.adaptive_snapshots")
     disp = _random_patterns(ph, listed, s, s.seed)
     ratio = None
     if not s.fc3:  # fc2 + fc3 go to pheasy's joint fit, which regularises
-        disp, n, ratio = _conditioned(basis, ph, disp, n, s)
+        try:
+            disp, n, ratio = _conditioned(basis, ph, disp, n, s)
+        except DesignError:
+            if fd is None or fd_ratio < s.min_design_conditioning:
+                raise
+            # random patterns do not determine fc2 within their cap: finite displacements do
+            return Displacements(choice, supercell, fd, n_free, s.amplitude_A, s.seed, False,
+                                 len(fd), fd_ratio, counted, "finite_displacement")
+    if fd is not None and fd_ratio >= s.min_design_conditioning and len(fd) < per * n:
+        return Displacements(choice, supercell, fd, n_free, s.amplitude_A, s.seed, False,
+                             len(fd), fd_ratio, counted, "finite_displacement", per * n)
     return Displacements(choice, supercell, disp, n_free, s.amplitude_A, s.seed,
-                         s.plus_minus, n, ratio, counted)
+                         s.plus_minus, n, ratio, counted, "random", per * n)

@@ -153,6 +153,8 @@ class DisplaceSettings(Settings):
     seed: int = 0
     symprec: float = 1e-3
     min_design_conditioning: float = 1e-4
+    #: auto | random | finite_displacement (displace.displace)
+    displacement_scheme: str = "auto"
 
     @property
     def orders(self) -> tuple[int, ...]:
