@@ -173,7 +173,7 @@ def test_vasp_aimd_killed_by_the_time_limit_continues_through_snakemake(tmp_path
     frames 80…140, and the trajectory holds the real run's 140 steps, each once."""
     from phonion import formats
     from phonion.dft import vasp
-    from phonion.diffusion import unwrap
+    from phonion.geometry import unwrap
 
     full = vasp.read_xdatcar(ARGYRODITE)
     from ase import Atoms

@@ -7,6 +7,8 @@ Real DFT data: phonopy's NaCl examples (VASP PBE), 2x2x2 conventional supercell:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import phonopy
 import pytest
@@ -155,6 +157,7 @@ def test_high_temperature_msd_is_linear_in_t(fd):
     assert na[1] / na[0] == pytest.approx(2.0, rel=6e-3)
 
 
+@functools.cache  # one reference per fixture object, shared by the tolerances
 def _converged_na_msd(ph, meshes=(96, 128)) -> float:
     """Independent reference: the 1/n limit of two very fine meshes (96³ and 128³)."""
     m1, m2 = (_na_msd(ph, mesh=[n] * 3) for n in meshes)
