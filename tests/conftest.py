@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -107,6 +108,19 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
+@functools.cache
+def _no_scontrol() -> str:
+    """A folder whose ``scontrol`` fails at once. snakemake-executor-plugin-slurm runs
+    ``scontrol show config`` whenever Snakemake starts (for a help text); on a machine with
+    SLURM installed but no controller answering, that waits 9 s per start. Runs that do not
+    use the SLURM profile put this folder first on PATH."""
+    folder = Path(tempfile.mkdtemp(prefix="phonion-no-scontrol-"))
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    return str(folder)
+
+
 def snakemake(workdir: Path, *args: str, config: dict | None = None,
               check: bool = True, timeout: int = 900, extra: list[str] | None = None,
               python: str = sys.executable,
@@ -119,6 +133,8 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None,
            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
            *(extra or [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not any("profiles/slurm" in str(a) for a in args):
+        env["PATH"] = f"{_no_scontrol()}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import re
 from importlib import metadata
@@ -176,7 +177,8 @@ def _module_imports(name: str) -> set[str]:
     return _imports(tree, package)
 
 
-def command_imports(command: str) -> set[str]:
+@functools.cache  # pure AST walks: one per command for the whole module
+def command_imports(command: str) -> frozenset[str]:
     """Third-party top-level modules a ``python -m phonion <command>`` run may import:
     the command function's imports and, transitively, every import of the phonion modules
     it reaches (module-level and lazy ones alike: an over-estimate, never an under-one)."""
@@ -209,7 +211,7 @@ def command_imports(command: str) -> set[str]:
             todo |= _module_imports(name)
         elif name != "phonion":
             third.add(name)
-    return {m for m in third if not _stdlib(m)}
+    return frozenset(m for m in third if not _stdlib(m))
 
 
 def _stdlib(module: str) -> bool:
@@ -218,10 +220,15 @@ def _stdlib(module: str) -> bool:
     return module in sys.stdlib_module_names or module == "__future__"
 
 
+@functools.cache  # scans every installed distribution: once
+def _packages_distributions() -> dict:
+    return metadata.packages_distributions()
+
+
 def _distribution(module: str) -> str:
     if module in DISTRIBUTION:
         return DISTRIBUTION[module]
-    found = [d.lower() for d in metadata.packages_distributions().get(module, [])]
+    found = [d.lower() for d in _packages_distributions().get(module, [])]
     assert found, f"no distribution known for import {module}"
     return module.lower() if module.lower() in found else found[0]
 
