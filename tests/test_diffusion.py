@@ -97,17 +97,20 @@ def test_vdos_centre_ignores_the_noise_floor():
 def test_a_real_melt_is_flagged_and_a_rattling_solid_is_not():
     """Rock-salt NaCl melted at 3000 K with the rigid-ion potential (recorded by
     tests/data/trajectories/make_melt.py; the crystal melts about 1 ps into the 6 ps run):
-    both ions are flagged as hosts, Na by its D in the diffusive regime, Cl (whose blocks
-    before and after the melt disagree too much for a D) by its median displacement; atoms
-    rattling about fixed sites, with a larger vibration than any real solid, are not."""
+    both ions are flagged as hosts by their D (the blocks estimator, whose blocks before and
+    after the melt disagree too much for a D, flagged Cl by its median displacement only);
+    atoms rattling about fixed sites, with a larger vibration than any real solid, are
+    not."""
     data = np.load(Path(__file__).parent / "data/trajectories/nacl-rigid-ion-3000K.npz")
     pos, numbers = data["positions_A"].astype(float), data["numbers"]
     dt = float(data["frame_dt_ps"])
     flagged, reason, na = melt_check(pos[:, numbers == 11], dt)
     assert flagged and reason.startswith("host D") and na["d_A2_ps"] > 0.1
     flagged, reason, cl = melt_check(pos[:, numbers == 17], dt)
-    assert flagged and reason.startswith("median host displacement")
+    assert flagged and reason.startswith("host D") and cl["d_A2_ps"] > 0.1
     assert cl["median_displacement_A"] > 4.0
+    flagged, reason, _ = melt_check(pos[:, numbers == 17], dt, method="blocks")
+    assert flagged and reason.startswith("median host displacement")
     rng = np.random.default_rng(6)
     vib = rng.normal(0, 0.4, size=(500, 20, 3))
     flagged, reason, _ = melt_check(vib, 0.1)
@@ -204,24 +207,32 @@ KINISI_D_CM2_S = (1.517e-5, 1.387e-5, 1.654e-5)
 
 
 def test_argyrodite_default_estimator(argyrodite):
-    """The default estimator on real AIMD: diffusive Li, D within 10 % of kinisi's Bayesian
-    estimate and its interval overlapping kinisi's; no melt alarm although every host
-    species vibrates (the old through-origin filter said "Cl melted")."""
+    """The default estimator on real AIMD (issue 25): diffusive Li, D and interval agreeing
+    with kinisi's Bayesian GLS within their combined uncertainty, the interval no wider than
+    1.5× kinisi's (measured 1.09×); the blocks estimator, which uses a tenth of the lags,
+    agrees too with a 2.4× wider interval. No melt alarm although every host species
+    vibrates (the old through-origin filter said "Cl melted")."""
     pos, symbols = _argyrodite_li(argyrodite)
     est = estimate_diffusion(pos[:, symbols == "Li"], 0.1)
-    assert est.diffusive and est.window_ps[0] == pytest.approx(0.6)
-    d_cm2 = est.d_A2_ps * 1e-4
-    assert d_cm2 == pytest.approx(KINISI_D_CM2_S[0], rel=0.10)
-    assert est.ci95_A2_ps[0] * 1e-4 < KINISI_D_CM2_S[2]
-    assert est.ci95_A2_ps[1] * 1e-4 > KINISI_D_CM2_S[1]
-    assert est.ci95_A2_ps[0] * 1e-4 < KINISI_D_CM2_S[0] < est.ci95_A2_ps[1] * 1e-4
+    assert est.diffusive and est.verdict_class == "diffusive"
+    assert 0.5 <= est.window_ps[0] <= 1.0 and est.window_ps[1] == pytest.approx(6.9)
+    d, (lo, hi) = est.d_A2_ps * 1e-4, [v * 1e-4 for v in est.ci95_A2_ps]
+    k_d, k_lo, k_hi = KINISI_D_CM2_S
+    combined = np.hypot((hi - lo) / 3.92, (k_hi - k_lo) / 3.92)
+    assert abs(d - k_d) < 1.96 * combined
+    assert lo < k_d < hi and k_lo < d < k_hi
+    assert (hi - lo) <= 1.5 * (k_hi - k_lo)
+    blocks = estimate_diffusion(pos[:, symbols == "Li"], 0.1, method="blocks")
+    assert blocks.diffusive and blocks.window_ps[0] == pytest.approx(0.6)
+    assert blocks.d_A2_ps * 1e-4 == pytest.approx(k_d, rel=0.10)
+    assert blocks.ci95_A2_ps[0] * 1e-4 < k_d < blocks.ci95_A2_ps[1] * 1e-4
     for host in ("Cl", "S", "P"):
         flagged, reason, numbers = melt_check(pos[:, symbols == host], 0.1)
         assert not flagged, reason
         assert numbers["median_displacement_A"] < 0.5
     # seed 000's fit through the origin reads the ~0.4 A2 offset as diffusion
     old = diffusion_coefficient(msd(pos[:, symbols == "Li"]), 0.1)
-    assert old.d_A2_ps > 1.15 * est.d_A2_ps
+    assert old.d_A2_ps > 1.1 * est.d_A2_ps  # 1.14x
 
 
 def test_argyrodite_agrees_with_kinisi(argyrodite, tmp_path):

@@ -176,6 +176,24 @@ def test_adaptive_stopping_rule_on_random_walks():
     assert not d_avg_converged(rattling, na, 0.5)[0]  # a plateau never converges
 
 
+def test_adaptive_stopping_uses_the_gls_uncertainty():
+    """Issue 25: on issue 25's realistic 20 ps hopping run (D = 1.2e-6 cm²/s, 0.7 Å²
+    offset) the default estimator reaches a 35 % relative standard error and stops the
+    run; the blocks estimator sees no diffusive regime and would extend it."""
+    from test_diffusion_coverage import lattice_gas_ou
+
+    from phonion.diffusion import d_avg_converged
+    from phonion.settings import DiffusionSettings
+
+    x = lattice_gas_ou(np.random.default_rng(0), 401, 48, 0.012, 0.05)
+    traj = {"numbers": np.full(48, 3), "positions_A": x, "frame_dt_ps": 0.05}
+    ok, info = d_avg_converged(traj, DiffusionSettings(mobile_ion="Li"), 0.35)
+    assert ok and info["class"] == "diffusive" and info["estimator"] == "gls"
+    ok, info = d_avg_converged(traj, DiffusionSettings(mobile_ion="Li", estimator="blocks"),
+                               0.35)
+    assert not ok and info["class"] != "diffusive"
+
+
 def test_harmonic_initial_state_starts_at_the_target_temperature(tmp_path):
     """From the harmonic state the first 120 fs already average the target T (measured:
     314 K for 300 K); Maxwell-Boltzmann velocities on the relaxed structure lose half of it

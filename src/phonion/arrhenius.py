@@ -110,7 +110,8 @@ def arrhenius_stage(diffusion_results: list[dict], s: ArrheniusSettings = Arrhen
         left = ", ".join(f"{t:g}" for t in out["temperatures_left_out_K"] if t is not None)
         out["reason"] = (
             f"D at {len(usable)} temperature(s), no Ea (needs D at >= 2)"
-            + (f"; no D at {left} K (no long-range diffusion, or not ok: see diffusion)"
+            + (f"; no D at {left} K (D not resolved or the ion does not diffuse, or not "
+               "ok: see diffusion)"
                if left else ""))
         return out
     fit = arrhenius(out["temperatures_K"], out["d_avg_A2_ps"], out["d_avg_stderr_A2_ps"])

@@ -3,9 +3,10 @@ melt/decomposition filter and the vibrational density of states (seed 000 §2.4,
 
 Verbs: :func:`msd` (time-origin-averaged MSD by FFT, per atom and direction),
 :func:`estimate_diffusion` (the default estimator: seed 000 eq. 2 as the slope of a
-free-intercept fit in the diffusive regime, the regime found from the data, a Student-t
-95 % interval from consecutive time blocks, and the verdict "no long-range diffusion
-detected" with an upper bound when the ion never leaves its vibrational plateau),
+free-intercept generalised-least-squares fit over every lag from the end of the
+vibrational rise to half the run (:mod:`phonion.diffusion_gls`; or over time blocks,
+:mod:`phonion.diffusion_blocks`), a calibrated 95 % interval, and when D is not resolved
+an upper bound with the verdict "does not diffuse" or "not resolved in this run length"),
 :func:`diffusion_coefficient` (seed 000 eq. 2 literally, through the origin: the
 ``seed000`` estimator), :func:`melt_check`, :func:`vdos` and :func:`analyze_trajectory`
 (all of it for one trajectory); :func:`msd` and :func:`vdos` live in
@@ -21,7 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from . import diffusion_gls
 from .correlations import msd, vdos, vdos_centre, vdos_support_max  # noqa: F401 - API
+from .diffusion_blocks import (  # noqa: F401 - API
+    BLOCK_LAG_FRACTION,
+    block_msds,
+    blocks_estimate,
+    diffusive_start,
+    loglog_slope,
+)
 from .diffusion_seed000 import (  # noqa: F401 - API
     Diffusion,
     TrajectoryTooShort,
@@ -31,11 +40,9 @@ from .errors import PhonionError
 from .geometry import symbols_of
 from .settings import DiffusionSettings
 
-#: Lags per fitted block as a fraction of the block length: every lag of the fit keeps at
-#: least half of the block's time origins.
-BLOCK_LAG_FRACTION = 0.5
-#: A pair of lags k and ~1.25 k gives one local log-log slope of the MSD.
-_SLOPE_RATIO = 1.25
+#: Default resolution (config ``diffusion.resolution_cm2_s``, 1e-6 cm²/s): an upper bound
+#: below it reads "does not diffuse", above it "not resolved in this run length".
+RESOLUTION_A2_PS = 1e-2
 
 
 @dataclass
@@ -58,6 +65,9 @@ class Estimate:
     d_blocks_A2_ps: list[float]
     n_atoms: int
     dimensions: int
+    verdict_class: str = "not_resolved"  # diffusive | not_diffusing | not_resolved
+    run_needed_ps: float | None = None
+    collective_ratio: float | None = None
 
     def as_dict(self, prefix: str) -> dict:
         def cm2(x):
@@ -75,124 +85,99 @@ class Estimate:
             f"{prefix}_fit_window_ps": None if self.window_ps is None else list(self.window_ps),
             f"{prefix}_intercept_A2": self.intercept_A2,
             f"{prefix}_blocks_A2_ps": self.d_blocks_A2_ps,
+            f"{prefix}_class": self.verdict_class,
+            f"{prefix}_run_needed_ps": self.run_needed_ps,
+            f"{prefix}_collective_ratio": self.collective_ratio,
         }
-
-
-def loglog_slope(msd_mean: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local slope s(k) = d ln MSD / d ln t at frame lags k = 1 .. ``last`` (1 random walk,
-    2 ballistic, 0 a plateau), from lags k and ≈1.25 k (one frame apart at least)."""
-    k = np.arange(1, last + 1)
-    k2 = np.minimum(np.maximum(k + 1, np.rint(_SLOPE_RATIO * k).astype(int)), len(msd_mean) - 1)
-    m = np.clip(msd_mean, 1e-300, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.log(m[k2] / m[k]) / np.log(k2 / k)
-    return k, s
-
-
-def diffusive_start(msd_mean: np.ndarray, last: int, slope_min: float) -> int | None:
-    """First frame lag of the diffusive regime, or ``None`` before lag ``last``.
-
-    Criterion (documented in docs/diffusion.md): the MSD has left the ballistic rise (local
-    log-log slope below 1.5) and, from that lag to ``last``, grows at least like
-    t^slope_min. For MSD(t) = c + 2nDt, s = 2nDt/(c + 2nDt): s ≥ 0.5 means diffusion has
-    moved the ion at least as far as its vibrational offset c. A plateau (s ≈ 0) never
-    qualifies; the regime must span at least a factor 2 in lag (start ≤ last/2).
-    """
-    k, s = loglog_slope(msd_mean, last)
-    below = np.nonzero(s < 1.5)[0]
-    if not len(below):
-        return None
-    ok = s >= slope_min
-    ok[: below[0]] = False
-    if not ok[-1]:
-        return None
-    bad = np.nonzero(~ok)[0]
-    start = int(k[bad[-1] + 1]) if len(bad) else int(k[0])
-    return start if start <= last // 2 else None
-
-
-def _fit_slopes(msd_mean: np.ndarray, lo: int, hi: int) -> tuple[float, float]:
-    """Unweighted least-squares slope and intercept of the MSD over frame lags lo..hi."""
-    lags = np.arange(lo, hi + 1, dtype=float)
-    slope, intercept = np.polyfit(lags, msd_mean[lo:hi + 1], 1)
-    return float(slope), float(intercept)
-
-
-def block_msds(positions_A: np.ndarray, n_blocks: int) -> list[np.ndarray]:
-    """MSD per atom and direction of each of ``n_blocks`` consecutive time blocks."""
-    x = np.asarray(positions_A, dtype=float)
-    block = len(x) // n_blocks
-    return [msd(x[b * block:(b + 1) * block]) for b in range(n_blocks)] if block > 1 else []
 
 
 def estimate_diffusion(positions_A: np.ndarray, dt_ps: float, directions=(0, 1, 2),
                        n_blocks: int = 5, slope_min: float = 0.5,
                        msd_atoms: np.ndarray | None = None,
-                       blocks: list[np.ndarray] | None = None) -> Estimate:
-    """D of one species by the default estimator: free-intercept fit in the diffusive
-    regime, uncertainty from time blocks (docs/diffusion.md, "Estimator").
+                       blocks: list[np.ndarray] | None = None, method: str = "gls",
+                       resolution_A2_ps: float = RESOLUTION_A2_PS) -> Estimate:
+    """D of one species with its 95 % interval, or a verdict and an upper bound
+    (docs/diffusion.md, "Estimator").
 
     ``positions_A`` are unwrapped (frames, atoms, 3), Å. Seed 000 eq. 2 with n =
-    ``len(directions)``: D = (1/2n) d⟨Δr²⟩/dt, here the slope of a straight line with a free
+    ``len(directions)``: D = (1/2n) d⟨Δr²⟩/dt, the slope of a straight line with a free
     intercept (the vibrational offset of the MSD, which a fit through the origin turns into
-    diffusion) over frame lags [k_start, k_end]. k_end = half of a block (the run is cut
-    into ``n_blocks`` consecutive blocks), k_start from :func:`diffusive_start`. The same
-    fit in each block gives D_b; the blocks are independent runs to a good approximation
-    (each much longer than the correlation time of the ion motion), so their spread holds
-    every correlation — between lags, between atoms, collective hops — that the spread of
-    per-atom slopes misses. D is the mean of the D_b, its standard error std(D_b)/√B and the
-    95 % interval Student-t with B − 1 degrees of freedom (calibrated in
-    tests/test_diffusion_coverage.py on four kinds of dynamics).
+    diffusion).
 
-    Not diffusive (no diffusive regime before k_end, or an interval that holds 0): D is
-    ``None`` and ``upper_bound_A2_ps`` = MSD(t_max)/(2n t_max) at the longest lag with half
-    the run's origins — every displacement counted as diffusion, so D cannot be larger.
+    ``method="gls"`` (default): over every lag from the end of the vibrational rise to half
+    the run, generalised least squares with the modelled covariance of the MSD
+    (:mod:`phonion.diffusion_gls`); Student-t interval from the spread of the per-atom
+    slopes, widened by the collective ratio. ``"blocks"``: over lags from the diffusive
+    onset (:func:`diffusive_start`, ``slope_min``) to half of one of ``n_blocks``
+    consecutive time blocks, Student-t interval from the spread of the block slopes
+    (assumes nothing about the dynamics, needs ~10× longer runs).
+
+    Verdicts: ``diffusive`` when D is resolved (its 95 % interval excludes 0). Otherwise D
+    is ``None`` and ``upper_bound_A2_ps`` the larger of MSD(t)/(2n t) at half the run (every
+    displacement counted as diffusion) and the fit's one-sided 95 % upper limit; the
+    verdict is ``not_diffusing`` when that bound is below ``resolution_A2_ps`` (the run was
+    long enough to see any D the campaign cares about), else ``not_resolved`` with
+    ``run_needed_ps``, the run length that would resolve D at the observed trend (the
+    standard error falls like 1/√run length).
     """
     dirs = list(directions)
-    x = np.asarray(positions_A, dtype=float)
-    n_frames, n_atoms, dims = len(x), x.shape[1], len(dirs)
-    full = (msd(x[:, :, dirs]) if msd_atoms is None else msd_atoms[:, :, dirs])
-    full = full.sum(axis=2).mean(axis=1)
+    x = np.asarray(positions_A, dtype=float)[:, :, dirs]
+    n_frames, n_atoms, dims = x.shape
+    per_atom = msd(x) if msd_atoms is None else msd_atoms[:, :, dirs]
+    full = per_atom.mean(axis=1).sum(axis=1)
     half = max((n_frames - 1) // 2, 1)
-    upper = float(full[half] / (2 * dims * half * dt_ps))
-    block = n_frames // n_blocks
-    k_end = int(BLOCK_LAG_FRACTION * block)
-
-    def none(verdict: str) -> Estimate:
-        return Estimate(None, None, None, upper, False, verdict, None, None, [], n_atoms, dims)
-
-    if n_blocks < 2 or k_end < 4:
-        return none(f"no long-range diffusion detected: {n_frames} frames are too few for "
-                    f"{n_blocks} blocks of 8+ frames; run longer")
-    k_start = diffusive_start(full, k_end, slope_min)
-    if k_start is None:
-        return none(f"no long-range diffusion detected: the MSD does not reach the diffusive "
-                    f"regime (log-log slope ≥ {slope_min:g} over a factor 2 in lag) within "
-                    f"{k_end * dt_ps:.3g} ps lags")
-    d_blocks = []
-    for m in blocks if blocks is not None else block_msds(x[:, :, dirs], n_blocks):
-        m = m[:, :, dirs] if m.shape[2] == 3 and dims < 3 else m
-        d_blocks.append(_fit_slopes(m.sum(axis=2).mean(axis=1), k_start, k_end)[0]
-                        / (2 * dims * dt_ps))
-    d_b = np.array(d_blocks)
-    d = float(d_b.mean())
-    se = float(d_b.std(ddof=1) / np.sqrt(n_blocks))
-    half_width = float(stats.t.ppf(0.975, n_blocks - 1) * se)
-    intercept = _fit_slopes(full, k_start, k_end)[1]
-    window = (k_start * dt_ps, k_end * dt_ps)
-    if d - half_width <= 0:
-        out = none(f"no long-range diffusion detected: D = {d:.2e} ± {half_width:.1e} Å²/ps "
-                   "(95 %) holds zero")
-        out.window_ps, out.d_blocks_A2_ps, out.intercept_A2 = window, d_blocks, intercept
-        return out
-    return Estimate(d, se, (d - half_width, d + half_width), upper, True,
-                    "diffusive", window, intercept, d_blocks, n_atoms, dims)
+    upper = float(full[min(half, n_frames - 1)] / (2 * dims * half * dt_ps))
+    duration = (n_frames - 1) * dt_ps
+    if method == "gls":
+        r = diffusion_gls.estimate(x, per_atom, dt_ps)
+        d, se, window, intercept = r["d"], r["se"], r["window"], r["intercept"]
+        d_blocks, ratio, why = [], r["collective_ratio"], r["why"]
+        z_min = float(stats.t.ppf(0.975, r["dof"])) if r["dof"] else 1.96
+    else:
+        if blocks is not None and len(dirs) < 3:
+            blocks = [b[:, :, dirs] for b in blocks]
+        d, se, window, intercept, d_blocks, why = blocks_estimate(x, full, dt_ps, n_blocks,
+                                                         slope_min, blocks)
+        ratio, z_min = None, float(stats.t.ppf(0.975, max(n_blocks - 1, 1)))
+    est = Estimate(d, se, None, upper, False, "", window, intercept, d_blocks, n_atoms,
+                   dims, "not_resolved", None, ratio)
+    if d is not None and se is not None and se > 0 and d >= z_min * se:
+        est.ci95_A2_ps = (diffusion_gls.score_interval(d, se, z_min) if method == "gls"
+                          else (d - z_min * se, d + z_min * se))
+        est.diffusive = True
+        est.verdict, est.verdict_class = "diffusive", "diffusive"
+        return est
+    if d is not None and se is not None and se > 0 and method == "gls":
+        # the fit's own 95 % upper limit where it is above the MSD bound (few hops)
+        z1 = float(stats.t.ppf(0.95, r["dof"]))
+        fit_upper = diffusion_gls.score_interval(d, se, z1)[1] if d > 0 else d + z1 * se
+        upper = est.upper_bound_A2_ps = max(upper, fit_upper)
+    if d is not None and se is not None and d > 0 and se > 0:  # at the observed trend
+        est.run_needed_ps = float(duration * (z_min * se / d) ** 2)
+        why = why or f"D = {d:.2e} ± {se:.1e} Å²/ps (1σ): the 95 % interval holds zero"
+    elif d is not None and not why:
+        why = f"the MSD does not grow over the fitted lags: slope {d:.1e} Å²/ps"
+    est.d_A2_ps = est.stderr_A2_ps = None
+    if upper < resolution_A2_ps:
+        est.verdict_class, est.run_needed_ps = "not_diffusing", None
+        est.verdict = (f"does not diffuse: D < {upper * 1e-4:.1e} cm²/s, below the "
+                       f"resolution {resolution_A2_ps * 1e-4:.0e} cm²/s, in {duration:.3g} ps"
+                       + (f" ({why})" if why else ""))
+    else:
+        if est.run_needed_ps is not None:
+            need = f"; ≈{est.run_needed_ps:.3g} ps would resolve it at the observed trend"
+        else:  # no trend yet: even at the bound, D needs ~10 onsets c/(2nD) (calibration)
+            est.run_needed_ps = float(10 * full[half] / (2 * dims * upper))
+            need = f"; ≥{est.run_needed_ps:.3g} ps would be needed even at the bound"
+        est.verdict = (f"not resolved in {duration:.3g} ps: D < {upper * 1e-4:.1e} cm²/s"
+                       + (f" ({why})" if why else "") + need)
+    return est
 
 
 def melt_check(positions_host_A: np.ndarray, dt_ps: float, d_threshold_A2_ps: float = 1e-2,
                displacement_threshold_A: float = 4.0, n_blocks: int = 5,
-               slope_min: float = 0.5, msd_atoms: np.ndarray | None = None
-               ) -> tuple[bool, str, dict]:
+               slope_min: float = 0.5, msd_atoms: np.ndarray | None = None,
+               method: str = "gls") -> tuple[bool, str, dict]:
     """Melt/decomposition filter on one host (non-mobile) species (seed 000 §2.4).
 
     Flagged when the host has reached the diffusive regime with D ≥ ``d_threshold_A2_ps``
@@ -204,7 +189,7 @@ def melt_check(positions_host_A: np.ndarray, dt_ps: float, d_threshold_A2_ps: fl
     """
     x = np.asarray(positions_host_A, float)
     est = estimate_diffusion(x, dt_ps, n_blocks=n_blocks, slope_min=slope_min,
-                             msd_atoms=msd_atoms)
+                             msd_atoms=msd_atoms, method=method)
     k = max(len(x) // 10, 1)
     shift = np.linalg.norm(x[-k:].mean(axis=0) - x[:k].mean(axis=0), axis=1)
     numbers = {"d_A2_ps": est.d_A2_ps, "diffusive": est.diffusive,
@@ -237,15 +222,16 @@ def d_avg_converged(traj: dict, s: DiffusionSettings, target_rel_stderr: float,
                     min_duration_ps: float = 5.0) -> tuple[bool, dict]:
     """Stopping rule of adaptive MD: has the mobile ion reached the diffusive regime, with
     stderr(D_avg)/D_avg below ``target_rel_stderr``, in a run of ``min_duration_ps`` or more?
-    Same estimator as :func:`analyze_trajectory`."""
+    Same estimator as :func:`analyze_trajectory` (``gls`` by default: its standard error
+    uses every lag to half the run, so a run stops ~10× earlier than with ``blocks``)."""
     symbols, pos = _mobile_positions(traj, s.mobile_ion)
     dt = float(traj["frame_dt_ps"])
     duration = dt * (len(pos) - 1)
-    est = estimate_diffusion(pos[:, symbols == s.mobile_ion], dt, n_blocks=s.n_blocks,
-                             slope_min=s.diffusive_slope)
+    est = _species_estimate(pos[:, symbols == s.mobile_ion], None, dt, s)
     rel = est.stderr_A2_ps / est.d_A2_ps if est.diffusive else None
     info = {"duration_ps": round(duration, 4), "d_avg_A2_ps": est.d_A2_ps,
-            "rel_stderr": None if rel is None else round(rel, 4), "verdict": est.verdict}
+            "rel_stderr": None if rel is None else round(rel, 4), "verdict": est.verdict,
+            "class": est.verdict_class, "estimator": s.estimator}
     return bool(duration >= min_duration_ps and rel is not None
                 and rel < target_rel_stderr), info
 
@@ -261,12 +247,18 @@ def _seed000(m: np.ndarray, dt: float, s: DiffusionSettings, directions=(0, 1, 2
             "why": ""}
 
 
-def _species_estimate(pos: np.ndarray, m: np.ndarray, dt: float, s: DiffusionSettings,
-                      directions=(0, 1, 2), blocks: list[np.ndarray] | None = None
-                      ) -> Estimate:
-    est = estimate_diffusion(pos, dt, directions, s.n_blocks, s.diffusive_slope, m, blocks)
+def _method(s: DiffusionSettings) -> str:
+    """The estimator that decides diffusive or not (seed000 replaces only the number)."""
+    return "blocks" if s.estimator == "blocks" else "gls"
+
+
+def _species_estimate(pos: np.ndarray, m: np.ndarray | None, dt: float,
+                      s: DiffusionSettings, directions=(0, 1, 2),
+                      blocks: list[np.ndarray] | None = None) -> Estimate:
+    est = estimate_diffusion(pos, dt, directions, s.n_blocks, s.diffusive_slope, m, blocks,
+                             _method(s), s.resolution_cm2_s * 1e4)
     if s.estimator == "seed000" and est.diffusive:  # the paper's number, once diffusive
-        old = _seed000(m, dt, s, directions)
+        old = _seed000(msd(pos) if m is None else m, dt, s, directions)
         if old["d"] is not None:
             est.d_A2_ps, est.stderr_A2_ps = old["d"], old["se"]
             est.ci95_A2_ps, est.window_ps = old["ci"], old["window"]
@@ -281,19 +273,21 @@ def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
 
     Positions are corrected for the drift of the host (framework) centre, as in
     pymatgen's DiffusionAnalyzer, before the MSD is taken. D_avg (n = 3) and D along each
-    axis (n = 1) by :func:`estimate_diffusion`; when the mobile ion has not reached the
-    diffusive regime the result says "no long-range diffusion detected" and gives an upper
-    bound instead of a D. Every host species goes through :func:`melt_check`. With the
-    material's harmonic ``acoustic_cutoff_THz`` the ratio of the mobile-ion VDOS centre to
-    it (seed 000 Fig. 3) is reported too. A run shorter than ``min_duration_ps`` is marked
-    ``too_short`` (kept out of campaign statistics by default).
+    axis (n = 1) by :func:`estimate_diffusion`; when D of the mobile ion is not resolved the
+    result gives an upper bound instead, with ``diffusion_class`` ``not_diffusing`` or
+    ``not_resolved`` (and ``run_needed_ps``). Every host species goes through
+    :func:`melt_check`. With the material's harmonic ``acoustic_cutoff_THz`` the ratio of
+    the mobile-ion VDOS centre to it (seed 000 Fig. 3) is reported too. A run shorter than
+    ``min_duration_ps`` is marked ``too_short`` (kept out of campaign statistics by
+    default).
     """
     ion = s.mobile_ion
     symbols, pos = _mobile_positions(traj, ion)
     mobile = symbols == ion
     dt = float(traj["frame_dt_ps"])
     m_mob = msd(pos[:, mobile])
-    blocks = block_msds(pos[:, mobile], s.n_blocks)  # once for D_avg and the 3 directions
+    blocks = (block_msds(pos[:, mobile], s.n_blocks)  # once for D_avg and the 3 directions
+              if s.estimator == "blocks" else None)
     d_avg = _species_estimate(pos[:, mobile], m_mob, dt, s, blocks=blocks)
     d_dir = [_species_estimate(pos[:, mobile], m_mob, dt, s, (a,), blocks) for a in range(3)]
     fastest = int(np.argmax([d.d_A2_ps if d.diffusive else -1 / d.upper_bound_A2_ps
@@ -304,8 +298,10 @@ def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
     out: dict = {
         "mobile_ion": ion, "n_mobile_atoms": int(mobile.sum()),
         "n_frames": int(len(pos)), "frame_dt_ps": dt, "duration_ps": duration,
-        "estimator": s.estimator, "n_blocks": s.n_blocks,
+        "estimator": s.estimator,
+        "n_blocks": s.n_blocks if s.estimator == "blocks" else None,
         "diffusive": d_avg.diffusive, "diffusion_verdict": d_avg.verdict,
+        "diffusion_class": d_avg.verdict_class, "run_needed_ps": d_avg.run_needed_ps,
         **d_avg.as_dict("d_avg"),
         **d_dir[fastest].as_dict("d_max_direction"),
         "d_max_direction_axis": "xyz"[fastest],
@@ -325,7 +321,7 @@ def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
         if name != ion:
             flag, reason, numbers = melt_check(
                 pos[:, sel], dt, s.melt_d_threshold_A2_ps, s.melt_displacement_A, s.n_blocks,
-                s.diffusive_slope, m)
+                s.diffusive_slope, m, _method(s))
             out[f"d_{name}_A2_ps"] = numbers["d_A2_ps"]
             out[f"median_displacement_{name}_A"] = numbers["median_displacement_A"]
             if flag and not melted:
@@ -349,8 +345,7 @@ def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
         out["status"], out["reason"] = "failed", why
     elif not d_avg.diffusive:
         out["status"] = "ok"
-        out["reason"] = (f"{ion}: {d_avg.verdict}; D < {d_avg.upper_bound_A2_ps * 1e-4:.1e} "
-                         f"cm²/s in {duration:.3g} ps")
+        out["reason"] = f"{ion}: {d_avg.verdict}"
     else:
         out["status"], out["reason"] = "ok", ""
     if out["too_short"] and not melted:

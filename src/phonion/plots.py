@@ -174,7 +174,9 @@ def plot_msd(arrays: dict, result: dict, title: str, base: str | Path) -> None:
         ub = result["d_avg_upper_bound_A2_ps"]
         tt = np.linspace(0, t[len(t) // 2], 50)
         ax.plot(tt, 6 * ub * tt, "k:", lw=1,
-                label=f"no long-range {ion} diffusion: D < {ub:.1e} Å²/ps (6Dt)")
+                label=(f"{ion} does not diffuse" if result.get("diffusion_class")
+                       == "not_diffusing" else f"{ion}: D not resolved in this run")
+                + f": D < {ub:.1e} Å²/ps (6Dt)")
     ax.set_xlabel("Time lag (ps)")
     ax.set_ylabel("MSD (Å²)")
     ax.legend(fontsize=7, loc="upper left")
@@ -339,7 +341,7 @@ def plot_msd_overlay(arrays: dict, result: dict, labels: tuple[str, str], title:
                      base: str | Path) -> None:
     """Mobile-ion MSD(t) of the MLP MD (blue) and of AIMD (black) at the same temperature
     (seed 000 Fig. S7), with both D and their ratio, or the MSD ratio at the common lag
-    when a run shows no long-range diffusion."""
+    when a run's D is not resolved."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.plot(arrays["mlp/time_ps"], arrays["mlp/msd_mobile_A2"], color="tab:blue",
             label=labels[0])

@@ -69,7 +69,8 @@ class DiffusionSettings(Settings):
 
     SECTION: ClassVar[str] = "diffusion"
     mobile_ion: str = _from("mobile_ion", "Na")
-    estimator: str = "blocks"  # or "seed000": through the origin, window, 1/t weights
+    estimator: str = "gls"  # "blocks" (time blocks) or "seed000" (through the origin)
+    resolution_cm2_s: float = 1e-6  # bound below it: "does not diffuse"
     n_blocks: int = 5
     diffusive_slope: float = 0.5
     window: tuple[float, float] = (0.1, 0.5)  # seed000 estimator only

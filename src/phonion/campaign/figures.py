@@ -99,7 +99,7 @@ def correlations_with_d(stats: dict, T: float | None, base: Path) -> None:
         n = entry.get("n_valid", 0)
         _skipped(ax, f"n valid = {n}" + (f" at {T:g} K" if T is not None else "") +
                  ": skipped\n(no diffusion coefficient: runs flagged too_short or melted, "
-                 "or no long-range diffusion detected)")
+                 "or D not resolved / the ion does not diffuse)")
         ax.set_title("Correlation of descriptors with D")
         _save(fig, base)
         return

@@ -76,8 +76,13 @@ def _caveats(row) -> str:
     for flag in ("too_short", "melted"):
         if str(row.get(flag)) == "True":
             notes.append(flag.replace("_", " "))
-    if str(row.get("diffusive")) == "False":
-        notes.append("no long-range diffusion seen (D upper bound)")
+    if row.get("diffusion_class") == "not_diffusing":
+        notes.append("does not diffuse (D upper bound below diffusion.resolution_cm2_s)")
+    elif str(row.get("diffusive")) == "False":
+        need = row.get("run_needed_ps")
+        notes.append("D not resolved in this run length (upper bound)" + (
+            f"; ≈{need:.3g} ps would resolve it" if isinstance(need, float)
+            and need == need else ""))
     return "; ".join(notes)
 
 

@@ -149,6 +149,11 @@ def diffusion_columns(res: dict) -> dict:
     # the diffusion stage of issue 12 says when the ion never left its vibrational plateau:
     # no D then, only an upper bound (absent in older results: None)
     row["diffusive"] = res.get("diffusive")
+    # issue 25: why there is no D — the ion does not diffuse, or the run was too short
+    row["diffusion_class"] = res.get("diffusion_class") or (
+        None if res.get("diffusive") is None else
+        "diffusive" if res.get("diffusive") else "not_resolved")
+    row["run_needed_ps"] = _float(res.get("run_needed_ps"))
     row["d_avg_upper_bound_cm2_s"] = _float(res.get("d_avg_upper_bound_A2_ps")) * A2_PS_TO_CM2_S
     row["vdos_centre_mobile_THz"] = _float(res.get("vdos_centre_mobile_THz"))
     row["vdos_centre_over_acoustic_cutoff"] = _float(res.get("vdos_centre_over_acoustic_cutoff"))
