@@ -94,6 +94,20 @@ def test_vdos_centre_ignores_the_noise_floor():
     assert np.sum(freq * g) / np.sum(g) > 1.5 * 4.5  # the naive sum over the whole band
 
 
+def test_a_ballistic_start_is_never_a_diffusion_coefficient():
+    """Ten frames 8 fs apart (a demo-length run): vibrating atoms still in the ballistic
+    part of their MSD (log-log slope 2) give no D and raise no melt alarm (found in CI: the
+    rise read as D = 0.24 Å²/ps for Cl)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(10)[:, None, None] * 0.008
+    omega, phase = 2 * np.pi * 4.0, rng.uniform(0, 2 * np.pi, (1, 32, 3))
+    x = 0.15 * np.sin(omega * t + phase) + rng.uniform(0, 10, (1, 32, 3))
+    est = estimate_diffusion(x, 0.008)
+    assert not est.diffusive and est.verdict_class == "not_resolved"
+    flagged, reason, _ = melt_check(x, 0.008)
+    assert not flagged, reason
+
+
 def test_a_real_melt_is_flagged_and_a_rattling_solid_is_not():
     """Rock-salt NaCl melted at 3000 K with the rigid-ion potential (recorded by
     tests/data/trajectories/make_melt.py; the crystal melts about 1 ps into the 6 ps run):

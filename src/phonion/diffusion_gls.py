@@ -204,15 +204,15 @@ def fit_start(msd_mean: np.ndarray, k_end: int) -> int | None:
     its well) is over and diffusion has not yet taken over the slope — times
     :data:`START_FACTOR`, the margin measured on Brownian motion in a cosine potential,
     whose MSD is still curved at its slope minimum (docs/diffusion.md). The first lag when
-    the slope starts near 1 and does not fall over the first quarter of the lags (a bare
-    random walk: no vibrational rise to wait for). ``None`` when the slope still falls
-    at k_end/2 (the run never leaves the vibrational rise)."""
+    the slope starts near 1 (not 2: ballistic) and does not fall over the first quarter of
+    the lags (a bare random walk: no vibrational rise to wait for). ``None`` when the slope
+    still falls at k_end/2 (the run never leaves the vibrational rise)."""
     last = k_end // 2
     if last < 2:
         return None
     k, s = loglog_slope(msd_mean, last)
     s = np.where(np.isfinite(s), s, np.inf)
-    if s[0] > 0.9 and s[0] - np.median(s[:max(5, len(s) // 4)]) < 0.1:
+    if 0.9 < s[0] < 1.2 and s[0] - np.median(s[:max(5, len(s) // 4)]) < 0.1:
         return int(k[0])  # no vibrational rise to wait for: MSD ∝ t from the first lag
     i = int(np.argmin(s))
     if s[i] >= 1.5:
