@@ -138,6 +138,11 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
         out[f"{name}_lowest_frequency_THz"] = v["lowest_frequency_THz"]
         out[f"{name}_acoustic_cutoff_THz"] = v["acoustic_cutoff_THz"]
     out["stability_agrees"] = verdicts["mlp"]["stable"] == verdicts["dft"]["stable"]
+    # issue 26: the DFT-checked verdict, for the table, the summary and the status line
+    out["mlp_verdict_check"] = "confirmed" if out["stability_agrees"] else "contradicted"
+    check = (f"MLP verdict ({'stable' if verdicts['mlp']['stable'] else 'unstable'}, "
+             f"{verdicts['mlp']['lowest_frequency_THz']:.2f} THz) {out['mlp_verdict_check']} "
+             f"by DFT ({verdicts['dft']['lowest_frequency_THz']:.2f} THz)")
     if s.fc3:
         out.update(fc3_errors(mlp.supercell, u, mlp.forces_eV_A, dft.forces_eV_A,
                               s.fc3_cutoff_A))
@@ -158,10 +163,10 @@ def compare(disp: dict, mlp: ForceSet, dft: ForceSet,
                        "msd_mobile_dft_A2": float(msd["dft"][k]),
                        "msd_ratio_mlp_dft": float(msd["mlp"][k] / msd["dft"][k])}
             for k, T in enumerate(temps)}
-        out["reason"] = ""
+        out["reason"] = check
     else:
         out["by_temperature_K"] = {}
-        out["reason"] = ("no MSD comparison: "
+        out["reason"] = (check + "; no MSD comparison: "
                          + ", ".join(f"{k.upper()} unstable" for k in ("mlp", "dft")
                                      if not verdicts[k]["stable"]))
     arrays = {**{f"mlp/{k}": v for k, v in paths["mlp"].items()},

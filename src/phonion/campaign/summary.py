@@ -73,6 +73,12 @@ def _caveats(row) -> str:
         notes.append("finite displacements disagree with the fit")
     if row.get("stability_verdict") == "fit_artefact":
         notes.append("imaginary modes are a fit artefact")
+    if row.get("mlp_verdict_check") in ("confirmed", "contradicted"):
+        notes.append(f"MLP verdict {row['mlp_verdict_check']} by DFT")
+    if row.get("model_dependent_verdict") is True or str(
+            row.get("model_dependent_verdict")) == "True":
+        notes.append(f"verdict depends on the model ({row.get('recheck_model', '')} "
+                     "says otherwise)")
     for flag in ("too_short", "melted"):
         if str(row.get(flag)) == "True":
             notes.append(flag.replace("_", " "))

@@ -108,6 +108,24 @@ def material_row(results: list[dict]) -> dict:
         errors = fd.get("msd_relative_error") or []
         row["fd_msd_relative_error_max"] = (_float(max(errors, key=abs)) if errors
                                             else math.nan)
+    # issue 26: how far to trust the model's verdict — a second model, and DFT
+    rc = by.get("stability_recheck", {})
+    if _ok(rc):
+        row["recheck_model"] = rc.get("second_model", "")
+        row["recheck_stable"] = rc.get("stable")
+        row["recheck_lowest_frequency_THz"] = _float(rc.get("lowest_frequency_THz"))
+        row["model_dependent_verdict"] = rc.get("model_dependent_verdict")
+        row["force_disagreement_rms_meV_A"] = _float(rc.get("force_disagreement_rms_meV_A"))
+        row["force_disagreement_relative"] = _float(rc.get("force_disagreement_relative"))
+    dv = by.get("dft_validation", {})
+    if _ok(dv) and "mlp_verdict_check" in dv:
+        row["dft_stable"] = dv.get("dft_stable")
+        row["dft_lowest_frequency_THz"] = _float(dv.get("dft_lowest_frequency_THz"))
+        row["mlp_verdict_check"] = dv["mlp_verdict_check"]  # confirmed | contradicted
+        row["dft_force_rmse_meV_A"] = _float(dv.get("force_rmse_meV_A"))
+        hot = dv.get("by_temperature_K") or {}
+        row["msd_ratio_mlp_dft"] = (_float(hot[max(hot, key=float)]["msd_ratio_mlp_dft"])
+                                    if hot else math.nan)
     pd_ = by.get("phonon_descriptors", {})
     if _ok(pd_):
         for key in PHONON_SCALARS:

@@ -126,9 +126,10 @@ def stability_recheck(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..stability_recheck import recheck
 
+        first = formats.read_forceset(a.forceset) if a.forceset else None
         return recheck(ctx.upstream["displace"], ctx.upstream["stability"], ctx.settings,
                        lambda: load_calculator(ctx, a.device).calculator,
-                       basis_cache(a.displace), log=ctx.log)
+                       basis_cache(a.displace), log=ctx.log, first_forces=first)
 
     return run_stage("stability_recheck", body, a.out,
                      {"displace": a.displace, "stability": a.stability}, settings_of(a),
