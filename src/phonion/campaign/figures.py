@@ -142,7 +142,7 @@ def d_versus(table, T: float | None, xcol: str, xlabel: str, title: str, base: P
                      + (f" at {T:g} K" if T is not None else ""))
         if not len(sub):
             _skipped(ax, f"n valid = {n_valid}: skipped\n({n_flag} run(s) flagged too_short "
-                         f"or melted, {n_nd} without long-range diffusion: no diffusion "
+                         f"or melted, {n_nd} with D not resolved: no diffusion "
                          "coefficient)")
             continue
         d = sub[f"{name}_cm2_s"].to_numpy(float)

@@ -200,7 +200,7 @@ def campaign_statistics(table, descriptors,
             if n < MIN_PAIRS:
                 entry[label] = {"skipped": f"n valid = {n}: skipped (needs >= {MIN_PAIRS} "
                                            "diffusion coefficients: runs flagged too_short "
-                                           "or melted, or without long-range diffusion, "
+                                           "or melted, or whose D is not resolved, "
                                            "give none)"}
                 continue
             res = versus_target({c: sub[c].to_numpy(float) for c in descriptors}, y,

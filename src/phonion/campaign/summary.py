@@ -87,7 +87,7 @@ def _caveats(row) -> str:
     elif str(row.get("diffusive")) == "False":
         need = row.get("run_needed_ps")
         notes.append("D not resolved in this run length (upper bound)" + (
-            f"; ≈{need:.3g} ps would resolve it" if isinstance(need, float)
+            f"; needs a run of ≳{need:.2g} ps" if isinstance(need, float)
             and need == need else ""))
     return "; ".join(notes)
 
@@ -163,8 +163,9 @@ def summary_markdown(note: dict, stats: dict, clu: dict, model: dict, prediction
     lines += ["## Diffusion", "",
               f"- Table rows (material × temperature): {note['n_rows']}.",
               f"- Diffusion coefficients: {note['n_valid']} valid, {note['n_flagged']} flagged "
-              f"(too_short or melted), {note.get('n_not_diffusive', 0)} runs without long-range "
-              f"diffusion (upper bound only), {note['n_use_in_fits']} used in fits; "
+              f"(too_short or melted), {note.get('n_not_diffusive', 0)} runs whose D is not "
+              f"resolved or that do not diffuse (upper bound only), "
+              f"{note['n_use_in_fits']} used in fits; "
               f"{note['external_rows']} external rows"
               + (f" ({len(note['external_unmatched'])} external ids not in the campaign: "
                  f"{', '.join(note['external_unmatched'])})" if note["external_unmatched"]
@@ -178,7 +179,7 @@ def summary_markdown(note: dict, stats: dict, clu: dict, model: dict, prediction
         per_T = "; ".join(f"{T} K: n valid = {e['n_valid']}" for T, e in
                           stats.get("versus_d", {}).items()) or "no MD temperature"
         lines += [f"Skipped: {per_T}. No diffusion coefficient (runs flagged too_short or "
-                  "melted, or without long-range diffusion, give none), so no correlation "
+                  "melted, or whose D is not resolved, give none), so no correlation "
                   "with D is reported.", ""]
     else:
         lines += ["The strongest descriptor of each quantity (other averages or temperatures "

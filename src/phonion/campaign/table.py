@@ -3,8 +3,8 @@
 Every descriptor carries its unit in the column name (``_A2``, ``_THz``, ``_cm2_s``...).
 A diffusion coefficient enters correlations, fits and models (column ``use_in_fits``) only
 when it is *valid*: the diffusion stage is ``ok``, the run is neither ``too_short`` nor
-``melted``, and the ion reached the diffusive regime (``diffusive`` is not false: "no
-long-range diffusion detected" gives an upper bound, never a D). Flagged runs keep their
+``melted``, and the ion's D is resolved (``diffusive`` is not false: "not resolved" and
+"does not diffuse" give an upper bound, never a D). Flagged runs keep their
 numbers in the table, marked, and enter fits only with ``campaign.include_flagged``. An
 external table (``campaign.external_d``: D measured or simulated elsewhere) adds rows
 marked by their ``d_source``.
