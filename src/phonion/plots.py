@@ -365,3 +365,31 @@ def plot_msd_overlay(arrays: dict, result: dict, labels: tuple[str, str], title:
                 f"MSD ratio MLP/AIMD {result['msd_ratio_mlp_aimd']:.2f} at the common lag")
     ax.set_title(f"{title}\n{note}", fontsize=9)
     _save(fig, base)
+
+
+def plot_finetune(arrays: dict, result: dict, base: str | Path) -> None:
+    """Fine-tuning check: held-out force components of the base and the fine-tuned model
+    against DFT (parity, with each model's RMSE) and the held-out RMSE per epoch."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 4.2))
+    dft = arrays["dft_eV_A"]
+    lim = float(np.abs(dft).max()) * 1.1 or 1.0
+    for key, colour, name in (("base_eV_A", "0.55", "base"),
+                              ("finetuned_eV_A", "tab:blue", "fine-tuned")):
+        rmse = result[f"held_out_{'base' if name == 'base' else 'finetuned'}"]["rmse_meV_A"]
+        ax.scatter(dft, arrays[key], s=6, color=colour, alpha=0.6,
+                   label=f"{name}: RMSE {rmse:.2g} meV/Å")
+    ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="DFT force component (eV/Å)",
+           ylabel="MLP force component (eV/Å)")
+    ax.set_title(f"{result['n_held_out']} held-out snapshots (never trained on)", fontsize=9)
+    ax.legend(fontsize=8)
+    bx.plot(arrays["epoch"], arrays["held_out_rmse_meV_A"], "o-", color="tab:blue", ms=3)
+    bx.axhline(result["held_out_base"]["rmse_meV_A"], color="0.55", ls="--", label="base model")
+    bx.set(xlabel="Epoch", ylabel="Held-out force RMSE (meV/Å)", ylim=(0, None))
+    bx.legend(fontsize=8)
+    bx.set_title(f"{result['n_train']} training snapshots, "
+                 f"{result['cpu_seconds']:.0f} s CPU", fontsize=9)
+    fig.suptitle(f"Fine-tuning {result['base_model'].get('name', '')} on the campaign's "
+                 f"DFT forces ({', '.join(result['materials'])})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, base)

@@ -41,6 +41,7 @@ from .settings_dft import (
     DftForcesSettings,
     DftRelaxSettings,
     DftValidationSettings,
+    FinetuneSettings,
 )
 from .settings_md import (
     ArrheniusSettings,
@@ -314,4 +315,5 @@ SETTINGS: dict[str, type[Settings]] = {
     "dft_validation": DftValidationSettings,
     "aimd": AimdSettings,
     "aimd_validation": DiffusionSettings,
+    "finetune": FinetuneSettings,
 }

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .settings_base import Settings
+from .settings_base import CalculatorSettings, Settings
 from .settings_base import config_field as _from
 
 
@@ -81,3 +81,19 @@ class DftValidationSettings(Settings):
 
     def canonical(self) -> DftValidationSettings:
         return self if self.fc3 else dataclasses.replace(self, fc3_cutoff_A=4.5)
+
+
+@dataclass(frozen=True)
+class FinetuneSettings(CalculatorSettings):
+    """Fine-tuning the campaign model on the campaign's DFT forces (config ``finetune``;
+    the base model is ``calculator``): the materials whose DFT snapshots train it (empty:
+    every material of ``dft.validate``), the held-out share, and the optimiser (Adam)."""
+
+    SECTION: ClassVar[str] = "finetune"
+    materials: tuple[str, ...] = ()
+    validation_fraction: float = 0.25
+    epochs: int = 30
+    learning_rate: float = 1e-3
+    batch_size: int = 4
+    seed: int = 0
+    min_snapshots: int = 4

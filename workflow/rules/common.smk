@@ -3,6 +3,7 @@
 # of thousands of materials must parse in seconds; every SLURM job re-parses the Snakefile).
 
 import collections
+import dataclasses
 import functools
 import hashlib
 import json
@@ -113,6 +114,40 @@ if _no_mlp:
     )
 
 
+#: fine-tuning on the campaign's DFT forces (config finetune, docs/finetune.md): the model it
+#: writes, the materials it learns from, and the materials screened again with it -- as
+#: materials of their own, "<id>+finetuned", that share the structure file of <id>
+FINETUNE = config["finetune"]
+FINETUNE_ON = FINETUNE["enabled"]
+FINETUNED = "+finetuned"
+FINETUNE_MATERIALS = set(FINETUNE["materials"]) or DFT_MATERIALS
+if FINETUNE_ON:
+    if not DFT_MATERIALS:
+        raise ValueError(
+            "finetune.enabled needs DFT forces to learn from: list materials in dft.validate"
+        )
+    _unknown = sorted(FINETUNE_MATERIALS - DFT_MATERIALS)
+    if _unknown:
+        raise ValueError(
+            f"finetune.materials names {', '.join(_unknown)}: not in dft.validate"
+        )
+    _rescreen = (
+        set(MATERIALS) if "all" in FINETUNE["rescreen"] else set(FINETUNE["rescreen"])
+    )
+    _unknown = sorted(_rescreen - set(MATERIALS) - set(DISCOVERY.rejected))
+    if _unknown:
+        raise ValueError(
+            f"finetune.rescreen names {', '.join(_unknown)}: not a material here"
+        )
+    for _mid in sorted(_rescreen & set(MATERIALS)):
+        MATERIALS[_mid + FINETUNED] = MATERIALS[_mid]
+
+
+def finetuned(mid):
+    """Whether ``mid`` is a material screened again with the fine-tuned model."""
+    return mid.endswith(FINETUNED)
+
+
 def active_stages():
     """Stages that run in this campaign, in pipeline order."""
     off = set()
@@ -214,6 +249,18 @@ def all_targets(wildcards=None):
 
 @functools.lru_cache(maxsize=None)
 def _settings_json(stage, mid):
+    if mid is not None and finetuned(mid):
+        # the fine-tuned model in place of calculator.model; the material's own overrides
+        tuned = {
+            **config,
+            "calculator": {**config["calculator"], "model": FINETUNED_MODEL, "modal": ""},
+        }
+        s = stage_settings(stage, tuned, mid[: -len(FINETUNED)])
+        if stage == "relax":
+            # the model learnt DFT forces at the base model's relaxed cell only (no stress,
+            # no other volume): it keeps that cell and relaxes the positions
+            s = dataclasses.replace(s, cell_filter="none")
+        return s.to_json()
     return stage_settings(stage, config, mid).to_json()
 
 
@@ -223,7 +270,9 @@ def stage_params(stage):
     Materials without overrides share one cached JSON per stage (Snakemake asks for params
     several times per job: at 4 000 materials this is most of the planning time)."""
     overridden = set(config["overrides"])
-    return lambda wc: _settings_json(stage, wc.mid if wc.mid in overridden else None)
+    return lambda wc: _settings_json(
+        stage, wc.mid if wc.mid in overridden or finetuned(wc.mid) else None
+    )
 
 
 def structure_file(wc):
@@ -293,7 +342,9 @@ def _benchmark_key(entry):
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name)
 
 
-#: MLPs benchmarked against the DFT forces (config dft.benchmark_models), by folder name.
+#: MLPs benchmarked against the DFT forces (config dft.benchmark_models), by folder name;
+#: with finetune.enabled also the fine-tuned model, as "finetuned"
+FINETUNED_MODEL = f"{CAMPAIGN_DIR}/finetune/model.pth"
 BENCHMARK_MODELS = {
     _benchmark_key(e): e
     for e in (
@@ -301,6 +352,14 @@ BENCHMARK_MODELS = {
         for entry in config["dft"]["benchmark_models"]
     )
 }
+if FINETUNE_ON:
+    BENCHMARK_MODELS["finetuned"] = {
+        "backend": BACKEND,
+        "model": FINETUNED_MODEL,
+        "modal": "",
+        "dtype": config["calculator"]["dtype"],
+        "label": f"{BACKEND}:{config['calculator']['model']}+finetuned",
+    }
 RECHECK = config["stability_recheck"]
 _RECHECK_PYTHON = _interpreter(
     config["environments"].get(RECHECK["backend"], ""), RECHECK["backend"]
@@ -350,7 +409,8 @@ if workflow.is_main_process and not CONDA:
             _e["backend"],
             _e["model"],
         )
-        for _e in (BENCHMARK_MODELS.values() if DFT_MATERIALS else [])
+        for _k, _e in (BENCHMARK_MODELS.items() if DFT_MATERIALS else [])
+        if _k != "finetuned"  # written by the finetune stage of this run
     ]:
         _check = subprocess.run(
             [_python, "-m", "phonion", "model", "--backend", _backend, "--model", _model],
@@ -450,6 +510,8 @@ def campaign_targets(wildcards=None):
     validation = [campaign_path("validation.csv")] if DFT_MATERIALS else []
     if DFT_MATERIALS and BENCHMARK_MODELS:
         validation.append(campaign_path("mlp_benchmark.csv"))
+    if FINETUNE_ON:
+        validation.append(campaign_path("finetune/finetune.json"))
     return [campaign_path("summary.md"), campaign_path("figures.json"), *validation]
 
 

@@ -3,6 +3,8 @@ rule mlp_benchmark:
         displace=stage_path("displace"),
         dft_forces=stage_path("dft_forces"),
         dft_forceset=stage_path("dft_forces", "forces.h5"),
+        # the fine-tuned model is written by the finetune job of this campaign
+        model=lambda wc: [FINETUNED_MODEL] if wc.bm == "finetuned" else [],
     output:
         result=f"{MATERIALS_DIR}/{{mid}}/mlp_benchmark/{{bm}}/mlp_benchmark.json",
     log:

@@ -248,6 +248,9 @@ def build_table(collected: dict[str, list[dict]], include_flagged: bool = False,
             table[col] = np.nan if not (col in FLAGS or col == "d_computed") else False
     for col in (*FLAGS, "d_computed"):
         table[col] = table[col].fillna(False).astype(bool)
+    for col in ("diffusion_status", "diffusion_reason"):  # md.enabled false: no D row
+        if col not in table.columns:
+            table[col] = ""
     positive = table["d_avg_cm2_s"].gt(0)
     ok = table["diffusion_status"].isin(["ok", "external"])
     table["flagged"] = table[list(FLAGS)].any(axis=1)

@@ -36,6 +36,7 @@ from .dft import (
     aimd_validation,
     dft_forces,
     dft_validation,
+    finetune,
     mlp_benchmark,
     mlp_benchmark_table,
     validation_table,
@@ -56,7 +57,8 @@ from .tools import fetch, model
 #: command → (function, help, required options, optional options with defaults). Commands
 #: are the stage names; every command also takes ``--settings`` and ``--out``.
 COMMANDS = {
-    "intake": (intake, "read and triage one structure", ["--id", "--source"], {}),
+    "intake": (intake, "read and triage one structure", ["--id", "--source"],
+               {"--finetune": ""}),
     "relax": (relax, "relax one material with the configured MLP", ["--intake", "--poscar"],
               {"--device": "cpu"}),
     "dft_relax": (dft_relax, "relax one material with the DFT engine of relax.engine",
@@ -108,6 +110,9 @@ COMMANDS = {
     "mlp_benchmark": (mlp_benchmark, "another MLP against a validated material's DFT forces",
                       ["--displace", "--dft-forces", "--dft-forceset", "--model-json"],
                       {"--device": "cpu"}),
+    "finetune": (finetune, "fine-tune the campaign model on the campaign's DFT forces",
+                 ["--dft-forces", "--dft-forceset", "--model-out", "--arrays", "--figures"],
+                 {"--device": "cpu"}),
     "mlp_benchmark_table": (mlp_benchmark_table, "results/campaign/mlp_benchmark.csv "
                             "(not a stage)", ["--results", "--csv", "--summary", "--figure"], {}),
     "validation_table": (validation_table, "results/campaign/validation.csv (not a stage)",
@@ -136,7 +141,8 @@ COMMANDS = {
 
 #: (command, option) pairs that take a list of files.
 MANY_FILES = {("arrhenius", "--diffusion"), ("validation_table", "--results"),
-              ("mlp_benchmark_table", "--results")}
+              ("mlp_benchmark_table", "--results"), ("finetune", "--dft-forces"),
+              ("finetune", "--dft-forceset")}
 
 
 def main(argv: list[str] | None = None) -> int:

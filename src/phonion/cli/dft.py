@@ -136,7 +136,8 @@ def mlp_benchmark(a: argparse.Namespace) -> int:
         loaded = get_calculator(entry["backend"], entry["model"], a.device, entry["dtype"],
                                 entry["modal"])
         ctx.model = loaded.description
-        name = ":".join(x for x in (entry["backend"], entry["model"], entry["modal"]) if x)
+        name = entry.get("label") or ":".join(
+            x for x in (entry["backend"], entry["model"], entry["modal"]) if x)
         out = benchmark(ctx.upstream["displace"], formats.read_forceset(a.dft_forceset),
                         loaded.calculator, name, ctx.settings, log=ctx.log)
         return {**out, "engine": ctx.upstream["dft_forces"]["engine"]}
@@ -169,3 +170,38 @@ def validation_table(a: argparse.Namespace) -> int:
         frame.to_csv(tmp, index=False)
     print(f"{len(frame)} rows -> {a.csv}")
     return 0
+
+
+def finetune(a: argparse.Namespace) -> int:
+    """Fine-tune the campaign model on the DFT forces of the validated materials
+    (:mod:`phonion.finetune`); a material whose DFT run failed is left out with its reason."""
+
+    def body(ctx: Context) -> dict:
+        from ..finetune import finetune as run
+        from ..plots import plot_finetune
+
+        s = ctx.settings
+        wanted = set(s.materials)
+        forcesets, excluded = {}, {}
+        for mid, path in zip(ctx.upstream, a.dft_forceset, strict=True):
+            res = ctx.upstream[mid]
+            if wanted and mid not in wanted:
+                continue
+            if res["status"] != "ok":
+                excluded[mid] = f"dft_forces {res['status']}: {res.get('reason', '')}".strip()
+                continue
+            forcesets[mid] = formats.read_forceset(path)
+        for mid, why in excluded.items():
+            ctx.log(f"left out {mid}: {why}")
+        out, arrays = run(forcesets, s, a.model_out, a.device, log=ctx.log)
+        if arrays:
+            formats.write_arrays(ctx.outputs["arrays"], arrays)
+            plot_finetune(arrays, out, str(Path(a.figures) / "finetune"))
+            ctx.model = out["base_model"]
+        return {**out, "excluded": excluded}
+
+    # results/materials/<id>/dft_forces/dft_forces.json: the id is the folder's name
+    ups = {Path(p).parent.parent.name: p for p in a.dft_forces}
+    return run_stage("finetune", body, a.out, ups, settings_of(a),
+                     {"model": a.model_out, "arrays": a.arrays, "figures": a.figures},
+                     mid="campaign", gate="any")

@@ -25,7 +25,9 @@ def intake(a: argparse.Namespace) -> int:
         ctx.log(f"{out['primitive']['formula']} {out['primitive']['spacegroup']} accepted")
         return out
 
-    return run_stage("intake", body, a.out, settings=settings_of(a), mid=a.id)
+    # a material screened again with the fine-tuned model waits for it: no model, no screen
+    upstream = {"finetune": a.finetune} if a.finetune else None
+    return run_stage("intake", body, a.out, upstream, settings=settings_of(a), mid=a.id)
 
 
 def relax(a: argparse.Namespace) -> int:
