@@ -55,7 +55,7 @@ def test_each_stage_reads_only_its_own_keys():
         ("relax", "engine"): {"dft_relax"},  # the MLP relax never reads it: no rerun
         # stability: the model takes the second look at an unstable verdict
         ("calculator", "model"): {"relax", "forces", "md", "elastic", "stability",
-                                  "fd_check"},
+                                  "fd_check", "finetune"},
         ("calculator", "device"): set(),  # an execution detail
         ("dynamics", "r_max_A"): {"dynamics"},
     }
@@ -130,7 +130,8 @@ BACKEND_PACKAGES = {"sevenn": "sevenn", "chgnet": "chgnet", "mace": "mace-torch"
                     "fairchem": "fairchem-core", "rigid_ion": None}
 #: what every MLP package brings: the SevenNet adapter's model cache imports torch itself,
 #: after sevenn (which needs torch) imported; without sevenn it stops before that import
-WITH_EVERY_BACKEND = {"torch"}
+WITH_EVERY_BACKEND = {"torch",
+                      "torch-geometric"}  # sevenn's own requirement: its trainer's loader
 #: programs a command runs in a subprocess of its own interpreter (not visible as imports)
 SUBPROCESS = {"fit_ifc": {"pheasy"}}
 

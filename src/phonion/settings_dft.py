@@ -83,6 +83,10 @@ class DftValidationSettings(Settings):
         return self if self.fc3 else dataclasses.replace(self, fc3_cutoff_A=4.5)
 
 
+#: id suffix of a material screened again with the fine-tuned model (config finetune.rescreen)
+FINETUNED_SUFFIX = "+finetuned"
+
+
 @dataclass(frozen=True)
 class FinetuneSettings(CalculatorSettings):
     """Fine-tuning the campaign model on the campaign's DFT forces (config ``finetune``;

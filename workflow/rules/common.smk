@@ -18,6 +18,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from phonion.campaign.selection import top_materials
 from phonion.intake import discover
+from phonion.settings_dft import FINETUNED_SUFFIX
 from phonion.settings import check_campaign, stage_settings
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -119,7 +120,7 @@ if _no_mlp:
 #: materials of their own, "<id>+finetuned", that share the structure file of <id>
 FINETUNE = config["finetune"]
 FINETUNE_ON = FINETUNE["enabled"]
-FINETUNED = "+finetuned"
+FINETUNED = FINETUNED_SUFFIX
 FINETUNE_MATERIALS = set(FINETUNE["materials"]) or DFT_MATERIALS
 if FINETUNE_ON:
     if not DFT_MATERIALS:
@@ -140,7 +141,7 @@ if FINETUNE_ON:
             f"finetune.rescreen names {', '.join(_unknown)}: not a material here"
         )
     for _mid in sorted(_rescreen & set(MATERIALS)):
-        MATERIALS[_mid + FINETUNED] = MATERIALS[_mid]
+        MATERIALS[f"{_mid}{FINETUNED}"] = MATERIALS[_mid]
 
 
 def finetuned(mid):

@@ -1,0 +1,148 @@
+"""The finetune stage's contract without DFT (issue 26, F29): which models can be fine-tuned
+and why not, the held-out split, the energy labels, the reasons it stops for, a failed DFT
+run left out, and a training job killed mid-way that resumes to the same model. The real
+acceptance check (CP2K forces, held-out error, MSD vs DFT) is tests/test_finetune_cp2k.py.
+
+The "DFT" forces here are SevenNet-0's scaled by 1.3 on rattled NaCl: a stiffer truth the
+training must move towards; only the mechanics are tested with it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from phonion import formats
+from phonion.finetune import energy_labels, split, tunable
+from phonion.formats import ForceSet
+from phonion.settings import FinetuneSettings
+
+pytest.importorskip("sevenn")
+
+
+def _forceset(n: int, seed: int = 0, calc=None) -> ForceSet:
+    sc = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    rng = np.random.default_rng(seed)
+    u = rng.normal(0, 0.04, (n, len(sc), 3))
+    forces, energies = np.zeros_like(u), np.zeros(n)
+    if calc is not None:
+        for k in range(n):
+            at = sc.copy()
+            at.positions += u[k]
+            at.calc = calc
+            forces[k] = 1.3 * at.get_forces()
+            energies[k] = -100.0 + 1.3 * at.get_potential_energy()
+    return ForceSet(sc, u, forces, np.zeros((len(sc), 3)), energies)
+
+
+def test_only_single_fidelity_sevenn_is_tunable():
+    assert tunable("sevenn") == ""
+    for backend in ("chgnet", "mace", "fairchem", "rigid_ion"):
+        assert tunable(backend), backend
+    assert "multi-fidelity" in tunable("sevenn", "PBE")
+
+
+def test_split_holds_out_per_material_and_never_everything():
+    from phonion.finetune import dft_frames
+
+    frames = dft_frames({"A": _forceset(8), "B": _forceset(1), "C": _forceset(2)})
+    train, held = split(frames, 0.25, seed=0)
+    by = {m: sum(f.info["material"] == m for f in held) for m in "ABC"}
+    assert by == {"A": 2, "B": 0, "C": 1}
+    assert len(train) + len(held) == 11
+    again = split(frames, 0.25, seed=0)[1]
+    assert [f.info["snapshot"] for f in again] == [f.info["snapshot"] for f in held]
+    assert split(frames, 0.9, seed=1)[0], "something is always left to train on"
+
+
+def test_energy_labels_keep_dft_differences_and_the_model_zero():
+    from phonion.finetune import dft_frames
+
+    fs = _forceset(4)
+    fs.energies_eV[:] = [-5000.0, -5000.2, -4999.9, -5000.1]  # another code's zero
+    frames = dft_frames({"A": fs})
+    base = [-30.0, -30.1, -29.8, -30.3]
+    labels = energy_labels(frames, base)
+    assert labels.mean() == pytest.approx(np.mean(base))
+    np.testing.assert_allclose(np.diff(labels), np.diff(fs.energies_eV))
+
+
+def test_reasons_to_stop(tmp_path):
+    from phonion.finetune import finetune
+
+    s = FinetuneSettings(backend="rigid_ion", model="")
+    out, arrays = finetune({"A": _forceset(8)}, s, tmp_path / "m.pth", log=lambda m: None)
+    assert out["status"] == "skipped" and "no trainable" in out["reason"] and not arrays
+    s = FinetuneSettings(min_snapshots=4)
+    out, _ = finetune({"A": _forceset(3)}, s, tmp_path / "m.pth", log=lambda m: None)
+    assert out["status"] == "skipped" and "fewer than finetune.min_snapshots" in out["reason"]
+    out, _ = finetune({m: _forceset(1) for m in "ABCD"}, s, tmp_path / "m.pth",
+                      log=lambda m: None)
+    assert out["status"] == "skipped" and "held out" in out["reason"]
+
+
+def test_failed_dft_runs_are_left_out_with_their_reason(tmp_path):
+    from phonion.cli import main
+
+    paths = []
+    for mid, status in (("A", "failed"), ("B", "error")):
+        d = tmp_path / "results/materials" / mid / "dft_forces"
+        d.mkdir(parents=True)
+        formats.write_result(d / "dft_forces.json", formats.new_result(
+            mid, "dft_forces", status, "SCF not converged in run 003"))
+        formats.write_forceset(d / "forces.h5", None, status)
+        paths.append(d)
+    out = tmp_path / "finetune.json"
+    rc = main(["finetune", "--dft-forces", *(str(p / "dft_forces.json") for p in paths),
+               "--dft-forceset", *(str(p / "forces.h5") for p in paths),
+               "--settings", FinetuneSettings().to_json(), "--model-out",
+               str(tmp_path / "model.pth"), "--arrays", str(tmp_path / "ft.h5"),
+               "--figures", str(tmp_path / "figures"), "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert rc == 0 and res["status"] == "skipped"
+    assert "dft_forces" in res["reason"]
+
+
+def test_a_killed_training_resumes_to_the_same_model(tmp_path):
+    import torch
+
+    from phonion.calculators import get_calculator, model_file
+    from phonion.finetune import dft_frames, train_sevenn
+
+    base = get_calculator("sevenn", "7net-0").calculator
+    frames = dft_frames({"NaCl": _forceset(5, calc=base)})
+    train, held = frames[:4], frames[4:]
+    labels = np.array([f.info["dft_energy"] for f in train])
+    s = FinetuneSettings(epochs=3, batch_size=2, learning_rate=1e-3)
+    path = model_file("sevenn", "7net-0")
+
+    full = train_sevenn(path, train, labels, held, s, tmp_path / "full.pth",
+                        tmp_path / "full.resume", "d", log=lambda m: None)
+
+    class Killed(Exception):
+        pass
+
+    def kill_in_epoch_2(message: str) -> None:  # before epoch 2 is saved
+        if message.startswith("epoch 2/"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_sevenn(path, train, labels, held, s, tmp_path / "cut.pth",
+                     tmp_path / "cut.resume", "d", log=kill_in_epoch_2)
+    assert not (tmp_path / "cut.pth").exists() and (tmp_path / "cut.resume").exists()
+    said = []
+    cut = train_sevenn(path, train, labels, held, s, tmp_path / "cut.pth",
+                       tmp_path / "cut.resume", "d", log=said.append)
+    assert said[0] == "resumed from epoch 1 of 3" and len(cut) == 3
+    a = torch.load(tmp_path / "full.pth", weights_only=False)["model_state_dict"]
+    b = torch.load(tmp_path / "cut.pth", weights_only=False)["model_state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-7)
+    assert full[-1]["held_out_force_rmse_meV_A"] < full[0]["held_out_force_rmse_meV_A"] * 1.5
+    # a different data digest never resumes a stale state
+    said = []
+    train_sevenn(path, train, labels, held, s, tmp_path / "other.pth",
+                 tmp_path / "cut.resume", "other", log=said.append)
+    assert not said[0].startswith("resumed")
