@@ -146,3 +146,50 @@ def test_a_killed_training_resumes_to_the_same_model(tmp_path):
     train_sevenn(path, train, labels, held, s, tmp_path / "other.pth",
                  tmp_path / "cut.resume", "other", log=said.append)
     assert not said[0].startswith("resumed")
+
+
+def test_the_finetune_job_is_a_gpu_job_and_the_rescreen_waits_for_it(tmp_path):
+    """With the SLURM profile and ``calculator.device: cuda`` the finetune job asks for the
+    MD jobs' GPUs and reads the device; the ``+finetuned`` chain starts from the base
+    material's relaxed structure and the finetune result; the DFT stages are not repeated."""
+    import re
+    import shutil
+
+    from conftest import DEMO, RIGID, ROOT, snakemake
+
+    (tmp_path / "structures").mkdir()
+    for name in ("NaCl", "NaF"):
+        shutil.copy(DEMO / f"{name}.cif", tmp_path / "structures")
+    config = {**RIGID, "structures": {"folder": "structures"}, "md": {"enabled": False},
+              "calculator": {**RIGID["calculator"], "device": "cuda"},
+              "slurm": {"md_gpus": 1},
+              "dft": {"engine": "cp2k", "validate": ["NaCl"]},
+              "finetune": {"enabled": True, "rescreen": ["all"]}}
+    out = snakemake(tmp_path, "-n", "-p", "--profile", str(ROOT / "profiles/slurm"),
+                    config=config).stdout
+    blocks = {}
+    for block in re.split(r"\n(?=\s*(?:local)?rule \S+:)", out):
+        rule = re.match(r"\s*(?:local)?rule (\S+):", block)
+        if rule:
+            blocks.setdefault(rule[1], []).append(block)
+    (finetune,) = blocks["finetune"]
+    assert re.search(r"resources:.*\bgpu=1", finetune)
+    assert '--device "$PHONION_MD_DEVICE"' in finetune
+    intakes = "".join(blocks["intake_finetuned"])
+    assert len(blocks["intake_finetuned"]) == 2
+    assert "results/materials/NaCl/relax/POSCAR" in intakes
+    assert "results/campaign/finetune/finetune.json" in intakes
+    assert len(blocks["dft_forces"]) == 1 and len(blocks["relax"]) == 4
+    assert len(blocks["mlp_benchmark"]) == 1 and "finetuned" in blocks["mlp_benchmark"][0]
+
+    # bad configs stop at parse time with the key
+    for bad, key in (({"finetune": {"enabled": True}, "dft": {"validate": []}},
+                      "dft.validate"),
+                     ({"finetune": {"enabled": True, "materials": ["NaF"]}},
+                      "finetune.materials"),
+                     ({"finetune": {"enabled": True, "rescreen": ["KCl"]}},
+                      "finetune.rescreen")):
+        proc = snakemake(tmp_path, "-n", config={**config, **{k: {**config.get(k, {}), **v}
+                                                             for k, v in bad.items()}},
+                         check=False)
+        assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key

@@ -380,8 +380,8 @@ os.environ.update(
         if config["environments"]["pheasy"]
         else ""
     ),
-    # the torch device of the MD jobs, the one stage the SLURM profile gives GPUs (slurm.md_gpus);
-    # every other MLP stage runs on the CPU (the --device default)
+    # the torch device of the MD jobs and the finetune job, the ones the SLURM profile gives
+    # GPUs (slurm.md_gpus); every other MLP stage runs on the CPU (the --device default)
     PHONION_MD_DEVICE=config["calculator"]["device"],
     # the interpreter of each benchmarked backend (the mlp_benchmark jobs)
     **{

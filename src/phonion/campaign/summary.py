@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from ..settings_dft import FINETUNED_SUFFIX
 from .families import family
 
 
@@ -69,6 +70,9 @@ def _msd_column(columns) -> str | None:
 
 def _caveats(row) -> str:
     notes = []
+    if str(row.get("id", "")).endswith(FINETUNED_SUFFIX):
+        notes.append("screened with the model fine-tuned on the campaign's DFT forces, at "
+                     "the base model's relaxed cell (docs/finetune.md)")
     if row.get("fd_check_agree") is False or str(row.get("fd_check_agree")) == "False":
         notes.append("finite displacements disagree with the fit")
     if row.get("stability_verdict") == "fit_artefact":
