@@ -1,10 +1,11 @@
 """Base vs fine-tuned SevenNet-0 against CP2K on real Na compounds (issue 26, F29).
 
 One campaign through the workflow (``snakemake``, real CP2K at the test cutoff 250/40 Ry,
-8-16-atom supercells, 0.03 Å random ± displacements): every material is validated against
-DFT; SevenNet-0 is fine-tuned on the DFT snapshots of all but the last material, which the
-fine-tuned model never sees (a transfer check); every material is screened again with the
-fine-tuned model (``finetune.rescreen: [all]``, at the base relaxed cell). Reported per
+8-16-atom supercells, 0.03 Å random ± displacements, 16 snapshots each): every material is
+validated against DFT; SevenNet-0 is fine-tuned on the DFT snapshots of all but the
+unseen material, which the fine-tuned model never sees (a transfer check); every material
+is screened again with the fine-tuned model (``finetune.rescreen: [all]``, at the base
+relaxed cell). Reported per
 material, base and fine-tuned: force RMSE against DFT (held-out snapshots for the training
 materials, all snapshots for the unseen one), band RMSE, stability verdict vs DFT, the Na
 MSD error at 800 K on the same snapshots (mlp_benchmark) and from the re-screen's own
@@ -14,7 +15,12 @@ phonons, the lowest frequency; and the CPU time of the fine-tuning.
         --out bench/finetune.jsonl
 
 Materials (tests/data/structures/MANIFEST.tsv and config/demo cite their sources):
-NaCl, Na2O (demo), NaO3 ozonide (Imm2) for training; NaYS2 (R-3m) unseen.
+NaCl (demo) for training; NaF (demo) unseen (a transfer check across the anion).
+NaO3 ozonide (Imm2) was the first choice and is kept out: its O3- radical is open-shell and
+phonion's CP2K protocol is restricted (closed-shell) Kohn-Sham, so the "DFT" is itself wrong
+there (measured: SevenNet-0 off by 266 meV/A, DFT lowest mode -7.7 THz). NaYS2 and Na2O were
+tried and dropped for time: 10 s and 3.3 s per SCF step of their 12-atom cells at the test
+cutoff, ~95 SCF steps per Na2O snapshot: one to two hours of CP2K on 2 cores.
 """
 
 from __future__ import annotations
@@ -32,10 +38,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"NaCl": ROOT / "config/demo/structures/NaCl.cif",
-           "Na2O": ROOT / "config/demo/structures/Na2O.cif",
-           "NaO3-ozonide": ROOT / "tests/data/structures/NaO3-ozonide.cif",
-           "NaYS2": ROOT / "tests/data/structures/NaYS2.cif"}
-UNSEEN = "NaYS2"
+           "NaF": ROOT / "config/demo/structures/NaF.cif"}
+UNSEEN = "NaF"
 
 
 def config(cp2k: str, epochs: int) -> dict:
@@ -43,7 +47,7 @@ def config(cp2k: str, epochs: int) -> dict:
             "structures": {"folder": "structures"}, "md": {"enabled": False},
             "elastic": {"enabled": False},
             "phonons": {"min_atoms": 8, "max_atoms": 16, "amplitude_A": 0.03,
-                        "displacement_scheme": "random", "min_snapshots": 12},
+                        "displacement_scheme": "random", "min_snapshots": 8},
             "dft": {"engine": "cp2k", "validate": sorted(SOURCES),
                     "cp2k": {"cutoff_Ry": 250, "rel_cutoff_Ry": 40, "command": cp2k}},
             "finetune": {"enabled": True, "epochs": epochs, "rescreen": ["all"],

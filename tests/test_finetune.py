@@ -193,3 +193,24 @@ def test_the_finetune_job_is_a_gpu_job_and_the_rescreen_waits_for_it(tmp_path):
                                                              for k, v in bad.items()}},
                          check=False)
         assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key
+
+
+def test_a_rescreen_of_a_material_that_stopped_is_skipped_with_its_reason(tmp_path):
+    """``X+finetuned`` reads X's relaxed structure: when X never relaxed (rejected at intake,
+    e.g. no mobile ion), its intake is skipped with X's reason, not 'unreadable POSCAR'."""
+    from phonion.cli import main
+    from phonion.settings import IntakeSettings
+
+    relax = tmp_path / "relax.json"
+    formats.write_result(relax, formats.new_result(
+        "LiN3", "relax", "skipped", "no mobile ion Na (contains Li, N)"))
+    ft = tmp_path / "finetune.json"
+    formats.write_result(ft, formats.new_result("campaign", "finetune", "ok"))
+    poscar = tmp_path / "POSCAR"
+    formats.write_poscar(poscar, None, "skipped: no mobile ion Na")
+    out = tmp_path / "intake.json"
+    assert main(["intake", "--id", "LiN3+finetuned", "--source", str(poscar), "--finetune",
+                 str(ft), "--base-relax", str(relax), "--settings",
+                 IntakeSettings().to_json(), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["status"] == "skipped" and "no mobile ion Na" in res["reason"]

@@ -29,7 +29,7 @@ def test_finetune_on_cp2k_forces_moves_the_model_to_dft(tmp_path):
               "elastic": {"enabled": False},
               # random ± patterns: enough DFT snapshots to train on and to hold some out
               "phonons": {"min_atoms": 8, "max_atoms": 16, "amplitude_A": 0.03,
-                          "displacement_scheme": "random", "min_snapshots": 12},
+                          "displacement_scheme": "random", "min_snapshots": 8},
               "dft": {"engine": "cp2k", "validate": ["NaCl"],
                       "cp2k": {"cutoff_Ry": 250, "rel_cutoff_Ry": 40, "command": BINARY}},
               "finetune": {"enabled": True, "epochs": 30, "rescreen": ["NaCl"]}}

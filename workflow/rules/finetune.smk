@@ -48,6 +48,7 @@ if FINETUNE_ON:
                 mid=wc.mid[: -len(FINETUNED)]
             ),
             finetune=campaign_path("finetune/finetune.json"),
+            base_relax=lambda wc: stage_path("relax").format(mid=wc.mid[: -len(FINETUNED)]),
         output:
             **stage_outputs("intake"),
         log:
@@ -60,5 +61,5 @@ if FINETUNE_ON:
             settings=stage_params("intake"),
         shell:
             '"$PHONION_PYTHON" -m phonion intake --id {wildcards.mid:q} --source {input.structure:q}'
-            " --finetune {input.finetune:q} --settings {params.settings:q} --out {output.result:q}"
+            " --finetune {input.finetune:q} --base-relax {input.base_relax:q} --settings {params.settings:q} --out {output.result:q}"
             " > {log:q} 2>&1"

@@ -58,7 +58,7 @@ from .tools import fetch, model
 #: are the stage names; every command also takes ``--settings`` and ``--out``.
 COMMANDS = {
     "intake": (intake, "read and triage one structure", ["--id", "--source"],
-               {"--finetune": ""}),
+               {"--finetune": "", "--base-relax": ""}),
     "relax": (relax, "relax one material with the configured MLP", ["--intake", "--poscar"],
               {"--device": "cpu"}),
     "dft_relax": (dft_relax, "relax one material with the DFT engine of relax.engine",

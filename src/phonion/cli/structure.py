@@ -26,7 +26,8 @@ def intake(a: argparse.Namespace) -> int:
         return out
 
     # a material screened again with the fine-tuned model waits for it: no model, no screen
-    upstream = {"finetune": a.finetune} if a.finetune else None
+    # (and for the base material's relaxation, whose structure it reads)
+    upstream = {k: v for k, v in (("finetune", a.finetune), ("relax", a.base_relax)) if v}
     return run_stage("intake", body, a.out, upstream, settings=settings_of(a), mid=a.id)
 
 
