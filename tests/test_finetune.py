@@ -214,3 +214,18 @@ def test_a_rescreen_of_a_material_that_stopped_is_skipped_with_its_reason(tmp_pa
                  IntakeSettings().to_json(), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["status"] == "skipped" and "no mobile ion Na" in res["reason"]
+
+
+def test_the_campaign_analyses_count_a_rescreened_material_once():
+    import pandas as pd
+
+    from phonion.campaign.summary import material_lines
+    from phonion.campaign.table import analysed
+
+    table = pd.DataFrame({"id": ["NaCl", "NaCl+finetuned", "NaF"], "formula": ["NaCl"] * 3,
+                          "temperature_K": [float("nan")] * 3, "status": ["ok"] * 3,
+                          "status_stage": ["phonon_descriptors"] * 3, "stable": [True] * 3,
+                          "ph_msd_mobile_mean_300K_A2": [0.02, 0.03, 0.01]})
+    assert list(analysed(table)["id"]) == ["NaCl", "NaF"]
+    head = material_lines(table, None, 10)[0]
+    assert head.startswith("**2 materials: 2 passed") and "1 screened again" in head

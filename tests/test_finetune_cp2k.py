@@ -81,3 +81,9 @@ def test_finetune_on_cp2k_forces_moves_the_model_to_dft(tmp_path):
     assert abs(redo["lowest_frequency_THz"] - base["dft_lowest_frequency_THz"]) <= 0.5 * abs(
         base["lowest_frequency_THz"] - base["dft_lowest_frequency_THz"])
     assert (res / "campaign/finetune/figures/finetune.png").stat().st_size > 10_000
+    # the campaign statistics count NaCl once; the summary ranks both rows and says why
+    stats = json.loads((res / "campaign/statistics.json").read_text())
+    assert stats["n_materials"] == 1
+    summary = (res / "campaign/summary.md").read_text()
+    assert "1 materials" in summary and "1 screened again with the fine-tuned model" in summary
+    assert "| NaCl+finetuned |" in summary

@@ -102,15 +102,19 @@ def material_lines(table, T: float | None, top: int) -> list[str]:
         return ["No material in the table.", ""]
     own = table[table["d_source"].fillna("md") != "external"] if "d_source" in table else table
     mats = own.drop_duplicates("id")
-    n = len(mats)
-    stage = mats["status_stage"].fillna("")
-    status = mats["status"].fillna("")
-    unstable = mats[(stage == "stability") & (status == "failed")]
-    passed = mats[mats["stable"].astype(str) == "True"] if "stable" in mats else mats.iloc[:0]
-    stopped = mats[~mats["id"].isin(passed["id"]) & ~mats["id"].isin(unstable["id"])]
-    lines = [f"**{n} materials: {len(passed)} passed the dynamic-stability screen, "
+    # the outcome counts the campaign model's screen; re-screens (fine-tuned model) are ranked
+    variant = mats["id"].astype(str).str.endswith(FINETUNED_SUFFIX)
+    base = mats[~variant]
+    stage = base["status_stage"].fillna("")
+    status = base["status"].fillna("")
+    unstable = base[(stage == "stability") & (status == "failed")]
+    passed = base[base["stable"].astype(str) == "True"] if "stable" in base else base.iloc[:0]
+    stopped = base[~base["id"].isin(passed["id"]) & ~base["id"].isin(unstable["id"])]
+    redo = (f" ({int(variant.sum())} screened again with the fine-tuned model: ranked below)"
+            if variant.any() else "")
+    lines = [f"**{len(base)} materials: {len(passed)} passed the dynamic-stability screen, "
              f"{len(unstable)} are dynamically unstable under the model, {len(stopped)} "
-             "stopped before the screen.**", ""]
+             f"stopped before the screen{redo}.**", ""]
     if len(stopped):
         where = stopped.groupby(stage[stopped.index]).size()
         lines += ["Stopped before the screen: " + "; ".join(
@@ -129,7 +133,7 @@ def material_lines(table, T: float | None, top: int) -> list[str]:
     how = (f"ranked by D at {T:g} K where it is valid, then by the harmonic mobile-ion MSD"
            f" ({msd}; larger = softer mobile-ion vibrations, seed 000 Fig. 2)"
            if T is not None else f"ranked by the harmonic mobile-ion MSD ({msd})")
-    lines += [f"## Materials ({how}; first {min(top, n)} of {n})", "",
+    lines += [f"## Materials ({how}; first {min(top, len(mats))} of {len(mats)})", "",
               f"| material | formula | outcome | lowest frequency (THz) | mobile-ion MSD"
               f"{' at ' + msd.split('_')[-2].replace('K', ' K') if msd else ''} "
               f"(Å²) | D at {_fmt(T, 'g')} K (cm²/s) | Ea (eV) | caveats |",

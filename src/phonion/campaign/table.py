@@ -319,3 +319,14 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, parquet_path: str | P
 
 def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+
+
+def analysed(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the campaign statistics, clustering, model and figures use: every material
+    as the campaign model saw it. A material screened again with the fine-tuned model
+    (``<id>+finetuned``, :mod:`phonion.finetune`) is the same compound twice: counted twice
+    it would fake correlations; it stays in the table and the summary's ranking."""
+    from ..settings_dft import FINETUNED_SUFFIX
+
+    keep = ~table["id"].astype(str).str.endswith(FINETUNED_SUFFIX)
+    return table[keep].reset_index(drop=True)

@@ -36,10 +36,10 @@ def campaign_statistics(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..campaign.io import finite, write_rows
         from ..campaign.statistics import campaign_statistics as correlate
-        from ..campaign.table import descriptor_columns, read_table
+        from ..campaign.table import analysed, descriptor_columns, read_table
 
         s = ctx.settings
-        frame = read_table(a.table)
+        frame = analysed(read_table(a.table))
         out, rows = correlate(frame, descriptor_columns(frame, s.descriptors), s)
         write_rows(ctx.outputs["csv"], rows, ["x", "y", "method", "temperature_K", "r", "p",
                                               "q", "ci95_low", "ci95_high", "n", "significant"])
@@ -56,10 +56,10 @@ def campaign_clustering(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..campaign.clustering import campaign_clustering as cluster
         from ..campaign.io import finite, write_rows
-        from ..campaign.table import descriptor_columns, materials_table, read_table
+        from ..campaign.table import analysed, descriptor_columns, materials_table, read_table
 
         s = ctx.settings
-        frame = read_table(a.table)
+        frame = analysed(read_table(a.table))
         out, per = cluster(materials_table(frame), descriptor_columns(frame, s.descriptors), s)
         write_rows(ctx.outputs["csv"], per, ["id", "cluster", "PC1", "PC2", "PC3"])
         ctx.log(out.get("skipped") or f"k = {out['best_k']}, sizes {out.get('cluster_sizes')}")
@@ -73,10 +73,10 @@ def campaign_model(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..campaign.io import finite, write_rows
         from ..campaign.model import campaign_model as fit
-        from ..campaign.table import pick_temperature, read_table
+        from ..campaign.table import analysed, pick_temperature, read_table
 
         s = ctx.settings
-        frame = read_table(a.table)
+        frame = analysed(read_table(a.table))
         out, parity, predictions = fit(frame, pick_temperature(frame, s.temperature_K), s)
         write_rows(ctx.outputs["parity"], parity,
                    ["feature_set", "id", "temperature_K", "log10_d_true", "log10_d_cv"])
@@ -95,10 +95,10 @@ def campaign_figures(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..campaign.figures import campaign_figures as draw
         from ..campaign.io import read_analysis, read_rows
-        from ..campaign.table import pick_temperature, read_table
+        from ..campaign.table import analysed, pick_temperature, read_table
 
         s = ctx.settings
-        frame = read_table(a.table)
+        frame = analysed(read_table(a.table))
         T = pick_temperature(frame, s.temperature_K)
         names = draw(frame, read_analysis(a.statistics), read_analysis(a.clustering),
                      read_rows(a.clusters), read_analysis(a.model), read_rows(a.parity), T,
