@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,13 @@ def campaign(tmp_path: Path) -> Path:
 
 
 #: Analytic potential and a short MD (0.2 ps) for workflow tests.
+#: Debian's CP2K (.ci/run installs cp2k and cp2k-data as root), and the mark of the tests
+#: that run it through the workflow
+CP2K = shutil.which("cp2k.psmp") or shutil.which("cp2k")
+needs_cp2k = [pytest.mark.slow, pytest.mark.skipif(
+    CP2K is None, reason="no CP2K binary on PATH: install Debian's cp2k and cp2k-data")]
+
+
 RIGID = {
     "calculator": {"backend": "rigid_ion", "model": ""},
     "md": {"equilibration_steps": 20, "production_steps": 100, "interval": 4,

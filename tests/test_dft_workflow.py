@@ -15,11 +15,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import DEMO, RIGID, snakemake
+from conftest import CP2K as BINARY
+from conftest import DEMO, RIGID, needs_cp2k, snakemake
 
-BINARY = shutil.which("cp2k.psmp") or shutil.which("cp2k")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    BINARY is None, reason="no CP2K binary on PATH: install Debian's cp2k and cp2k-data")]
+pytestmark = needs_cp2k
 
 
 def test_dft_validation_campaign_with_cp2k(tmp_path):

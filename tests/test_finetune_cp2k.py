@@ -13,11 +13,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import DEMO, snakemake
+from conftest import CP2K as BINARY
+from conftest import DEMO, needs_cp2k, snakemake
 
-BINARY = shutil.which("cp2k.psmp") or shutil.which("cp2k")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    BINARY is None, reason="no CP2K binary on PATH: install Debian's cp2k and cp2k-data")]
+pytestmark = needs_cp2k
 
 
 def test_finetune_on_cp2k_forces_moves_the_model_to_dft(tmp_path):

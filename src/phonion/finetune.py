@@ -92,15 +92,19 @@ def split(frames: list[Atoms], validation_fraction: float, seed: int
     return train, held
 
 
-def model_forces(calculator, frames: list[Atoms]) -> tuple[list[np.ndarray], list[float]]:
-    """Forces (eV/Å) and energies (eV) of ``calculator`` on each frame."""
-    forces, energies = [], []
-    for f in frames:
-        at = f.copy()
-        at.calc = calculator
-        forces.append(np.asarray(at.get_forces(), float))
-        energies.append(float(at.get_potential_energy()))
-    return forces, energies
+def model_forces(calculator, forcesets: Mapping[str, ForceSet]) -> dict[str, ForceSet]:
+    """``calculator`` on every snapshot of every material (no residual subtracted: the
+    forces of the configuration, as :func:`dft_frames` holds DFT's)."""
+    from .forces import compute_forces
+
+    return {m: compute_forces(fs.supercell, fs.displacements_A, calculator, log=None,
+                              reference=False) for m, fs in forcesets.items()}
+
+
+def at(evaluated: Mapping[str, ForceSet], frames: list[Atoms], what: str = "forces_eV_A"
+       ) -> list:
+    """The ``what`` array (forces eV/Å, energies eV) of each frame in ``evaluated``."""
+    return [getattr(evaluated[f.info["material"]], what)[f.info["snapshot"]] for f in frames]
 
 
 def force_errors(frames: list[Atoms], forces: list[np.ndarray]) -> dict:
@@ -264,8 +268,9 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
     base_path = model_file(s.backend, s.model)
     log(f"{len(train)} training and {len(held)} held-out snapshots of "
         f"{len(forcesets)} material(s); base model {s.model}")
-    base_train_f, base_train_e = model_forces(base.calculator, train)
-    base_held_f, _ = model_forces(base.calculator, held)
+    base_fs = model_forces(base.calculator, forcesets)
+    base_train_f, base_held_f = at(base_fs, train), at(base_fs, held)
+    base_train_e = at(base_fs, train, "energies_eV")
     labels = energy_labels(train, base_train_e)
     model_out = Path(model_out)
     resume = model_out.with_name(model_out.name + ".resume")
@@ -275,8 +280,8 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
                            device, log)
     cpu_s = time.process_time() - t0
     tuned = get_calculator(s.backend, str(model_out), device, s.dtype)
-    tuned_held_f, _ = model_forces(tuned.calculator, held)
-    tuned_train_f, _ = model_forces(tuned.calculator, train)
+    tuned_fs = model_forces(tuned.calculator, forcesets)
+    tuned_train_f, tuned_held_f = at(tuned_fs, train), at(tuned_fs, held)
     resume.unlink(missing_ok=True)
     before, after = force_errors(held, base_held_f), force_errors(held, tuned_held_f)
     gain = 1 - after["rmse_meV_A"] / before["rmse_meV_A"]

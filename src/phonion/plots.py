@@ -373,10 +373,9 @@ def plot_finetune(arrays: dict, result: dict, base: str | Path) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 4.2))
     dft = arrays["dft_eV_A"]
     lim = float(np.abs(dft).max()) * 1.1 or 1.0
-    for key, colour, name in (("base_eV_A", "0.55", "base"),
-                              ("finetuned_eV_A", "tab:blue", "fine-tuned")):
-        rmse = result[f"held_out_{'base' if name == 'base' else 'finetuned'}"]["rmse_meV_A"]
-        ax.scatter(dft, arrays[key], s=6, color=colour, alpha=0.6,
+    for model, colour, name in (("base", "0.55", "base"), ("finetuned", "tab:blue", "fine-tuned")):
+        rmse = result[f"held_out_{model}"]["rmse_meV_A"]
+        ax.scatter(dft, arrays[f"{model}_eV_A"], s=6, color=colour, alpha=0.6,
                    label=f"{name}: RMSE {rmse:.2g} meV/Å")
     ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="DFT force component (eV/Å)",

@@ -87,6 +87,11 @@ class DftValidationSettings(Settings):
 FINETUNED_SUFFIX = "+finetuned"
 
 
+def rescreened(mid: str) -> bool:
+    """Whether material ``mid`` is one screened again with the fine-tuned model."""
+    return str(mid).endswith(FINETUNED_SUFFIX)
+
+
 @dataclass(frozen=True)
 class FinetuneSettings(CalculatorSettings):
     """Fine-tuning the campaign model on the campaign's DFT forces (config ``finetune``;

@@ -18,7 +18,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from phonion.campaign.selection import top_materials
 from phonion.intake import discover
-from phonion.settings_dft import FINETUNED_SUFFIX
+from phonion.settings_dft import FINETUNED_SUFFIX, rescreened
 from phonion.settings import check_campaign, stage_settings
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -120,7 +120,6 @@ if _no_mlp:
 #: materials of their own, "<id>+finetuned", that share the structure file of <id>
 FINETUNE = config["finetune"]
 FINETUNE_ON = FINETUNE["enabled"]
-FINETUNED = FINETUNED_SUFFIX
 FINETUNE_MATERIALS = set(FINETUNE["materials"]) or DFT_MATERIALS
 if FINETUNE_ON:
     if not DFT_MATERIALS:
@@ -141,12 +140,7 @@ if FINETUNE_ON:
             f"finetune.rescreen names {', '.join(_unknown)}: not a material here"
         )
     for _mid in sorted(_rescreen & set(MATERIALS)):
-        MATERIALS[f"{_mid}{FINETUNED}"] = MATERIALS[_mid]
-
-
-def finetuned(mid):
-    """Whether ``mid`` is a material screened again with the fine-tuned model."""
-    return mid.endswith(FINETUNED)
+        MATERIALS[f"{_mid}{FINETUNED_SUFFIX}"] = MATERIALS[_mid]
 
 
 def active_stages():
@@ -250,13 +244,13 @@ def all_targets(wildcards=None):
 
 @functools.lru_cache(maxsize=None)
 def _settings_json(stage, mid):
-    if mid is not None and finetuned(mid):
+    if mid is not None and rescreened(mid):
         # the fine-tuned model in place of calculator.model; the material's own overrides
         tuned = {
             **config,
             "calculator": {**config["calculator"], "model": FINETUNED_MODEL, "modal": ""},
         }
-        s = stage_settings(stage, tuned, mid[: -len(FINETUNED)])
+        s = stage_settings(stage, tuned, mid.removesuffix(FINETUNED_SUFFIX))
         if stage == "relax":
             # the model learnt DFT forces at the base model's relaxed cell only (no stress,
             # no other volume): it keeps that cell and relaxes the positions
@@ -272,7 +266,7 @@ def stage_params(stage):
     several times per job: at 4 000 materials this is most of the planning time)."""
     overridden = set(config["overrides"])
     return lambda wc: _settings_json(
-        stage, wc.mid if wc.mid in overridden or finetuned(wc.mid) else None
+        stage, wc.mid if wc.mid in overridden or rescreened(wc.mid) else None
     )
 
 

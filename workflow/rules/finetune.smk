@@ -45,10 +45,12 @@ if FINETUNE_ON:
         input:
             # the base model's relaxed structure: the cell the DFT snapshots were taken in
             structure=lambda wc: stage_path("relax", "POSCAR").format(
-                mid=wc.mid[: -len(FINETUNED)]
+                mid=wc.mid.removesuffix(FINETUNED_SUFFIX)
             ),
             finetune=campaign_path("finetune/finetune.json"),
-            base_relax=lambda wc: stage_path("relax").format(mid=wc.mid[: -len(FINETUNED)]),
+            base_relax=lambda wc: stage_path("relax").format(
+                mid=wc.mid.removesuffix(FINETUNED_SUFFIX)
+            ),
         output:
             **stage_outputs("intake"),
         log:

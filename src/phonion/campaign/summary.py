@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..settings_dft import FINETUNED_SUFFIX
+from ..settings_dft import rescreened
 from .families import family
 
 
@@ -70,7 +70,7 @@ def _msd_column(columns) -> str | None:
 
 def _caveats(row) -> str:
     notes = []
-    if str(row.get("id", "")).endswith(FINETUNED_SUFFIX):
+    if rescreened(row.get("id", "")):
         notes.append("screened with the model fine-tuned on the campaign's DFT forces, at "
                      "the base model's relaxed cell (docs/finetune.md)")
     if row.get("fd_check_agree") is False or str(row.get("fd_check_agree")) == "False":
@@ -103,7 +103,7 @@ def material_lines(table, T: float | None, top: int) -> list[str]:
     own = table[table["d_source"].fillna("md") != "external"] if "d_source" in table else table
     mats = own.drop_duplicates("id")
     # the outcome counts the campaign model's screen; re-screens (fine-tuned model) are ranked
-    variant = mats["id"].astype(str).str.endswith(FINETUNED_SUFFIX)
+    variant = mats["id"].map(rescreened)
     base = mats[~variant]
     stage = base["status_stage"].fillna("")
     status = base["status"].fillna("")

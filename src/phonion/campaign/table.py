@@ -326,7 +326,6 @@ def analysed(table: pd.DataFrame) -> pd.DataFrame:
     as the campaign model saw it. A material screened again with the fine-tuned model
     (``<id>+finetuned``, :mod:`phonion.finetune`) is the same compound twice: counted twice
     it would fake correlations; it stays in the table and the summary's ranking."""
-    from ..settings_dft import FINETUNED_SUFFIX
+    from ..settings_dft import rescreened
 
-    keep = ~table["id"].astype(str).str.endswith(FINETUNED_SUFFIX)
-    return table[keep].reset_index(drop=True)
+    return table[~table["id"].map(rescreened)].reset_index(drop=True)
