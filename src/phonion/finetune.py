@@ -232,14 +232,6 @@ def train_sevenn(base_checkpoint: Path, train: list[Atoms], labels: np.ndarray,
     return history
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
              device: str = "cpu", log: Callable[[str], None] = print
              ) -> tuple[dict, dict[str, np.ndarray]]:
@@ -295,7 +287,7 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
                                                for h in history])}
     return {
         "base_model": base.description, "model_file": str(model_out),
-        "model_sha256": sha256_of(model_out),
+        "model_sha256": tuned.description["sha256"],
         "materials": sorted(forcesets), "n_train": len(train), "n_held_out": len(held),
         "held_out": [[f.info["material"], int(f.info["snapshot"])] for f in held],
         "held_out_base": before, "held_out_finetuned": after,
