@@ -56,6 +56,10 @@ def test_force_disagreement_rises_out_of_distribution():
             "force_disagreement_relative"]
     assert rel["equilibrium"] < 0.1
     assert rel["compressed"] > 3 * rel["equilibrium"]
+    # the default extrapolating threshold separates the two (docs/relax.md calibration)
+    from phonion.settings import StabilityRecheckSettings
+
+    assert rel["equilibrium"] < StabilityRecheckSettings().extrapolating_above < rel["compressed"]
 
 
 def test_dft_checked_and_model_dependent_verdicts_reach_the_table_and_summary(tmp_path):
@@ -69,7 +73,8 @@ def test_dft_checked_and_model_dependent_verdicts_reach_the_table_and_summary(tm
 
     put("A", "stability_recheck", second_model="sevenn:7net-l3i5", stable=False,
         lowest_frequency_THz=-0.4, model_dependent_verdict=True,
-        force_disagreement_rms_meV_A=35.0, force_disagreement_relative=0.08)
+        force_disagreement_rms_meV_A=35.0, force_disagreement_relative=0.22,
+        extrapolating=True)
     put("A", "dft_validation", mlp_verdict_check="contradicted", dft_stable=False,
         dft_lowest_frequency_THz=-0.3, force_rmse_meV_A=60.0, by_temperature_K={})
     put("D", "dft_validation", mlp_verdict_check="confirmed", dft_stable=True,
@@ -87,3 +92,5 @@ def test_dft_checked_and_model_dependent_verdicts_reach_the_table_and_summary(tm
     assert "MLP verdict contradicted by DFT" in text
     assert "verdict depends on the model (sevenn:7net-l3i5 says otherwise)" in text
     assert "MLP verdict confirmed by DFT" in text
+    assert row.loc["A", "extrapolating"]
+    assert "the models extrapolate here (forces differ by 22 %)" in text

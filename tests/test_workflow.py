@@ -64,6 +64,7 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     # the committee of two: the same potential twice disagrees by nothing (issue 26)
     assert recheck["model_dependent_verdict"] is False
     assert recheck["force_disagreement_rms_meV_A"] == pytest.approx(0, abs=1e-6)
+    assert recheck["extrapolating"] is False
     fd = json.loads((tmp_path / "results/materials/NaCl/fd_check/fd_check.json").read_text())
     assert fd["status"] == "ok" and fd["agree"] and fd["fd_stable"] and fd["fit_stable"]
     assert fd["fd_force_evaluations"] >= 2 and abs(fd["msd_relative_error"][0]) < 0.02

@@ -226,6 +226,9 @@ class StabilityRecheckSettings(CalculatorSettings):
     model: str = _from("stability_recheck.model", "7net-l3i5")
     dtype: str = _from("stability_recheck.dtype", "float64")
     modal: str = _from("stability_recheck.modal", "")
+    #: relative force disagreement of the two models above which the material is flagged
+    #: ``extrapolating`` (calibrated against CP2K and VASP: docs/relax.md)
+    extrapolating_above: float = _from("stability_recheck.extrapolating_above", 0.15)
     tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
     mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
     band_points: int = _from("phonons.band_points", 51)

@@ -47,7 +47,9 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
     the snapshots determine fc2. With ``first_forces`` (the first model's ForceSet on the
     same snapshots) the force disagreement of the two models is added. Returns the stage's
     result data (``status``, ``reason``, verdicts, lowest frequencies in THz, force
-    evaluations, ``model_dependent_verdict``)."""
+    evaluations, ``model_dependent_verdict``; with ``first_forces`` also the disagreement and
+    ``extrapolating``: relative disagreement above ``s.extrapolating_above``, where the first
+    model's DFT force error is expected to be a few times larger still, docs/relax.md)."""
     from .displace import free_parameters, symfc_basis
     from .fit_ifc import fit_symfc, independent_equations
     from .forces import compute_forces, reference_needed
@@ -85,9 +87,13 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
                              atol=1e-8):
             committee = force_disagreement(first_forces.forces_eV_A[:n], fs.forces_eV_A[:n],
                                            np.array(sc.get_chemical_symbols()))
+            rel = committee["force_disagreement_relative"]
+            committee["extrapolating"] = bool(rel > s.extrapolating_above)
             reason += (f"; forces differ by {committee['force_disagreement_rms_meV_A']:.0f} "
-                       f"meV/Å RMS ({100 * committee['force_disagreement_relative']:.0f} % "
-                       "of the forces)")
+                       f"meV/Å RMS ({100 * rel:.0f} % of the forces)")
+            if committee["extrapolating"]:
+                reason += (f", above stability_recheck.extrapolating_above = "
+                           f"{s.extrapolating_above:g}: the models extrapolate here")
     log(reason)
     return {"second_model": name, "stable": st["stable"], **committee,
             "model_dependent_verdict": None if agree is None else not agree,

@@ -83,6 +83,9 @@ def _caveats(row) -> str:
             row.get("model_dependent_verdict")) == "True":
         notes.append(f"verdict depends on the model ({row.get('recheck_model', '')} "
                      "says otherwise)")
+    if str(row.get("extrapolating")) == "True":
+        notes.append("the models extrapolate here (forces differ by "
+                     f"{100 * float(row.get('force_disagreement_relative', 0)):.0f} %)")
     for flag in ("too_short", "melted"):
         if str(row.get(flag)) == "True":
             notes.append(flag.replace("_", " "))

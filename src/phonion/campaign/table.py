@@ -117,6 +117,7 @@ def material_row(results: list[dict]) -> dict:
         row["model_dependent_verdict"] = rc.get("model_dependent_verdict")
         row["force_disagreement_rms_meV_A"] = _float(rc.get("force_disagreement_rms_meV_A"))
         row["force_disagreement_relative"] = _float(rc.get("force_disagreement_relative"))
+        row["extrapolating"] = rc.get("extrapolating")
     dv = by.get("dft_validation", {})
     if _ok(dv) and "mlp_verdict_check" in dv:
         row["dft_stable"] = dv.get("dft_stable")
