@@ -22,7 +22,6 @@ Also real VASP: the 10 random-displacement NaCl snapshots of ``../shared/data/ph
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -85,16 +84,18 @@ def model_forces(configs: list[Atoms]) -> dict[str, list[np.ndarray]]:
 
 
 def cp2k_forces(atoms: Atoms, directory: Path, command: str) -> np.ndarray:
+    """CP2K forces (eV/Å) of ``atoms``; a finished run is reused only for the same request
+    (engine, protocol, atoms: the DFT stage's own check)."""
     from phonion.dft import cp2k
+    from phonion.dft.forces import REQUEST, request_hash, written_for
 
-    settings = cp2k.Cp2kSettings(cutoff_Ry=300, rel_cutoff_Ry=50, command=command)
-    key = hashlib.sha256(np.round(atoms.positions, 8).tobytes()
-                         + np.round(atoms.cell[:], 8).tobytes()).hexdigest()
-    done = directory / "done"
-    if not done.is_file() or done.read_text() != key:  # reuse only the same configuration
-        cp2k.write_static(atoms, directory, settings)
-        cp2k.run(directory, settings)
-        done.write_text(key)
+    protocol = cp2k.Cp2kSettings(cutoff_Ry=300, rel_cutoff_Ry=50)
+    digest = request_hash("cp2k", protocol.to_json(), atoms)
+    if not (written_for(directory, digest) and cp2k.check(directory)[0]):
+        run = cp2k.Cp2kSettings(cutoff_Ry=300, rel_cutoff_Ry=50, command=command)
+        cp2k.write_static(atoms, directory, run)
+        cp2k.run(directory, run)
+        (directory / REQUEST).write_text(json.dumps({"sha256": digest}) + "\n")
     return cp2k.read_forces(directory)[0]
 
 
@@ -114,15 +115,24 @@ def vasp_nacl() -> list[tuple[str, Atoms, np.ndarray]]:
 
 
 def row(tag: str, atoms: Atoms, dft: np.ndarray, forces: dict, k: int) -> dict:
-    first = forces[":".join(FIRST[:2])][k]
+    """One configuration: RMS DFT force, each model's RMS error against DFT, the first
+    two models' RMS disagreement and the RMS committee spread, all in meV/Å."""
+    from phonion.stability_recheck import force_disagreement
+
+    symbols = np.array(atoms.get_chemical_symbols())
+
+    def rms_diff(a: np.ndarray, b: np.ndarray) -> float:
+        return force_disagreement(a[None], b[None], symbols)["force_disagreement_rms_meV_A"]
+
     keys = list(forces)
-    stack = np.stack([forces[m][k] for m in keys])
-    rms = lambda x: float(1000 * np.sqrt(np.mean(np.square(x))))  # noqa: E731
-    return {"config": tag, "n_atoms": len(atoms), "dft_force_rms_meV_A": rms(dft),
-            "first_error_rms_meV_A": rms(first - dft),
-            "pair_disagreement_rms_meV_A": rms(forces[keys[1]][k] - first),
-            "committee_std_rms_meV_A": rms(stack.std(axis=0)),
-            "model_errors_rms_meV_A": {m: rms(forces[m][k] - dft) for m in keys}}
+    first = forces[keys[0]][k]
+    spread = np.stack([forces[m][k] for m in keys]).std(axis=0)
+    return {"config": tag, "n_atoms": len(atoms),
+            "dft_force_rms_meV_A": rms_diff(dft, np.zeros_like(dft)),
+            "first_error_rms_meV_A": rms_diff(dft, first),
+            "pair_disagreement_rms_meV_A": rms_diff(first, forces[keys[1]][k]),
+            "committee_std_rms_meV_A": rms_diff(spread, np.zeros_like(spread)),
+            "model_errors_rms_meV_A": {m: rms_diff(dft, forces[m][k]) for m in keys}}
 
 
 def main() -> int:

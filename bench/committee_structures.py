@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign import run_campaign  # noqa: E402 - bench/ is a folder of scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = sorted((ROOT / "config/demo/structures").glob("*.cif"))
@@ -40,32 +39,22 @@ def main() -> int:
     p.add_argument("--cores", default="2")
     p.add_argument("--ion", default="Na", choices=sorted(MORE))
     a = p.parse_args()
-    folder = a.workdir / "structures"
-    folder.mkdir(parents=True, exist_ok=True)
     more = [ROOT / "tests/data/structures" / f"{n}.cif" for n in MORE[a.ion]]
-    for src in (DEMO if a.ion == "Na" else []) + more:
-        shutil.copy(src, folder / src.name)
     config = {"mobile_ion": a.ion, "calculator": {"backend": "sevenn", "model": "7net-0"},
-              "structures": {"folder": "structures"}, "md": {"enabled": False},
-              "elastic": {"enabled": False},
+              "md": {"enabled": False}, "elastic": {"enabled": False},
               "stability_recheck": {"enabled": True, "backend": "sevenn",
                                     "model": "7net-l3i5"}}
-    (a.workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile",
-                           str(ROOT / "Snakefile"), "--directory", str(a.workdir),
-                           "--configfile", str(a.workdir / "config.yaml"), "--cores", a.cores,
-                           "--keep-going"])
-    wall = round(time.time() - t0)
+    rc, wall = run_campaign(a.workdir, config, (DEMO if a.ion == "Na" else []) + more,
+                            a.cores)
     table = pd.read_csv(a.workdir / "results/campaign/table.csv").set_index("id")
     cols = [c for c in COLUMNS if c in table.columns]
     print(table[cols].to_string())
     with a.out.open("a") as fh:
         for mid, r in table[cols].iterrows():
             fh.write(json.dumps({"material": mid, "ion": a.ion, **r.to_dict(),
-                                 "campaign_wall_s": wall, "rc": proc.returncode},
+                                 "campaign_wall_s": round(wall), "rc": rc},
                                 default=str) + "\n")
-    return proc.returncode
+    return rc
 
 
 if __name__ == "__main__":

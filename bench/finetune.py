@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign import run_campaign  # noqa: E402 - bench/ is a folder of scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"NaCl": ROOT / "config/demo/structures/NaCl.cif",
@@ -44,7 +44,7 @@ UNSEEN = "NaF"
 
 def config(cp2k: str, epochs: int) -> dict:
     return {"calculator": {"backend": "sevenn", "model": "7net-0"},
-            "structures": {"folder": "structures"}, "md": {"enabled": False},
+            "md": {"enabled": False},
             "elastic": {"enabled": False},
             "phonons": {"min_atoms": 8, "max_atoms": 16, "amplitude_A": 0.03,
                         "displacement_scheme": "random", "min_snapshots": 8},
@@ -113,23 +113,13 @@ def main() -> int:
     cp2k = shutil.which("cp2k.psmp") or shutil.which("cp2k")
     if cp2k is None:
         sys.exit("no CP2K on PATH (Debian: apt-get install cp2k cp2k-data)")
-    folder = a.workdir / "structures"
-    folder.mkdir(parents=True, exist_ok=True)
-    for mid, src in SOURCES.items():
-        shutil.copy(src, folder / f"{mid}.cif")
-    (a.workdir / "config.yaml").write_text(yaml.safe_dump(config(cp2k, a.epochs)))
-    t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile",
-                           str(ROOT / "Snakefile"), "--directory", str(a.workdir),
-                           "--configfile", str(a.workdir / "config.yaml"), "--cores", a.cores,
-                           "--keep-going"])
-    wall = time.time() - t0
+    rc, wall = run_campaign(a.workdir, config(cp2k, a.epochs), SOURCES.values(), a.cores)
     with a.out.open("a") as fh:
         for row in rows(a.workdir / "results"):
-            fh.write(json.dumps({**row, "campaign_wall_s": round(wall), "rc": proc.returncode},
+            fh.write(json.dumps({**row, "campaign_wall_s": round(wall), "rc": rc},
                                 default=float) + "\n")
     print(pd.DataFrame(rows(a.workdir / "results")).T.to_string())
-    return proc.returncode
+    return rc
 
 
 if __name__ == "__main__":

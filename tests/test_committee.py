@@ -11,6 +11,7 @@ from test_campaign_table import _material
 from phonion.campaign.summary import material_lines
 from phonion.campaign.table import build_table, collect
 from phonion.formats import new_result, write_result
+from phonion.settings import StabilityRecheckSettings
 from phonion.stability_recheck import force_disagreement
 
 
@@ -57,8 +58,6 @@ def test_force_disagreement_rises_out_of_distribution():
     assert rel["equilibrium"] < 0.1
     assert rel["compressed"] > 3 * rel["equilibrium"]
     # the default extrapolating threshold separates the two (docs/relax.md calibration)
-    from phonion.settings import StabilityRecheckSettings
-
     assert rel["equilibrium"] < StabilityRecheckSettings().extrapolating_above < rel["compressed"]
 
 
