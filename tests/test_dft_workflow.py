@@ -209,6 +209,10 @@ def test_aimd_cut_by_a_wall_time_kill_continues_and_is_compared_with_mlp_md(tmp_
     assert val["aimd"]["n_frames"] == steps + 1
     assert 0 < val["msd_ratio_mlp_aimd"] < 100
     assert (mat / "aimd_validation/800K/figures/msd_mlp_aimd.png").stat().st_size > 10_000
+    # seed 002's side by side: g(r), VDOS, van Hove of both runs (issue 27)
+    assert 0 < val["vdos_overlap_mobile"] <= 1 and 0 < val["van_hove_self_overlap"] <= 1
+    assert val["rdf_rms_difference_Na-Cl"] >= 0
+    assert (mat / "aimd_validation/800K/figures/structure_mlp_aimd.png").stat().st_size > 10_000
 
 
 def test_relax_engine_cp2k_through_snakemake(tmp_path):

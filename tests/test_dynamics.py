@@ -20,6 +20,7 @@ from phonion.dynamics import (
     rdf,
     reorientation,
     tetrahedral_angles,
+    van_hove_distinct,
     van_hove_self,
 )
 from phonion.settings import DynamicsSettings
@@ -90,6 +91,35 @@ def test_rdf_tends_to_one_for_an_ideal_gas():
     pos = rng.uniform(0, 20.0, size=(20, 400, 3))
     r, g = rdf(pos, cell, np.array(["Na"] * 400), "Na", "Na", r_max_A=9.0, bin_A=0.5)
     assert np.mean(g[r > 3]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_van_hove_distinct_is_the_pair_density_at_zero_lag_and_uniform_without_memory():
+    """Seed 002 eq. 8 by two independent routes: at Δt = 0 G_d(r, 0) is (N − 1)/V · g(r)
+    of the same frames (phonion's g(r), itself equal to ASE's); for atoms that lose all
+    memory between frames (new uniform positions every frame) G_d is flat at (N − 1)/V at
+    any lag, including r → 0; and for a rock-salt crystal whose Na ions trade places in a
+    ring between two frames, G_d at that lag gains exactly the arrivals at r ≈ 0."""
+    atoms, pos = _thermal_nacl(n_frames=4)
+    symbols = np.array(atoms.get_chemical_symbols())
+    na = symbols == "Na"
+    n, volume = int(na.sum()), atoms.get_volume()
+    r, gd, _ = van_hove_distinct(pos[:, na], atoms.cell[:], 0.1, np.array([0.0]), 8.0, 0.1)
+    _, g = rdf(pos, atoms.cell[:], symbols, "Na", "Na", 8.0, 0.1)
+    np.testing.assert_allclose(gd[0], g * (n - 1) / volume, rtol=1e-12, atol=1e-15)
+    rng = np.random.default_rng(3)
+    gas = rng.uniform(0, 20.0, size=(30, 150, 3))
+    r, gd, _ = van_hove_distinct(gas, np.eye(3) * 20.0, 0.1, np.array([0.1, 1.0]), 8.0, 1.0)
+    assert gd.mean(axis=1) == pytest.approx([149 / 8000] * 2, rel=0.03)
+    # every Na moves onto the site of the next Na in a ring between frame 0 and frame 1
+    base = atoms.positions[na]
+    moved = np.roll(base, 1, axis=0)
+    x = np.stack([base, moved, moved])
+    r, gd, _ = van_hove_distinct(x, atoms.cell[:], 1.0, np.array([0.0, 1.0]), 6.0, 0.1)
+    assert gd[0, r < 1.0].sum() == 0  # no two Na on one site at the same time
+    shell = 4 / 3 * np.pi * np.diff(np.arange(0, 6.05, 0.1) ** 3)
+    # at lag 1 (two origins, one with the ring move, one without) half the ions arrive on
+    # an occupied-earlier site: one other ion within 1 Å per ion per moving origin
+    assert (gd[1, r < 1.0] * shell[r < 1.0]).sum() == pytest.approx(0.5)
 
 
 def test_van_hove_self_of_a_random_walk_is_the_analytic_gaussian():
@@ -225,6 +255,89 @@ def test_analyze_dynamics_runs_every_analysis():
     out, arrays = analyze_dynamics(traj, settings)
     assert out["polyanions"] == ["PS4"]
     assert out["rotating_PS4"] and out["reorientation_C_half_run_PS4"] < 0.9
+    assert out["rotation_diffusion_category"] == 2  # the Na of this run stand still
     assert out["tetrahedral_angle_mean_PS4_deg"] == pytest.approx(60.0, abs=0.1)
     assert arrays["van_hove/G_s_A-3"].shape == (4, 100)
     assert {"rdf/Na-P", "rdf/Na-S", "rdf/Na-Na"} <= set(arrays)
+
+
+def test_rotation_diffusion_categories_of_seed_001():
+    """Fig. 2a's categories on cubic Na3PS4 runs built to be each: PS4 rotating with the Na
+    still (2), rotating with the Na walking 3 Å per 0.75 ps (1), PS4 and Na still (3), and
+    the P atoms themselves wandering off (a melted framework: no category)."""
+    from phonion.dynamics import rotation_diffusion_category
+
+    atoms, symbols, pos, unit, phi, dt = _rotating_na3ps4()
+    s = DynamicsSettings(reorientation=True)
+    c = float(reorientation(unit.vectors(pos))[len(pos) // 2].min())
+    scalars = {"reorientation_C_half_run_PS4": c}
+    cat = rotation_diffusion_category(pos, symbols, "Na", [unit], scalars, s)
+    assert cat["rotation_diffusion_category"] == 2 and cat["mobile_tmsd_A2"] < 0.01
+    walking = pos.copy()
+    na = symbols == "Na"
+    walking[:, na] += np.arange(len(pos))[:, None, None] * dt * np.array([4.0, 0.0, 0.0])
+    cat = rotation_diffusion_category(walking, symbols, "Na", [unit], scalars, s)
+    assert cat["rotation_diffusion_category"] == 1 and cat["mobile_tmsd_A2"] > 5.0
+    still = np.repeat(atoms.positions[None], len(pos), axis=0)
+    cat = rotation_diffusion_category(still, symbols, "Na", [unit],
+                                      {"reorientation_C_half_run_PS4": 1.0}, s)
+    assert cat["rotation_diffusion_category"] == 3
+    assert cat["framework_cation_tmsd_A2"] == pytest.approx(0, abs=1e-9)
+    melted = pos.copy()
+    melted[:, symbols == "P"] += np.arange(len(pos))[:, None, None] * dt * 4.0
+    cat = rotation_diffusion_category(melted, symbols, "Na", [unit], scalars, s)
+    assert cat["framework_melted"] and cat["rotation_diffusion_category"] is None
+    assert rotation_diffusion_category(pos, symbols, "Na", [], {}, s)[
+        "rotation_diffusion_category"] is None
+
+
+def test_mlp_against_aimd_structure_comparison_tells_equal_runs_from_different_ones(tmp_path):
+    """Seed 002's MLMD-vs-AIMD comparison (phonion.aimd_validation.compare_structure) on two
+    rigid-ion NaCl runs: a run against itself agrees exactly (g(r) and G_d differences 0,
+    VDOS and G_s overlaps 1); a 300 K run against a 1200 K one does not."""
+    from phonion.aimd_validation import compare
+    from phonion.diffusion import analyze_trajectory
+    from phonion.formats import read_trajectory
+    from phonion.md import run_md
+    from phonion.potentials import RigidIonPotential
+    from phonion.settings import DiffusionSettings, MDSettings
+
+    atoms = bulk("NaCl", "rocksalt", a=5.75) * (2, 2, 2)
+    runs = {}
+    for T in (300.0, 1200.0):
+        s = MDSettings(temperature_K=T, equilibration_steps=100, production_steps=400,
+                       interval=2, timestep_fs=2.0, seed=1, initial_state="maxwell_boltzmann")
+        run_md(atoms, RigidIonPotential(cutoff_A=6.0), s, tmp_path / f"{T:g}.h5", log=None)
+        runs[T] = read_trajectory(tmp_path / f"{T:g}.h5")
+    ds = DiffusionSettings(mobile_ion="Na", min_duration_ps=0.0)
+    res, arr = analyze_trajectory(runs[300.0], ds)
+    same, curves = compare(runs[300.0], res, arr, ds, mlp_traj=runs[300.0])
+    assert same["rdf_rms_difference_Na-Cl"] == 0 and same["van_hove_distinct_rms_difference"] == 0
+    assert same["vdos_overlap_mobile"] == pytest.approx(1.0)
+    assert same["van_hove_self_overlap"] == pytest.approx(1.0)
+    assert "structure/rdf/aimd/Na-Cl" in curves
+    hot, _ = compare(runs[1200.0], res, arr, ds, mlp_traj=runs[300.0])
+    assert hot["rdf_rms_difference_Na-Cl"] > 0.1
+    assert hot["van_hove_self_overlap"] < 0.8 and hot["vdos_overlap_mobile"] < 0.95
+
+
+def test_tetrahedral_angle_distributions_of_two_runs_are_compared():
+    """Seed 002 compares ρ(θ) inside the PS4 tetrahedra between MLMD and AIMD: a run
+    against itself overlaps fully; against a run whose tetrahedra are squashed along one
+    axis, much less."""
+    from phonion.aimd_validation import _angle_overlaps
+
+    atoms, symbols, pos, unit, phi, dt = _rotating_na3ps4(n_frames=40)
+    traj = {"numbers": atoms.numbers, "positions_A": pos, "cell_A": atoms.cell[:]}
+    arrays: dict = {}
+    same = _angle_overlaps({"mlp": traj, "aimd": traj}, "Na", arrays)
+    assert same["tetrahedral_angle_overlap_PS4"] == pytest.approx(1.0)
+    squashed = pos.copy()
+    vec = unit.vectors(pos)
+    for k, c in enumerate(unit.centres):
+        for li, lig in enumerate(unit.ligands[k]):
+            squashed[:, lig] = pos[:, c] + vec[:, k, li] * [1.0, 1.0, 0.6] - unit.shifts_A[k, li]
+    other = _angle_overlaps({"mlp": {**traj, "positions_A": squashed}, "aimd": traj}, "Na",
+                            arrays)
+    assert other["tetrahedral_angle_overlap_PS4"] < 0.5
+    assert "angles/mlp/PS4" in arrays

@@ -40,18 +40,21 @@ def test_settings_defaults_equal_the_schema_defaults(stage):
 def test_each_stage_reads_only_its_own_keys():
     base = _config()
     edits = {  # config edit → the stages whose settings it changes
-        ("phonons", "temperatures_K"): {"phonon_descriptors", "dft_validation", "fd_check"},
+        ("phonons", "temperatures_K"): {"phonon_descriptors", "dft_validation", "fd_check",
+                                        "stability_recheck"},
         ("phonons", "amplitude_A"): {"displace"},
         ("phonons", "stability_tolerance_THz"): {"stability", "stability_recheck",
                                                   "dft_validation", "fd_check"},
         ("phonons", "min_design_conditioning"): {"displace", "fit_ifc"},
-        ("stability_recheck", "model"): {"stability_recheck"},
+        ("stability_recheck", "model"): {"stability_recheck", "md_committee"},
         ("phonons", "alpha_min_log10"): {"fit_ifc"},
         ("diffusion", "window"): {"diffusion", "aimd_validation"},
         ("md", "temperatures_K"): set(),  # the MD temperature is the job's wildcard
         ("md", "production_steps"): {"md"},
-        ("relax", "fmax_eV_A"): {"relax"},
-        ("relax", "symprec"): {"relax", "dft_relax", "structure_descriptors"},
+        # stability_recheck: the second model relaxes the cell on its own
+        ("relax", "fmax_eV_A"): {"relax", "stability_recheck"},
+        ("relax", "symprec"): {"relax", "dft_relax", "structure_descriptors",
+                               "stability_recheck"},
         ("relax", "engine"): {"dft_relax"},  # the MLP relax never reads it: no rerun
         # stability: the model takes the second look at an unstable verdict
         ("calculator", "model"): {"relax", "forces", "md", "elastic", "stability",

@@ -65,6 +65,17 @@ def test_triage_campaign_relaxes_valid_and_reports_each_bad_one(tmp_path):
     assert recheck["model_dependent_verdict"] is False
     assert recheck["force_disagreement_rms_meV_A"] == pytest.approx(0, abs=1e-6)
     assert recheck["extrapolating"] is False
+    # it relaxed the input itself (to the same cell: the same model) and compared the MSDs
+    assert recheck["own_relaxation"] and abs(recheck["own_volume_change"]) < 1e-3
+    assert all(r == pytest.approx(1, rel=1e-3)
+               for r in recheck["msd_mobile_ratio_by_temperature_K"].values())
+    # and on frames of every MD run, against the forces the MD kept there
+    md_runs = sorted((tmp_path / "results/materials/NaCl/md_committee").glob("*K"))
+    assert md_runs
+    for folder in md_runs:
+        mc = json.loads((folder / "md_committee.json").read_text())
+        assert mc["status"] == "ok" and len(mc["frames"]) == 10
+        assert mc["force_disagreement_relative"] < 1e-5 and mc["extrapolating"] is False
     fd = json.loads((tmp_path / "results/materials/NaCl/fd_check/fd_check.json").read_text())
     assert fd["status"] == "ok" and fd["agree"] and fd["fd_stable"] and fd["fit_stable"]
     assert fd["fd_force_evaluations"] >= 2 and abs(fd["msd_relative_error"][0]) < 0.02

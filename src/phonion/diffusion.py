@@ -266,6 +266,24 @@ def _species_estimate(pos: np.ndarray, m: np.ndarray | None, dt: float,
     return est
 
 
+def md_vibrational_msd(traj: dict, result: dict) -> float | None:
+    """The mobile ion's vibrational ⟨u_α²⟩ in an MD (Å², per direction, mean over its atoms:
+    the convention of the harmonic ``msd_mobile_mean_A2``). When D is not resolved, the
+    mean square displacement of each ion about its time-averaged position, from the raw
+    positions (the MD holds the centre of mass fixed, as the harmonic modes without the Γ
+    translations do; the diffusion analysis's host-centre correction would add the host's
+    own vibration). When D is resolved, the vibrational offset c of MSD = c + 6Dt, which
+    levels off at 2⟨|u|²⟩ = 6⟨u_α²⟩."""
+    if result.get("diffusive"):
+        c = result.get("d_avg_intercept_A2")
+        return None if c is None else float(c) / 6.0
+    symbols = symbols_of(traj["numbers"])
+    pos = np.asarray(traj["positions_A"], float)[:, symbols == result["mobile_ion"]]
+    if len(pos) < 2:
+        return None
+    return float(((pos - pos.mean(axis=0)) ** 2).mean())
+
+
 def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
                        acoustic_cutoff_THz: float | None = None) -> tuple[dict, dict]:
     """Diffusion scalars and arrays of one trajectory (:func:`phonion.formats.read_trajectory`
@@ -334,6 +352,13 @@ def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
             out[f"vdos_centre_{name}_THz"] = vdos_centre(freq, g, f_max)
             out[f"vdos_support_max_{name}_THz"] = f_max
     out["vdos_centre_mobile_THz"] = out.get(f"vdos_centre_{ion}_THz")
+    if s.anharmonic_descriptors and traj.get("velocities_A_ps") is not None:
+        from .anharmonic import anharmonic_descriptors
+
+        T = target if target is not None else out["temperature_mean_K"]
+        if T:
+            out["anharmonic"], more = anharmonic_descriptors(traj, ion, float(T), symbols)
+            arrays.update(more)
     if acoustic_cutoff_THz and out["vdos_centre_mobile_THz"]:
         out["acoustic_cutoff_THz"] = acoustic_cutoff_THz
         out["vdos_centre_over_acoustic_cutoff"] = (out["vdos_centre_mobile_THz"]

@@ -4,6 +4,7 @@ Verbs, each a definition from the seed papers:
 
 - :func:`rdf` — pair correlation g(r) of species A–B (seed 002 eq. 1);
 - :func:`van_hove_self` — self part G_s(r, Δt) of the van Hove function (seed 002 eq. 9);
+- :func:`van_hove_distinct` — its distinct part G_d(r, Δt) (seed 002 eq. 8);
 - :func:`find_polyanions` — rigid host units (PS₄, SbS₄, NbCl₆ …) from the first frame;
 - :func:`reorientation` — reorientation autocorrelation C(t) of the centre→ligand unit
   vectors (seed 001 eq. 4);
@@ -11,7 +12,8 @@ Verbs, each a definition from the seed papers:
 - :func:`hop_rotation_coupling` — mean Pearson coefficient between the angular
   displacements of the C–ion and C–A bonds (seed 001, Fig. 3d and its Methods);
 - :func:`tetrahedral_angles` and :func:`angular_velocity` — ligand–ligand–ligand angles θ
-  inside tetrahedral units and their rate (seed 002 eqs. 4 and 5).
+  inside tetrahedral units and their rate (seed 002 eqs. 4 and 5);
+- :func:`rotation_diffusion_category` — seed 001's categories of an MD run (Fig. 2a).
 
 Inputs are the layout of :func:`phonion.md.read_trajectory` (unwrapped Cartesian positions
 in Å, frames × atoms × 3) and the time between frames in ps. No Snakemake here.
@@ -35,17 +37,7 @@ from .hops import (  # noqa: F401 - API (seed 001 eqs. 5-6)
 )
 from .settings import DynamicsSettings
 from .symmetry import inscribed_diameter_A
-
-
-def _frames(n_frames: int, max_frames: int) -> np.ndarray:
-    """Indices of at most ``max_frames`` evenly spaced frames."""
-    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, max_frames)).astype(int))
-
-
-def _radial_grid(r_max_A: float, bin_A: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bin edges, bin centres (Å) and shell volumes 4π/3 (r₊³ − r₋³) (Å³) up to ``r_max_A``."""
-    edges = np.arange(0.0, r_max_A + bin_A / 2, bin_A)
-    return edges, 0.5 * (edges[1:] + edges[:-1]), 4.0 / 3.0 * np.pi * np.diff(edges**3)
+from .van_hove import _frames, _radial_grid, van_hove_distinct, van_hove_self  # noqa: F401
 
 
 def rdfs(positions_A: np.ndarray, cell_A: np.ndarray, symbols: np.ndarray,
@@ -123,27 +115,6 @@ def first_shell_radius(r_A: np.ndarray, g: np.ndarray) -> float:
     low = smooth[peak:end + 1] <= smooth[end] + 0.02 * smooth[peak]
     flat = peak + np.nonzero(low)[0]
     return float(r_A[(flat[0] + end) // 2])
-
-
-def van_hove_self(positions_A: np.ndarray, dt_ps: float, lags_ps: np.ndarray,
-                  r_max_A: float = 8.0, bin_A: float = 0.05
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002 eq. 9: G_s(r, Δt) of the given atoms (unwrapped, frames × atoms × 3).
-
-    Averaged over all time origins and atoms, normalised so ∫ 4πr² G_s dr = 1 (Å⁻³);
-    displacements beyond ``r_max_A`` are lost from the normalisation, as they are from the
-    definition's histogram. Returns bin centres (Å) and G_s (lags × bins).
-    """
-    x = np.asarray(positions_A, float)
-    edges, r, shell = _radial_grid(r_max_A, bin_A)
-    out = np.zeros((len(lags_ps), len(r)))
-    for k, lag in enumerate(lags_ps):
-        m = int(round(lag / dt_ps))
-        if m < 1 or m >= len(x):
-            raise PhonionError(f"lag {lag} ps outside the trajectory (frame step {dt_ps} ps)")
-        d = np.linalg.norm(x[m:] - x[:-m], axis=2).ravel()
-        out[k] = np.histogram(d, edges)[0] / (d.size * shell)
-    return r, out
 
 
 @dataclass
@@ -258,6 +229,48 @@ def angular_velocity(theta_deg: np.ndarray, dt_ps: float, cutoff_cm1: float | No
     return (th[2:] - th[:-2]) / (2 * dt_ps)
 
 
+def tmsd_A2(positions_A: np.ndarray) -> float:
+    """Total mean square displacement (Å², summed over x, y, z, mean over the atoms and all
+    time origins) at half the run, the longest lag averaged over as many origins as
+    frames it spans."""
+    from .correlations import msd
+
+    m = msd(np.asarray(positions_A, float))
+    return float(m[len(m) // 2].sum(axis=1).mean())
+
+
+def rotation_diffusion_category(positions_A: np.ndarray, symbols: np.ndarray, mobile: str,
+                                units: list[Polyanions], scalars: dict,
+                                s: DynamicsSettings) -> dict:
+    """Seed 001 Fig. 2a: the category of one MD run from its polyanion rotation and the
+    mobile ion's motion. A framework whose cations other than the mobile ion (the
+    polyanion centres and any species that is no unit's ligand) move by a TMSD above
+    ``s.melt_tmsd_A2`` (seed 001: 2 Å²) has melted and gets no category. Otherwise
+    category 1 = rotation and diffusion, 2 = rotation without diffusion, 3 = no rotation,
+    rotation meaning C(t) at half the run below ``s.rotation_threshold`` (0.9) for some
+    unit, diffusion a mobile-ion TMSD above ``s.diffusion_tmsd_A2`` (5 Å²: hops of ≥ 2.2 Å).
+    No polyanions: no category."""
+    out: dict = {"mobile_tmsd_A2": tmsd_A2(positions_A[:, symbols == mobile])}
+    if not units:
+        out["rotation_diffusion_category"] = None
+        return out
+    ligands = {u.ligand for u in units}
+    cations = sorted(set(symbols) - ligands - {mobile})
+    host = np.isin(symbols, cations)
+    out["framework_cation_tmsd_A2"] = tmsd_A2(positions_A[:, host]) if host.any() else 0.0
+    c_min = min(scalars[f"reorientation_C_half_run_{u.name}"] for u in units)
+    out["polyanion_C_half_run_min"] = c_min
+    if out["framework_cation_tmsd_A2"] > s.melt_tmsd_A2:
+        out["rotation_diffusion_category"] = None
+        out["framework_melted"] = True
+        return out
+    out["framework_melted"] = False
+    rotating = c_min < s.rotation_threshold
+    diffusing = out["mobile_tmsd_A2"] > s.diffusion_tmsd_A2
+    out["rotation_diffusion_category"] = 3 if not rotating else 1 if diffusing else 2
+    return out
+
+
 def analyze_dynamics(traj: dict, s: DynamicsSettings) -> tuple[dict, dict]:
     """The analyses switched on in ``s`` (config section ``dynamics``) for one
     trajectory → (scalars, arrays). Scalars are named with units; arrays go to HDF5."""
@@ -276,7 +289,10 @@ def analyze_dynamics(traj: dict, s: DynamicsSettings) -> tuple[dict, dict]:
                  "duration_ps": duration, "frame_dt_ps": dt}
     arrays: dict = {}
     if settings.get("rdf"):
-        pairs = [(mobile_symbol, other) for other in sorted(set(symbols))]
+        species = sorted(set(symbols))
+        pairs = ([(a, b) for i, a in enumerate(species) for b in species[i:]]
+                 if settings.get("rdf_all_pairs")
+                 else [(mobile_symbol, other) for other in species])
         r, gs = rdfs(pos, cell, symbols, pairs, r_max, bin_a, settings["max_frames"])
         arrays["rdf/r_A"] = r
         for (a, b), g in gs.items():
@@ -293,6 +309,18 @@ def analyze_dynamics(traj: dict, s: DynamicsSettings) -> tuple[dict, dict]:
         beyond = r >= settings["hop_distance_A"]
         out["van_hove_fraction_beyond_hop_distance"] = float((gs[-1] * shell)[beyond].sum())
         out["van_hove_longest_lag_ps"] = float(lags[-1])
+        r_d, gd, r_max_d = van_hove_distinct(pos[:, mobile], cell, dt, lags, r_max, bin_a,
+                                             settings["max_frames"])
+        arrays.update({"van_hove/r_distinct_A": r_d, "van_hove/G_d_A-3": gd})
+        # other ions within 1 Å of where an ion was Δt earlier, against an uncorrelated
+        # liquid of the same density (seed 002: > random = ions take over each other's sites)
+        near = r_d < 1.0
+        shell_d = _radial_grid(r_max_d, bin_a)[2]
+        rho = len(mobile) / abs(np.linalg.det(cell))
+        out["van_hove_distinct_within_1A"] = float((gd[:, near] * shell_d[near]).sum(axis=1)
+                                                   .max())
+        out["van_hove_distinct_within_1A_random"] = float(rho * 4.0 / 3.0 * np.pi)
+        out["van_hove_distinct_r_max_A"] = r_max_d
     units = (find_polyanions(pos, cell, symbols, mobile_symbol)
              if settings.get("reorientation") or settings.get("tetrahedra") else [])
     out["polyanions"] = [u.name for u in units]
@@ -319,6 +347,15 @@ def analyze_dynamics(traj: dict, s: DynamicsSettings) -> tuple[dict, dict]:
             out[f"hop_rotation_pearson_{u.name}"] = coup["mean_pearson"]
             out[f"hop_rotation_events_{u.name}"] = coup["n_events"]
             out[f"first_shell_{u.centre}-{mobile_symbol}_A"] = shell_a
+        out.update(rotation_diffusion_category(pos, symbols, mobile_symbol, units, out, s))
+    if settings.get("density"):
+        from .density import density_analysis
+
+        T = traj.get("target_temperature_K") or float(np.mean(traj["temperature_K"]))
+        more, grids = density_analysis(traj, mobile_symbol, float(T),
+                                       float(settings["density_spacing_A"]))
+        out.update(more)
+        arrays.update(grids)
     if settings.get("tetrahedra"):
         for u in units:
             if u.ligands.shape[1] != 4:

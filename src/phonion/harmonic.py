@@ -253,13 +253,16 @@ def bose_einstein(freq_THz: np.ndarray, temperature_K: float) -> np.ndarray:
     return 1.0 / np.expm1(x)
 
 
-def mode_msd(modes: Modes, temperature_K: float, freq_min_THz: float = 0.0) -> np.ndarray:
+def mode_msd(modes: Modes, temperature_K: float, freq_min_THz: float = 0.0,
+             classical: bool = False) -> np.ndarray:
     """Per-mode, per-atom, per-direction contribution to the MSD, Å² (nq, nb, N, 3).
 
     Seed 000 eq. 5: ⟨u_α²(j)⟩ = ħ/(2 N_q m_j) Σ_{qν} ω⁻¹ (1 + 2n) |e_α(j; qν)|².
     Summing over q (with ``weights`` = 1/N_q) and modes gives phonopy's thermal
     displacements with ``exclude_gamma_acoustic=True``. Modes at or below
     ``freq_min_THz`` (imaginary) and the three acoustic modes at Γ contribute zero.
+    ``classical``: the high-temperature limit ħ(1 + 2n)/2ω → k_B T/ω², what a classical MD
+    of the same harmonic crystal samples.
     """
     f = modes.frequencies_THz
     nq, nb = f.shape
@@ -268,7 +271,8 @@ def mode_msd(modes: Modes, temperature_K: float, freq_min_THz: float = 0.0) -> n
     fs = np.where(valid, f, 1.0)
     n = bose_einstein(fs, temperature_K)
     omega = 2 * np.pi * fs * 1e12
-    amp = np.where(valid, HBAR_J_S * (1 + 2 * n) / (2 * omega), 0.0)  # J s² … per kg
+    amp = np.where(valid, (KB_J_K * temperature_K / omega**2) if classical
+                   else HBAR_J_S * (1 + 2 * n) / (2 * omega), 0.0)  # J s² … per kg
     e2 = np.abs(modes.eigenvectors) ** 2  # (nq, 3N, nb)
     e2 = e2.transpose(0, 2, 1).reshape(nq, nb, natom, 3)
     m = modes.masses_amu[None, None, :, None] * AMU_KG

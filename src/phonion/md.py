@@ -215,12 +215,15 @@ def run_md(atoms: Atoms, calculator: Calculator, settings: MDSettings, path: str
             epot = atoms.get_potential_energy()
             temp = atoms.get_temperature()
             _check(atoms, forces, temp, done, s)
-            frame = None
+            frame = raw = None
             if done > s.equilibration_steps and done % s.interval == 0:
                 frame = (atoms.positions.copy(), atoms.get_velocities() * V_ASE_TO_A_PS, epot,
                          temp, done)
+                # the model's own forces (cached), not the ones FixCom projected for the
+                # integrator: what a second model is compared with (md_committee)
+                raw = atoms.get_forces(apply_constraint=False)
             traj.commit(done, atoms.positions, atoms.get_momenta(), _thermostat_state(dyn, rng),
-                        frame)
+                        frame, raw)
             now = time.perf_counter()
             if log and now - last_report > progress_every_s:
                 rate = n_steps_done / (now - t0)

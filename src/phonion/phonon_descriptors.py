@@ -112,6 +112,28 @@ def converge_mesh(ph, temperatures_K, mobile: np.ndarray, start_length_A: float 
         "phonons.mesh_max_length_A or check the stability screen")
 
 
+def supercell_msd(ph, temperatures_K, mobile: np.ndarray, classical: bool = True
+                  ) -> np.ndarray:
+    """Harmonic ⟨u_α²⟩ of the mobile ion (Å², per direction, mean over its atoms) from the
+    modes of Phonopy's supercell alone — its commensurate q-points, Γ translations left
+    out: exactly the modes an MD of that supercell holds, so that the MD's vibrational MSD
+    can be compared without the long-wavelength modes a finite cell lacks (a converged
+    mesh has them: on NaCl a 4×4×4 cell misses several %). ``classical``: k_B T/ω²
+    occupations, as in a classical MD."""
+    from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
+
+    from .harmonic import Modes
+
+    smat = np.rint(np.linalg.inv(ph.primitive_matrix) @ ph.supercell_matrix).astype(int)
+    q = np.asarray(get_commensurate_points(smat))
+    res = ph.run_qpoints(q, with_eigenvectors=True)
+    modes = Modes(q, np.full(len(q), 1.0 / len(q)), np.asarray(res.frequencies),
+                  np.asarray(res.eigenvectors), ph.primitive.masses)
+    mobile = np.asarray(mobile, bool)
+    return np.array([mode_msd(modes, float(T), classical=classical).sum(axis=(0, 1))[mobile]
+                     .mean() for T in temperatures_K])
+
+
 def dos_moments(frequencies_THz: np.ndarray, weights: np.ndarray) -> dict:
     """Centre, width (std), skewness and excess kurtosis of a weighted frequency set."""
     keep = (frequencies_THz > 0) & (weights > 0)

@@ -239,49 +239,6 @@ def plot_arrhenius(result: dict, title: str, base: str | Path) -> None:
     _save(fig, base)
 
 
-def plot_dynamics(arrays: dict, result: dict, title: str, base: str | Path) -> None:
-    """One panel per analysis that ran: g(r), 4πr²G_s(r, Δt), C(t) and ρ(θ)."""
-    panels = [a for a in ("rdf", "van_hove", "reorientation", "tetrahedra")
-              if any(k.startswith(a + "/") for k in arrays)]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.6),
-                             squeeze=False)
-    for ax, name in zip(axes[0][:len(panels)], panels, strict=True):
-        keys = sorted(k for k in arrays if k.startswith(name + "/"))
-        if name == "rdf":
-            for k in keys:
-                if k != "rdf/r_A":
-                    ax.plot(arrays["rdf/r_A"], arrays[k], label=k.split("/")[1])
-            ax.set(xlabel="r (Å)", ylabel="g(r)")
-        elif name == "van_hove":
-            r = arrays["van_hove/r_A"]
-            dr = r[1] - r[0]
-            for lag, g in zip(arrays["van_hove/lag_ps"], arrays["van_hove/G_s_A-3"],
-                              strict=True):
-                ax.plot(r, 4 * np.pi * r**2 * g * dr, label=f"{lag:.2g} ps")
-            reached = r[(arrays["van_hove/G_s_A-3"] > 0).any(axis=0)]
-            ax.set(xlabel="r (Å)", ylabel=f"4πr²G_s dr ({result['mobile_ion']})",
-                   xlim=(0, min(r[-1], 1.2 * reached.max() + dr) if len(reached) else r[-1]))
-        elif name == "reorientation":
-            t = arrays["reorientation/time_ps"]
-            for k in keys:
-                if k != "reorientation/time_ps":
-                    ax.plot(t, arrays[k], label=k.split("/")[1])
-            ax.axhline(result.get("rotation_threshold", 0.9), color="k", ls=":", lw=1)
-            ax.set(xlabel="t (ps)", ylabel="C(t)")
-        else:
-            th = arrays["tetrahedra/theta_deg"]
-            for k in keys:
-                if k.endswith("/rho_theta"):
-                    ax.plot(th, arrays[k], label=k.split("/")[1])
-            ax.axvline(60.0, color="k", ls=":", lw=1)
-            ax.set(xlabel="θ (degrees)", ylabel="ρ(θ)", xlim=(30, 90))
-        ax.legend(fontsize=7)
-    if not panels:
-        axes[0, 0].text(0.5, 0.5, "no analysis produced data", ha="center", va="center")
-    fig.suptitle(title, fontsize=10)
-    _save(fig, base)
-
-
 def plot_band_overlay(arrays: dict, result: dict, labels: tuple[str, str], title: str,
                       base: str | Path) -> None:
     """MLP (blue) and DFT (black, dashed) phonon bands on the same path, both from the

@@ -229,9 +229,56 @@ class StabilityRecheckSettings(CalculatorSettings):
     #: relative force disagreement of the two models above which the material is flagged
     #: ``extrapolating`` (calibrated against CP2K and VASP: docs/relax.md)
     extrapolating_above: float = _from("stability_recheck.extrapolating_above", 0.15)
+    #: relax the cell with the second model before its verdict (a verdict near the
+    #: tolerance depends on the cell as much as on the model: docs/relax.md)
+    own_relaxation: bool = _from("stability_recheck.own_relaxation", True)
+    #: more models of the same backend in the committee ("model" or "model:modal")
+    further_models: tuple[str, ...] = _from("stability_recheck.further_models", ())
     tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
     mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
     band_points: int = _from("phonons.band_points", 51)
+    mobile_ion: str = _from("mobile_ion", "Na")
+    temperatures_K: tuple[float, ...] = _from("phonons.temperatures_K", (300.0, 800.0))
+    # the second model's own relaxation follows the campaign's relax criteria
+    relax_fmax_eV_A: float = _from("relax.fmax_eV_A", 0.005)
+    relax_max_steps: int = _from("relax.max_steps", 500)
+    relax_optimizer: str = _from("relax.optimizer", "LBFGS")
+    relax_cell_filter: str = _from("relax.cell_filter", "frechet")
+    relax_two_stage: bool = _from("relax.two_stage", False)
+    relax_fix_symmetry: bool = _from("relax.fix_symmetry", True)
+    relax_symprec: float = _from("relax.symprec", 0.01)
+    displace_symprec: float = _from("phonons.symprec", 1e-3)
+
+    def canonical(self) -> StabilityRecheckSettings:
+        if self.own_relaxation:
+            return self
+        return dataclasses.replace(  # without its own relaxation no relax key is read
+            self, **{f.name: f.default for f in dataclasses.fields(self)
+                     if f.name.startswith("relax_")})
+
+    def relax_settings(self) -> RelaxSettings:
+        """The campaign's relaxation criteria with the second model."""
+        return RelaxSettings(backend=self.backend, model=self.model, dtype=self.dtype,
+                             modal=self.modal, fmax_eV_A=self.relax_fmax_eV_A,
+                             max_steps=self.relax_max_steps, optimizer=self.relax_optimizer,
+                             cell_filter=self.relax_cell_filter,
+                             two_stage=self.relax_two_stage, fix_symmetry=self.relax_fix_symmetry,
+                             symprec=self.relax_symprec)
+
+
+@dataclass(frozen=True)
+class MdCommitteeSettings(CalculatorSettings):
+    """The second model of ``stability_recheck`` on frames of each MD run
+    (``stability_recheck.md_frames``): the committee on MD configurations."""
+
+    SECTION: ClassVar[str] = "stability_recheck"
+    backend: str = _from("stability_recheck.backend", "sevenn")
+    model: str = _from("stability_recheck.model", "7net-l3i5")
+    dtype: str = _from("stability_recheck.dtype", "float64")
+    modal: str = _from("stability_recheck.modal", "")
+    n_frames: int = _from("stability_recheck.md_frames", 10)
+    further_models: tuple[str, ...] = _from("stability_recheck.further_models", ())
+    extrapolating_above: float = _from("stability_recheck.extrapolating_above", 0.15)
 
 
 @dataclass(frozen=True)
@@ -299,6 +346,7 @@ SETTINGS: dict[str, type[Settings]] = {
     "fit_ifc": FitIfcSettings,
     "stability": StabilitySettings,
     "stability_recheck": StabilityRecheckSettings,
+    "md_committee": MdCommitteeSettings,
     "fd_check": FdCheckSettings,
     "phonon_descriptors": PhononDescriptorsSettings,
     "md": MDSettings,

@@ -78,6 +78,11 @@ class DiffusionSettings(Settings):
     melt_d_threshold_A2_ps: float = 0.01
     melt_displacement_A: float = 4.0
     min_duration_ps: float = 5.0
+    #: seed 003's MD-VDOS descriptors (thermodynamics, mean frequencies, Debye temperature,
+    #: Lindemann ratio: phonion.anharmonic)
+    anharmonic_descriptors: bool = True
+    #: the MD's vibrational MSD against the harmonic one of the same modes (seed 000 §3.1)
+    harmonic_comparison: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,18 @@ class DynamicsSettings(Settings):
     max_frames: int = 200
     van_hove_lags: int = 8
     rotation_threshold: float = 0.9
+    diffusion_tmsd_A2: float = 5.0
+    melt_tmsd_A2: float = 2.0
     hop_distance_A: float = 3.8
     hop_residence_ps: float = 3.0
     hop_window_ps: float = 9.0
     angle_filter_cm1: float | None = 5.0
+    density: bool = False
+    density_spacing_A: float = 0.25
+    rdf_all_pairs: bool = False
 
-    ANALYSES: ClassVar[tuple[str, ...]] = ("rdf", "van_hove", "reorientation", "tetrahedra")
+    ANALYSES: ClassVar[tuple[str, ...]] = ("rdf", "van_hove", "reorientation", "tetrahedra",
+                                           "density")
 
     @property
     def analyses(self) -> list[str]:

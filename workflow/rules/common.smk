@@ -40,7 +40,8 @@ for _mid, _over in config["overrides"].items():
 
 MD_TEMPERATURES = config["md"]["temperatures_K"] if config["md"]["enabled"] else []
 DYNAMICS = any(
-    config["dynamics"][a] for a in ("rdf", "van_hove", "reorientation", "tetrahedra")
+    config["dynamics"][a]
+    for a in ("rdf", "van_hove", "reorientation", "tetrahedra", "density")
 )
 
 
@@ -72,8 +73,16 @@ STAGES = {
     "stability_recheck": Stage(False, {}, None),
     "phonon_descriptors": Stage(False, {"arrays": "modes.h5"}, "Phonons"),
     "md": Stage(True, {"trajectory": "trajectory.h5"}, None),
+    "md_committee": Stage(True, {}, None),
     "diffusion": Stage(True, {"arrays": "diffusion.h5"}, "Diffusion"),
-    "dynamics": Stage(True, {"arrays": "dynamics.h5"}, "Diffusion"),
+    "dynamics": Stage(
+        True,
+        {
+            "arrays": "dynamics.h5",
+            **({"density": "density.CHGCAR"} if config["dynamics"]["density"] else {}),
+        },
+        "Diffusion",
+    ),
     "arrhenius": Stage(False, {}, "Diffusion"),
     "dft_forces": Stage(False, {"forceset": "forces.h5"}, None),
     "dft_validation": Stage(False, {"arrays": "validation.h5"}, "Validation"),
@@ -151,7 +160,9 @@ def active_stages():
     if not DYNAMICS:
         off.add("dynamics")
     if not config["stability_recheck"]["enabled"]:
-        off.add("stability_recheck")
+        off |= {"stability_recheck", "md_committee"}
+    if not config["md"]["enabled"] or not config["stability_recheck"]["md_frames"]:
+        off.add("md_committee")
     if not config["elastic"]["enabled"]:
         off.add("elastic")
     if not FD_MATERIALS:
@@ -394,7 +405,10 @@ if workflow.is_main_process and not CONDA:
     for _key, _python, _backend, _model in [
         ("calculator", _BACKEND_PYTHON, BACKEND, config["calculator"]["model"]),
     ] + (
-        [("stability_recheck", _RECHECK_PYTHON, RECHECK["backend"], RECHECK["model"])]
+        [
+            ("stability_recheck", _RECHECK_PYTHON, RECHECK["backend"], _m.partition(":")[0])
+            for _m in [RECHECK["model"], *RECHECK["further_models"]]
+        ]
         if RECHECK["enabled"]
         else []
     ) + [

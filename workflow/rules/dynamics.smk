@@ -13,4 +13,6 @@ rule dynamics:
     shell:
         '"$PHONION_PYTHON" -m phonion dynamics --md {input.md:q} --trajectory {input.trajectory:q}'
         " --settings {params.settings:q} --arrays {output.arrays:q}"
-        " --figures {output.figures:q} --out {output.result:q} > {log:q} 2>&1"
+        " --figures {output.figures:q} --out {output.result:q}"
+        + (" --density {output.density:q}" if config["dynamics"]["density"] else "")
+        + " > {log:q} 2>&1"

@@ -251,7 +251,8 @@ def kmeans_selection(clu: dict, base: Path) -> None:
 def model_parity(model: dict, parity: list[dict], base: Path) -> None:
     """CV parity plot of log10 D per feature set, or the model's skip reason."""
     sets = model.get("feature_sets", {})
-    names = [n for n in ("phonon", "structure_elastic", "all") if n in sets]
+    names = [n for n in ("phonon", "structure_elastic", "all", "anharmonic", "all_anharmonic")
+             if n in sets]
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 4),
                              squeeze=False, layout="constrained")
     if "skipped" in model or not names:
@@ -288,6 +289,48 @@ def msd_column(table, T: float | None) -> str | None:
     return by_T.get(T) if T is not None and T in by_T else by_T[max(by_T)]
 
 
+def rotation_figure(table, model: dict, T: float | None, base: Path) -> bool:
+    """Seed 001 Fig. 2: (a) each material's smallest polyanion C(t) at half the run against
+    its mobile-ion TMSD, coloured by category, with the two thresholds; (b) SHAP values of
+    the rotation classifier, eight strongest features, coloured by the feature's value (or
+    the classifier's skip reason). False (no figure) without categorised runs."""
+    if "rotation_diffusion_category" not in table or T is None:
+        return False
+    rows = table[(table["temperature_K"] == T) & table["rotation_diffusion_category"].notna()]
+    if rows.empty:
+        return False
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for cat, colour, label in ((1, "tab:red", "1: rotation + diffusion"),
+                               (2, "tab:blue", "2: rotation only"), (3, "tab:green", "3: none")):
+        sel = rows["rotation_diffusion_category"].astype(int) == cat
+        ax.scatter(rows["mobile_tmsd_A2"][sel], rows["polyanion_C_half_run_min"][sel],
+                   c=colour, label=label, s=25)
+    rot = model.get("rotation_classifier", {})
+    # the default thresholds of dynamics.rotation_threshold and dynamics.diffusion_tmsd_A2
+    ax.axhline(0.9, color="tab:red", ls=":", lw=1, label="C = 0.9 (default threshold)")
+    ax.axvline(5.0, color="tab:blue", ls=":", lw=1, label="TMSD = 5 Å² (default threshold)")
+    ax.set(xscale="symlog", xlabel="mobile-ion TMSD at half the run (Å²)",
+           ylabel="polyanion C(t) at half the run", title=f"(a) categories at {T:g} K")
+    ax.legend(fontsize=7)
+    if "skipped" in rot or not rot.get("shap"):
+        _skipped(bx, "Rotation classifier skipped: " + rot.get("skipped", "no SHAP values"))
+    else:
+        shap = rot["shap"]
+        top = list(rot["mean_abs_shap"])[:8][::-1]
+        for k, feat in enumerate(top):
+            pts = [r for r in shap if r["feature"] == feat]
+            y = k + np.linspace(-0.2, 0.2, len(pts))
+            sc = bx.scatter([r["shap_log_odds"] for r in pts], y, s=12, cmap="coolwarm",
+                            c=[r["value_standardised"] for r in pts], vmin=-2, vmax=2)
+        fig.colorbar(sc, ax=bx, label="feature value (standardised)")
+        bx.set_yticks(range(len(top)), [_short(f) for f in top], fontsize=7)
+        bx.axvline(0, color="k", lw=0.5)
+        bx.set(xlabel="SHAP value (log-odds of rotation)",
+               title=f"(b) logistic regression, CV F1 {rot['cv_f1']:.2f}")
+    _save(fig, base)
+    return True
+
+
 def campaign_figures(table, stats: dict, clu: dict, per: list[dict], model: dict,
                      parity: list[dict], T: float | None, cmap: str, folder: Path) -> list[str]:
     """Every campaign figure into ``folder``; returns their names."""
@@ -318,4 +361,5 @@ def campaign_figures(table, stats: dict, clu: dict, per: list[dict], model: dict
     pca_biplot(clu, per, folder / "pca_biplot")
     kmeans_selection(clu, folder / "kmeans_selection")
     model_parity(model, parity, folder / "model_parity")
+    rotation_figure(table, model, T, folder / "fig2_seed001_rotation")
     return sorted(p.name for p in folder.glob("*.png"))

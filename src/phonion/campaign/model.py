@@ -14,6 +14,7 @@ with a valid D the model is not fitted and the result says so.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
@@ -22,16 +23,22 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 
 from ..settings_campaign import CampaignModelSettings
-from .table import ELASTIC_PREFIX, PHONON_PREFIX, STRUCTURE_PREFIX
+from .table import ANHARMONIC_PREFIX, ELASTIC_PREFIX, PHONON_PREFIX, STRUCTURE_PREFIX
 
 TARGET = "log10_d_avg_cm2_s"
 
 
 def feature_sets(columns) -> dict[str, list[str]]:
-    """phonon / structure_elastic / all: the numeric descriptor columns of each family."""
+    """phonon / structure_elastic / all: the numeric descriptor columns of each family; with
+    MD-VDOS descriptors in ``columns`` also ``anharmonic`` (those alone) and
+    ``all_anharmonic`` (all of them): seed 003's "harmonic" against "anharmonic" models."""
     phonon = [c for c in columns if c.startswith(PHONON_PREFIX)]
     structure = [c for c in columns if c.startswith((STRUCTURE_PREFIX, ELASTIC_PREFIX))]
-    return {"phonon": phonon, "structure_elastic": structure, "all": phonon + structure}
+    sets = {"phonon": phonon, "structure_elastic": structure, "all": phonon + structure}
+    anharmonic = [c for c in columns if c.startswith(ANHARMONIC_PREFIX)]
+    if anharmonic:
+        sets.update(anharmonic=anharmonic, all_anharmonic=phonon + structure + anharmonic)
+    return sets
 
 
 def grouped_folds(groups, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -156,7 +163,9 @@ def campaign_model(table, temperature_K: float | None,
         return out, [], []
     cols = descriptor_columns(table, descriptors)
     trained = set(train["id"])
-    candidates = materials_table(table)
+    # the candidates' descriptors at this temperature where they have an MD row there (the
+    # anharmonic ones are per temperature), else their material row
+    candidates = materials_table(pd.concat([at_T, table]))
     candidates = candidates[~candidates["id"].isin(trained)]
     sets = {}
     parity, predictions = [], []

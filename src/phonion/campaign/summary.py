@@ -86,6 +86,25 @@ def _caveats(row) -> str:
     if str(row.get("extrapolating")) == "True":
         notes.append("the models extrapolate here (forces differ by "
                      f"{100 * float(row.get('force_disagreement_relative', 0)):.0f} %)")
+    if str(row.get("md_extrapolating")) == "True":
+        notes.append("the models extrapolate in this MD (forces differ by "
+                     f"{100 * float(row.get('md_force_disagreement_relative', 0)):.0f} % on its "
+                     "frames)")
+    ratio = _num(row.get("msd_md_over_harmonic"))
+    if ratio is not None:  # seed 000 §3.1
+        notes.append(f"MD vibration {ratio:.2f}× the harmonic MSD of the same modes")
+    overlap = _num(row.get("aimd_vdos_overlap_mobile"))
+    if overlap is not None:  # seed 002's MLMD against AIMD
+        notes.append(f"MLP MD vs AIMD: mobile-ion VDOS overlap {overlap:.2f}, G_s overlap "
+                     f"{_fmt(_num(row.get('aimd_van_hove_self_overlap')))}, largest g(r) "
+                     f"RMS difference {_fmt(_num(row.get('aimd_rdf_rms_difference_max')))}")
+    dim = _num(row.get("density_dimensionality"))
+    if dim is not None:  # the dynamics stage's density (phonion.density)
+        barrier = _num(row.get(f"percolation_barrier_{int(dim)}d_eV")) if dim else None
+        notes.append(f"mobile-ion paths {int(dim)}D in the MD at "
+                     f"{_fmt(_num(row.get('temperature_K')), 'g')} K"
+                     + (f" (percolation barrier {barrier:.2f} eV)" if barrier is not None
+                        else ""))
     for flag in ("too_short", "melted"):
         if str(row.get(flag)) == "True":
             notes.append(flag.replace("_", " "))
@@ -257,10 +276,28 @@ def _correlogram_lines(stats: dict, failed: str | None) -> list[str]:
     return lines
 
 
+def _rotation_lines(model: dict) -> list[str]:
+    """Seed 001's polyanion-rotation classifier, when some MD run had polyanions."""
+    rot = model.get("rotation_classifier") or {}
+    counts = rot.get("n_by_category")
+    if not counts:
+        return []
+    n = ", ".join(f"{v} in category {k}" for k, v in counts.items())
+    if "skipped" in rot:
+        return ["", f"Polyanion rotation (seed 001 categories: {n}): classifier skipped: "
+                f"{rot['skipped']}."]
+    top = ", ".join(list(rot["mean_abs_shap"])[:3])
+    return ["", f"Polyanion rotation (seed 001 categories: {n}): logistic regression on "
+            f"{len(rot['features'])} structure/elastic descriptors, CV F1 "
+            f"{_fmt(rot['cv_f1'])}, balanced accuracy {_fmt(rot['cv_balanced_accuracy'])}; "
+            f"strongest by mean |SHAP|: {top}."]
+
+
 def _model_lines(model: dict, predictions: list[dict], top: int) -> list[str]:
     failed = _analysis_failed(model)
     if failed or "skipped" in model:
-        return [f"{'Not available' if failed else 'Skipped'}: {failed or model['skipped']}."]
+        return [f"{'Not available' if failed else 'Skipped'}: {failed or model['skipped']}."
+                ] + ([] if failed else _rotation_lines(model))
     lines = ["| feature set | CV R² | CV MAE (log10) | balanced accuracy | top feature |",
              "|---|---|---|---|---|"]
     for name, res in model["feature_sets"].items():
@@ -278,4 +315,4 @@ def _model_lines(model: dict, predictions: list[dict], top: int) -> list[str]:
                   "|---|---|---|---|"]
         lines += [f"| {p['id']} | {_fmt(p['log10_d_pred'])} | {_fmt(p['log10_d_std'])} | "
                   f"{_fmt(p['p_superionic'])} |" for p in cands]
-    return lines
+    return lines + _rotation_lines(model)

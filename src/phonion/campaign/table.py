@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..formats import read_result
 from ..status import material_of, material_status
+from .columns import aimd_columns, dynamics_columns, md_committee_columns
 
 #: Flags of a diffusion result that make its D no diffusion coefficient.
 FLAGS = ("too_short", "melted")
@@ -45,6 +46,8 @@ PHONON_BY_T = ("msd_mobile_mean_A2", "msd_mobile_max_A2", "msd_host_mean_A2",
 PHONON_PREFIX = "ph_"
 STRUCTURE_PREFIX = "st_"
 ELASTIC_PREFIX = "el_"
+#: seed 003's descriptors from the MD VDOS at the row's temperature (phonion.anharmonic)
+ANHARMONIC_PREFIX = "an_"
 
 #: Columns of an external diffusion table (``campaign.external_d``).
 EXTERNAL_REQUIRED = ("id", "temperature_K", "source")
@@ -81,7 +84,8 @@ def _float(value) -> float:
 def material_row(results: list[dict]) -> dict:
     """Descriptors of one material (every column that does not depend on the MD
     temperature) from its stage results."""
-    by = {r["stage"]: r for r in results if r["stage"] not in ("md", "diffusion", "dynamics")}
+    by = {r["stage"]: r for r in results
+          if r["stage"] not in ("md", "diffusion", "dynamics", "md_committee")}
     stage, status, reason = material_status(results)
     row: dict = {"id": results[0]["material_id"], "status": status, "status_stage": stage,
                  "status_reason": reason}
@@ -118,6 +122,16 @@ def material_row(results: list[dict]) -> dict:
         row["force_disagreement_rms_meV_A"] = _float(rc.get("force_disagreement_rms_meV_A"))
         row["force_disagreement_relative"] = _float(rc.get("force_disagreement_relative"))
         row["extrapolating"] = rc.get("extrapolating")
+        row["recheck_shared_cell_lowest_frequency_THz"] = _float(
+            rc.get("shared_cell_lowest_frequency_THz"))
+        if rc.get("committee_size"):  # stability_recheck.further_models
+            row["committee_size"] = rc["committee_size"]
+            row["committee_force_std_relative"] = _float(rc.get("committee_force_std_relative"))
+            row["committee_lowest_frequency_spread_THz"] = _float(
+                rc.get("committee_lowest_frequency_spread_THz"))
+        # the second model's harmonic mobile-ion MSD over the first's (both stable)
+        for T, ratio in (rc.get("msd_mobile_ratio_by_temperature_K") or {}).items():
+            row[_with_T("recheck_msd_mobile_ratio", T)] = _float(ratio)
     dv = by.get("dft_validation", {})
     if _ok(dv) and "mlp_verdict_check" in dv:
         row["dft_stable"] = dv.get("dft_stable")
@@ -177,6 +191,12 @@ def diffusion_columns(res: dict) -> dict:
     row["vdos_centre_mobile_THz"] = _float(res.get("vdos_centre_mobile_THz"))
     row["vdos_centre_over_acoustic_cutoff"] = _float(res.get("vdos_centre_over_acoustic_cutoff"))
     row["md_duration_ps"] = _float(res.get("duration_ps"))
+    # seed 000 §3.1: the MD's vibrational MSD against the harmonic one of the same modes
+    for key in ("msd_md_over_harmonic", "msd_md_vibrational_mobile_A2",
+                "msd_harmonic_supercell_classical_mobile_A2"):
+        row[key] = _float(res.get(key))
+    for key, value in (res.get("anharmonic") or {}).items():
+        row[ANHARMONIC_PREFIX + key] = _float(value)
     row["d_computed"] = res.get("status") in ("ok", "failed") and math.isfinite(
         row["d_avg_cm2_s"])
     return row
@@ -231,8 +251,17 @@ def build_table(collected: dict[str, list[dict]], include_flagged: bool = False,
         diff = [r for r in results if r["stage"] == "diffusion"]
         if not diff:
             rows.append({**base, "temperature_K": np.nan, "d_source": ""})
+        committee = {_float(r.get("temperature_K")): r for r in results
+                     if r["stage"] == "md_committee" and _ok(r)}
+        dyn = {_float(r.get("temperature_K")): r for r in results
+               if r["stage"] == "dynamics" and _ok(r)}
+        aimd = {_float(r.get("temperature_K")): r for r in results
+                if r["stage"] == "aimd_validation" and _ok(r)}
         for res in diff:
-            rows.append({**base, **diffusion_columns(res)})
+            row = {**base, **diffusion_columns(res)}
+            rows.append({**row, **md_committee_columns(committee.get(row["temperature_K"])),
+                         **dynamics_columns(dyn.get(row["temperature_K"])),
+                         **aimd_columns(aimd.get(row["temperature_K"]))})
     note: dict = {"n_materials": len(materials), "external_rows": 0, "external_unmatched": []}
     if external is not None and len(external):
         unmatched = sorted(set(external["id"]) - set(materials))
@@ -275,7 +304,8 @@ def build_table(collected: dict[str, list[dict]], include_flagged: bool = False,
 
 def descriptor_columns(table: pd.DataFrame, wanted: Iterable[str] = ()) -> list[str]:
     """The descriptor columns to analyse: ``wanted`` in its order (each must exist), or
-    every phonon, structure and elastic column that holds at least one number."""
+    every phonon, structure, elastic and anharmonic (MD-VDOS) column that holds at least
+    one number."""
     wanted = list(wanted)
     if wanted:
         missing = [w for w in wanted if w not in table.columns]
@@ -283,7 +313,7 @@ def descriptor_columns(table: pd.DataFrame, wanted: Iterable[str] = ()) -> list[
             raise ValueError(f"campaign.descriptors names columns the table does not have: "
                              f"{', '.join(missing)} (see table.csv for the column names)")
         return wanted
-    prefixes = (PHONON_PREFIX, STRUCTURE_PREFIX, ELASTIC_PREFIX)
+    prefixes = (PHONON_PREFIX, STRUCTURE_PREFIX, ELASTIC_PREFIX, ANHARMONIC_PREFIX)
     return [c for c in table.columns if c.startswith(prefixes)
             and pd.to_numeric(table[c], errors="coerce").notna().any()]
 

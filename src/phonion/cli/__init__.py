@@ -41,7 +41,7 @@ from .dft import (
     mlp_benchmark_table,
     validation_table,
 )
-from .md import arrhenius, diffusion, dynamics, md
+from .md import arrhenius, diffusion, dynamics, md, md_committee
 from .phonons import (
     displace,
     fd_check,
@@ -74,7 +74,8 @@ COMMANDS = {
                   ["--displace", "--fit-ifc", "--fc2", "--figures"], {"--device": "cpu"}),
     "stability_recheck": (stability_recheck, "stability screen again with a second MLP",
                           ["--displace", "--stability"],
-                          {"--device": "cpu", "--forceset": ""}),
+                          {"--device": "cpu", "--forceset": "", "--fc2": "",
+                           "--intake": ""}),
     "fd_check": (fd_check, "phonopy finite displacements with the same model, against the fit",
                  ["--displace", "--fit-ifc", "--fc2", "--fd-fc2"], {}),
     "phonon_descriptors": (phonon_descriptors, "harmonic phonon descriptors and figures",
@@ -82,13 +83,17 @@ COMMANDS = {
     "md": (md, "NVT MD with the MLP (resumable)",
            ["--displace", "--stability", "--fc2", "--temperature-K", "--trajectory"],
            {"--device": "cpu"}),
+    "md_committee": (md_committee, "the second model's forces on frames of one MD run",
+                     ["--md", "--trajectory"], {"--device": "cpu", "--recheck": ""}),
     "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory (workflow: "
                   "--md ... ; standalone: --trajectory FILE --out DIR)", ["--trajectory"],
                   {"--md": "", "--stability": "", "--arrays": "", "--figures": "",
+                   "--displace": "", "--fc2": "",
                    "--frame-dt-ps": "", "--mobile-ion": "", "--temperature-K": "",
                    "--format": ""}),
-    "dynamics": (dynamics, "optional g(r), van Hove, reorientation, tetrahedral angles",
-                 ["--md", "--trajectory", "--arrays", "--figures"], {}),
+    "dynamics": (dynamics, "optional g(r), van Hove, reorientation, tetrahedral angles, "
+                 "mobile-ion density", ["--md", "--trajectory", "--arrays", "--figures"],
+                 {"--density": ""}),
     "arrhenius": (arrhenius, "Ea, D0 and conductivity from D(T)", ["--diffusion", "--figures"],
                   {}),
     "structure_descriptors": (structure_descriptors, "structure descriptors of the relaxed cell",
@@ -104,9 +109,10 @@ COMMANDS = {
     "aimd": (aimd, "NVT AIMD of one material at one temperature (continues cut runs)",
              ["--displace", "--temperature-K", "--workdir", "--trajectory"],
              {"--run-command": "", "--gamma-command": ""}),
-    "aimd_validation": (aimd_validation, "MLP MD against AIMD: D ratio and MSD overlay",
+    "aimd_validation": (aimd_validation, "MLP MD against AIMD: D ratio, MSD, g(r), VDOS and "
+                        "van Hove overlays",
                         ["--aimd", "--trajectory", "--mlp-diffusion", "--mlp-arrays", "--arrays",
-                         "--figures"], {}),
+                         "--figures"], {"--mlp-trajectory": ""}),
     "mlp_benchmark": (mlp_benchmark, "another MLP against a validated material's DFT forces",
                       ["--displace", "--dft-forces", "--dft-forceset", "--model-json"],
                       {"--device": "cpu"}),

@@ -73,11 +73,16 @@ def campaign_model(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..campaign.io import finite, write_rows
         from ..campaign.model import campaign_model as fit
+        from ..campaign.rotation import rotation_classifier
         from ..campaign.table import analysed, pick_temperature, read_table
 
         s = ctx.settings
         frame = analysed(read_table(a.table))
-        out, parity, predictions = fit(frame, pick_temperature(frame, s.temperature_K), s)
+        T = pick_temperature(frame, s.temperature_K)
+        out, parity, predictions = fit(frame, T, s)
+        rotation, shap = rotation_classifier(frame, T, s.model_min_materials, s.cv_splits,
+                                             s.seed)
+        out["rotation_classifier"] = {**rotation, "shap": shap}
         write_rows(ctx.outputs["parity"], parity,
                    ["feature_set", "id", "temperature_K", "log10_d_true", "log10_d_cv"])
         write_rows(ctx.outputs["predictions"], predictions,

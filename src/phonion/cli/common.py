@@ -21,6 +21,15 @@ def load_calculator(ctx: Context, device: str):
     return loaded
 
 
+def load_member(s, spec: str, device: str):
+    """The ASE calculator of a further committee model ``spec`` ("model" or "model:modal")
+    of the backend of settings ``s`` (``stability_recheck.further_models``)."""
+    from ..calculators import get_calculator
+
+    model, _, modal = spec.partition(":")
+    return get_calculator(s.backend, model, device, s.dtype, modal).calculator
+
+
 def settings_of(a: argparse.Namespace, **extra):
     """The command's stage settings from ``--settings`` (``extra``: fields not in the JSON,
     such as the MD temperature from the job's wildcard)."""

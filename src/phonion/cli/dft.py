@@ -106,13 +106,21 @@ def aimd_validation(a: argparse.Namespace) -> int:
         from ..plots import plot_msd_overlay
 
         T = ctx.upstream["aimd"]["temperature_K"]
+        mlp_traj = formats.read_trajectory(a.mlp_trajectory) if a.mlp_trajectory else None
         out, arrays = compare(formats.read_trajectory(a.trajectory), ctx.upstream["diffusion"],
-                              formats.read_arrays(a.mlp_arrays), ctx.settings)
+                              formats.read_arrays(a.mlp_arrays), ctx.settings,
+                              mlp_traj=mlp_traj)
         formats.write_arrays(ctx.outputs["arrays"], arrays)
         engine = ctx.upstream["aimd"]["engine"]
         plot_msd_overlay(arrays, out, ("MLP MD", f"AIMD ({engine})"),
                          f"{ctx.mid}, {T:g} K: {ctx.settings.mobile_ion} MSD, MLP vs AIMD",
                          ctx.outputs["figures"] / "msd_mlp_aimd")
+        if mlp_traj is not None:
+            from ..plots_dynamics import plot_structure_overlay
+
+            plot_structure_overlay(arrays, out, ("MLP MD", f"AIMD ({engine})"),
+                                   f"{ctx.mid}, {T:g} K: MLP vs AIMD",
+                                   ctx.outputs["figures"] / "structure_mlp_aimd")
         ratio = out["d_ratio_mlp_aimd"]
         ctx.log((f"D ratio MLP/AIMD {ratio:.2f}" if ratio else out["reason"])
                 + f"; MSD ratio at {out['common_lag_ps']:.3f} ps "

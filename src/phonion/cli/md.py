@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import formats
 from ..runner import Context, run_stage
-from .common import load_calculator, settings_of
+from .common import load_calculator, load_member, settings_of
 
 
 def md(a: argparse.Namespace) -> int:
@@ -53,10 +53,12 @@ def diffusion(a: argparse.Namespace) -> int:
         from ..plots import plot_msd, plot_vdos
 
         cutoff = ctx.upstream["stability"].get("acoustic_cutoff_THz")
-        out, arrays = analyze_trajectory(formats.read_trajectory(a.trajectory), ctx.settings,
-                                         cutoff)
+        traj = formats.read_trajectory(a.trajectory)
+        out, arrays = analyze_trajectory(traj, ctx.settings, cutoff)
         formats.write_arrays(ctx.outputs["arrays"], arrays)
         T = ctx.upstream["md"]["temperature_K"]
+        if a.fc2 and ctx.settings.harmonic_comparison:
+            out.update(_harmonic_vs_md(a, out, traj, T))
         title = f"{ctx.mid}, {T:g} K"
         plot_msd(arrays, out, title + ": MSD", ctx.outputs["figures"] / "msd")
         plot_vdos(arrays, out, cutoff, title + ": VDOS", ctx.outputs["figures"] / "vdos")
@@ -65,6 +67,26 @@ def diffusion(a: argparse.Namespace) -> int:
 
     return run_stage("diffusion", body, a.out, {"md": a.md, "stability": a.stability},
                      settings_of(a), {"arrays": a.arrays, "figures": a.figures})
+
+
+def _harmonic_vs_md(a: argparse.Namespace, out: dict, traj: dict, T: float) -> dict:
+    """Seed 000 §3.1 (Fig. S9): the MD's vibrational mobile-ion MSD beside the classical
+    harmonic MSD of the same supercell's modes (:func:`~phonion.phonon_descriptors.
+    supercell_msd`, from the fitted fc2); their ratio ``msd_md_over_harmonic`` is 1 for a
+    harmonic crystal, so what departs from 1 is anharmonicity."""
+    import numpy as np
+
+    from ..diffusion import md_vibrational_msd
+    from ..harmonic import phonopy_from_displace
+    from ..phonon_descriptors import supercell_msd
+
+    ph = phonopy_from_displace(formats.read_result(a.displace), formats.read_fc2(a.fc2))
+    mobile = np.array(ph.primitive.symbols) == out["mobile_ion"]
+    cell = float(supercell_msd(ph, [T], mobile)[0])
+    md = md_vibrational_msd(traj, out)
+    return {"msd_harmonic_supercell_classical_mobile_A2": cell,
+            "msd_md_vibrational_mobile_A2": md,
+            "msd_md_over_harmonic": None if md is None or cell <= 0 else md / cell}
 
 
 def diffusion_standalone(a: argparse.Namespace) -> int:
@@ -108,17 +130,25 @@ def diffusion_standalone(a: argparse.Namespace) -> int:
 def dynamics(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..dynamics import analyze_dynamics
-        from ..plots import plot_dynamics
+        from ..plots_dynamics import plot_dynamics
 
         T = ctx.upstream["md"]["temperature_K"]
-        out, arrays = analyze_dynamics(formats.read_trajectory(a.trajectory), ctx.settings)
+        traj = formats.read_trajectory(a.trajectory)
+        out, arrays = analyze_dynamics(traj, ctx.settings)
         formats.write_arrays(ctx.outputs["arrays"], arrays)
         plot_dynamics(arrays, out, f"{ctx.mid}, {T:g} K", ctx.outputs["figures"] / "dynamics")
+        if "density" in ctx.outputs:
+            from ..density import write_chgcar
+            from ..plots_dynamics import plot_density
+
+            write_chgcar(ctx.outputs["density"], traj, arrays["density/P_A-3"])
+            plot_density(arrays, out, f"{ctx.mid}, {T:g} K: {out['mobile_ion']} density",
+                         ctx.outputs["figures"] / "density")
         ctx.log(f"{T:g} K: {', '.join(out['analyses'])}; units {out['polyanions'] or 'none'}")
         return {"temperature_K": T, **out}
 
     return run_stage("dynamics", body, a.out, {"md": a.md}, settings_of(a),
-                     {"arrays": a.arrays, "figures": a.figures})
+                     {"arrays": a.arrays, "figures": a.figures, "density": a.density})
 
 
 def arrhenius(a: argparse.Namespace) -> int:
@@ -135,3 +165,26 @@ def arrhenius(a: argparse.Namespace) -> int:
     upstream = {f"diffusion_{i}": p for i, p in enumerate(a.diffusion)}
     return run_stage("arrhenius", body, a.out, upstream, settings_of(a),
                      {"figures": a.figures}, gate="any")
+
+
+def md_committee(a: argparse.Namespace) -> int:
+    """The second model of ``stability_recheck`` on frames of one MD run
+    (:mod:`phonion.md_committee`)."""
+
+    def body(ctx: Context) -> dict:
+        from ..md_committee import committee_on_frames_all
+
+        frames = formats.read_frames_with_forces(a.trajectory, ctx.settings.n_frames)
+        if frames["forces_eV_A"] is None:
+            return {"status": "failed", "reason": (
+                "the trajectory keeps no forces (written before phonion kept them): delete "
+                "it to rerun the MD, or set stability_recheck.md_frames: 0")}
+        snap = formats.read_result(a.recheck) if a.recheck else {}
+        s = ctx.settings
+        members = [(f"{s.backend}:{s.model}", load_calculator(ctx, a.device).calculator)]
+        members += [(f"{s.backend}:{spec}", load_member(s, spec, a.device))
+                    for spec in s.further_models]
+        return committee_on_frames_all(frames, members, s, ctx.log,
+                                       snap.get("force_disagreement_relative"))
+
+    return run_stage("md_committee", body, a.out, {"md": a.md}, settings_of(a))

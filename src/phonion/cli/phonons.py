@@ -7,7 +7,7 @@ import argparse
 
 from .. import formats
 from ..runner import Context, run_stage
-from .common import basis_cache, load_calculator, settings_of
+from .common import basis_cache, load_calculator, load_member, settings_of
 
 
 def displace(a: argparse.Namespace) -> int:
@@ -127,9 +127,17 @@ def stability_recheck(a: argparse.Namespace) -> int:
         from ..stability_recheck import recheck
 
         first = formats.read_forceset(a.forceset) if a.forceset else None
+        # the second model relaxes the structure the first one relaxed
+        start = (formats.atoms_from_dict(formats.read_result(a.intake)["structure"])
+                 if a.intake else None)
+        # the first model's fc2 for the MSD ratio: only a stable verdict has an MSD
+        fc2 = (formats.read_fc2(a.fc2)
+               if a.fc2 and ctx.upstream["stability"].get("stable") else None)
         return recheck(ctx.upstream["displace"], ctx.upstream["stability"], ctx.settings,
                        lambda: load_calculator(ctx, a.device).calculator,
-                       basis_cache(a.displace), log=ctx.log, first_forces=first)
+                       basis_cache(a.displace), log=ctx.log, first_forces=first,
+                       first_fc2=fc2, start=start,
+                       load_further=lambda spec: load_member(ctx.settings, spec, a.device))
 
     return run_stage("stability_recheck", body, a.out,
                      {"displace": a.displace, "stability": a.stability}, settings_of(a),

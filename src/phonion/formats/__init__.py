@@ -41,19 +41,23 @@ from .files import (
     write_result,
 )
 from .trajectory import (
+    FORCES_DATASET,
     FRAME_DATASETS,
     TRAJECTORY_ATTRS,
     TrajectoryWriter,
     read_any_trajectory,
+    read_frames_with_forces,
     read_trajectory,
     write_trajectory,
 )
 
 __all__ = [
-    "DamagedFile", "FRAME_DATASETS", "STATUSES", "TRAJECTORY_ATTRS", "ForceSet", "TrajectoryWriter",
+    "DamagedFile", "FORCES_DATASET", "FRAME_DATASETS", "STATUSES", "TRAJECTORY_ATTRS",
+    "ForceSet", "TrajectoryWriter",
     "atomic_path", "atoms_from_dict", "atoms_to_dict", "file_record", "lock_tree",
     "new_result", "read_any_trajectory", "read_arrays", "read_fc2", "read_forceset",
-    "read_json", "read_result", "read_trajectory", "verify_record", "write_arrays",
+    "read_frames_with_forces", "read_json", "read_result", "read_trajectory",
+    "verify_record", "write_arrays",
     "write_fc2", "write_fc3", "write_forceset", "write_json", "write_poscar",
     "write_result", "write_trajectory",
 ]

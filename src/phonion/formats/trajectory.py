@@ -18,6 +18,11 @@ FRAME_DATASETS = ("positions_A", "velocities_A_ps", "potential_energy_eV", "temp
                   "step")
 
 
+#: The first model's forces on every frame (eV/Å, float32): free to keep (the integrator
+#: has just computed them) and what a second model is compared with on MD configurations
+#: (:mod:`phonion.md_committee`). Optional: trajectories written before it have none.
+FORCES_DATASET = "forces_eV_A"
+
 #: Attributes every reader gets.
 TRAJECTORY_ATTRS = ("numbers", "masses_amu", "cell_A", "dt_fs", "interval", "frame_dt_ps",
                     "target_temperature_K", "committed_step")
@@ -69,8 +74,9 @@ class TrajectoryWriter:
         h.attrs["cell_A"] = atoms.cell.array
         for key, value in meta.items():
             h.attrs[key] = value
-        for name, shape in (("positions_A", (n, 3)), ("velocities_A_ps", (n, 3))):
-            h.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype="f8",
+        for name, shape, dt in (("positions_A", (n, 3), "f8"), ("velocities_A_ps", (n, 3), "f8"),
+                                (FORCES_DATASET, (n, 3), "f4")):
+            h.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype=dt,
                              chunks=(max(1, 4096 // n), *shape))
         for name, dt in (("potential_energy_eV", "f8"), ("temperature_K", "f8"),
                          ("step", "i8")):
@@ -99,19 +105,26 @@ class TrajectoryWriter:
         n = int(self.h5.attrs["n_frames"])
         for name in FRAME_DATASETS:
             self.h5[name].resize(n, axis=0)
+        if FORCES_DATASET in self.h5 and len(self.h5[FORCES_DATASET]) > n:
+            self.h5[FORCES_DATASET].resize(n, axis=0)
         return (self.committed_step, self.h5["state/positions_A"][()],
                 self.h5["state/momenta_ase"][()],
                 str(self.h5.attrs.get("state/thermostat", "")))
 
     def commit(self, step: int, positions_A: np.ndarray, momenta_ase: np.ndarray,
-               thermostat_state: str, frame: tuple | None) -> None:
-        """Save the state after ``step`` (and a frame, in :data:`FRAME_DATASETS` order)."""
+               thermostat_state: str, frame: tuple | None,
+               forces_eV_A: np.ndarray | None = None) -> None:
+        """Save the state after ``step`` (and a frame, in :data:`FRAME_DATASETS` order, with
+        its forces where the file keeps them: one started before they were kept does not)."""
         h = self.h5
         if frame is not None:
             n = int(h.attrs["n_frames"])
             for name, value in zip(FRAME_DATASETS, frame, strict=True):
                 h[name].resize(n + 1, axis=0)
                 h[name][n] = value
+            if forces_eV_A is not None and FORCES_DATASET in h and len(h[FORCES_DATASET]) == n:
+                h[FORCES_DATASET].resize(n + 1, axis=0)
+                h[FORCES_DATASET][n] = forces_eV_A
         h["state/positions_A"][...] = positions_A
         h["state/momenta_ase"][...] = momenta_ase
         h.attrs["state/thermostat"] = thermostat_state
@@ -142,6 +155,31 @@ def read_trajectory(path: str | os.PathLike) -> dict:
         raise DamagedFile(path, f"{len(out['step'])} frames stored, {n} committed")
     if not (np.isfinite(out["positions_A"]).all() and np.isfinite(out["velocities_A_ps"]).all()):
         raise DamagedFile(path, "non-finite positions or velocities")
+    return out
+
+
+def read_frames_with_forces(path: str | os.PathLike, n_frames: int) -> dict:
+    """``n_frames`` frames spread evenly over a trajectory (first and last included), with
+    the forces the MD computed on them: positions (Å), forces (eV/Å), frame indices, cell,
+    numbers, target temperature; ``forces_eV_A`` is None when the file keeps no forces for
+    every frame (written before they were kept). :class:`DamagedFile` when the file is
+    unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            n = int(h5.attrs["n_frames"])
+            idx = np.unique(np.linspace(0, n - 1, min(n_frames, n)).round().astype(int))
+            kept = FORCES_DATASET in h5 and len(h5[FORCES_DATASET]) >= n
+            out = {"frames": idx, "positions_A": h5["positions_A"][idx],
+                   "forces_eV_A": h5[FORCES_DATASET][idx].astype(float) if kept else None,
+                   "cell_A": h5.attrs["cell_A"], "numbers": h5.attrs["numbers"],
+                   "target_temperature_K": float(h5.attrs["target_temperature_K"]),
+                   "n_frames": n}
+    except (OSError, KeyError, ValueError) as exc:
+        raise DamagedFile(path, f"no readable trajectory ({type(exc).__name__}: {exc})") from None
+    if n == 0:
+        raise DamagedFile(path, "no frames")
     return out
 
 
