@@ -276,3 +276,26 @@ def test_command_and_settings_errors(tmp_path):
         cp2k.write_static(prim, tmp_path / "b", _settings(basis_sets={"Na": "NO-SUCH-BASIS"}))
     with pytest.raises(ConfigError, match="dft.cp2k.potentials"):
         cp2k.write_static(prim, tmp_path / "p", _settings(potentials={"Cl": "GTH-PBE-q99"}))
+
+
+def test_aimd_keeps_cp2k_forces_equal_to_a_static_run_on_the_same_frame(killed_aimd,
+                                                                        tmp_path):
+    """The AIMD prints CP2K's forces on every frame (training data for the fine-tuning,
+    the reference of a committee on MD frames): across the kill and the continuation every
+    frame has them, and a static CP2K run on one frame's positions gives the same forces."""
+    from ase import Atoms
+
+    from phonion.formats import read_frames_with_forces, write_trajectory
+
+    t = cp2k.concatenate_segments([killed_aimd["seg0"], killed_aimd["seg1"]])
+    assert t["forces_eV_A"].shape == t["positions_A"].shape
+    k = len(t["step"]) - 2
+    frame = Atoms(numbers=t["numbers"], positions=t["positions_A"][k], cell=t["cell_A"],
+                  pbc=True)
+    static, *_ = _static(frame, tmp_path / "static", killed_aimd["settings"])
+    np.testing.assert_allclose(t["forces_eV_A"][k], static, atol=5e-3)  # eV/Å, SCF noise
+    assert np.abs(static).max() > 0.05  # real forces, not zeros
+    write_trajectory(tmp_path / "trajectory.h5", t)
+    kept = read_frames_with_forces(tmp_path / "trajectory.h5", 3)
+    np.testing.assert_allclose(kept["forces_eV_A"], t["forces_eV_A"][kept["frames"]],
+                               atol=1e-5)

@@ -229,3 +229,66 @@ def test_the_campaign_analyses_count_a_rescreened_material_once():
     assert list(analysed(table)["id"]) == ["NaCl", "NaF"]
     head = material_lines(table, None, 10)[0]
     assert head.startswith("**2 materials: 2 passed") and "1 screened again" in head
+
+
+def test_aimd_frames_join_the_training_data_with_their_dft_forces(tmp_path):
+    """finetune.aimd_frames: frames of an AIMD run of a training material, with the forces
+    and energies the AIMD printed, join its displaced snapshots as a group of their own
+    ("<id>@aimd<T>K"); an AIMD trajectory that kept no forces is left out with the reason."""
+    from ase.build import bulk
+
+    from phonion.calculators import get_calculator
+    from phonion.cli import main
+    from phonion.finetune import aimd_forcesets, dft_frames
+
+    base = get_calculator("sevenn", "7net-0").calculator
+    mat = tmp_path / "results/materials/A"
+    (mat / "dft_forces").mkdir(parents=True)
+    formats.write_result(mat / "dft_forces/dft_forces.json",
+                         formats.new_result("A", "dft_forces", "ok"))
+    formats.write_forceset(mat / "dft_forces/forces.h5", _forceset(6, calc=base))
+    # an "AIMD" of 12 frames: rattled rock salt with 1.3x the model's forces as DFT
+    sc = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    rng = np.random.default_rng(5)
+    pos = sc.positions + rng.normal(0, 0.08, (12, len(sc), 3))
+    forces, energies = np.zeros_like(pos), np.zeros(12)
+    for k in range(12):
+        at = sc.copy()
+        at.positions = pos[k]
+        at.calc = base
+        forces[k], energies[k] = 1.3 * at.get_forces(), -100 + at.get_potential_energy()
+    traj = {"positions_A": pos, "velocities_A_ps": np.zeros_like(pos), "step": np.arange(12),
+            "numbers": sc.numbers, "masses_amu": sc.get_masses(), "cell_A": sc.cell.array,
+            "dt_fs": 1.0, "interval": 1, "frame_dt_ps": 0.001, "target_temperature_K": 800.0,
+            "potential_energy_eV": energies, "forces_eV_A": forces}
+    (mat / "aimd/800K").mkdir(parents=True)
+    formats.write_trajectory(mat / "aimd/800K/trajectory.h5", traj)
+    sets = aimd_forcesets({"A@aimd800K": mat / "aimd/800K/trajectory.h5"}, 5)
+    frames = dft_frames(sets)
+    assert len(frames) == 5 and frames[0].info["material"] == "A@aimd800K"
+    picked = sets["A@aimd800K"].meta["frames"]
+    np.testing.assert_allclose(frames[2].positions, pos[picked[2]], atol=1e-9)
+    np.testing.assert_allclose(frames[2].arrays["dft_forces"], forces[picked[2]], atol=1e-5)
+    # no forces kept: left out, said why
+    (mat / "aimd/900K").mkdir(parents=True)
+    formats.write_trajectory(mat / "aimd/900K/trajectory.h5",
+                             {k: v for k, v in traj.items() if k != "forces_eV_A"})
+    said = []
+    assert aimd_forcesets({"A@aimd900K": mat / "aimd/900K/trajectory.h5"}, 5,
+                          said.append) == {}
+    assert "keeps no DFT forces" in said[0]
+    # through the command: the AIMD frames are part of the training and held-out data
+    out = tmp_path / "finetune.json"
+    s = FinetuneSettings(epochs=1, batch_size=4, aimd_frames=6)
+    rc = main(["finetune", "--dft-forces", str(mat / "dft_forces/dft_forces.json"),
+               "--dft-forceset", str(mat / "dft_forces/forces.h5"),
+               "--aimd-trajectories", str(mat / "aimd/800K/trajectory.h5"),
+               str(mat / "aimd/900K/trajectory.h5"),
+               "--settings", s.to_json(), "--model-out", str(tmp_path / "model.pth"),
+               "--arrays", str(tmp_path / "ft.h5"), "--figures", str(tmp_path / "figures"),
+               "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert rc == 0 and res["status"] == "ok", res.get("reason")
+    assert res["materials"] == ["A", "A@aimd800K"]
+    assert res["n_train"] + res["n_held_out"] == 6 + 6
+    assert any(m == "A@aimd800K" for m, _ in res["held_out"])

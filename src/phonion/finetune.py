@@ -76,6 +76,32 @@ def dft_frames(forcesets: Mapping[str, ForceSet]) -> list[Atoms]:
     return frames
 
 
+def aimd_forcesets(trajectories: Mapping[str, str | os.PathLike], n_frames: int,
+                   log: Callable[[str], None] = print) -> dict[str, ForceSet]:
+    """``n_frames`` frames spread over each AIMD trajectory (key → ``trajectory.h5`` of the
+    ``aimd`` stage) as a force set of their own: the first frame is the "supercell", every
+    frame a "displacement" from it, with the DFT forces and potential energy the AIMD
+    printed (no residual). Kept apart from the material's displaced snapshots (its own key):
+    the AIMD's protocol can differ from the static runs' (time step, SCF settings), so its
+    energies get their own reference in :func:`energy_labels`. A trajectory without forces
+    or energies (written before phonion kept them; VASP's XDATCAR) is left out, with its
+    reason in the log."""
+    from .formats import read_frames_with_forces
+
+    out = {}
+    for key, path in sorted(trajectories.items()):
+        fr = read_frames_with_forces(path, n_frames)
+        if fr["forces_eV_A"] is None or not np.isfinite(fr["potential_energy_eV"]).all():
+            log(f"left out {key}: the AIMD trajectory keeps no DFT forces or energies")
+            continue
+        pos = np.asarray(fr["positions_A"], float)
+        sc = Atoms(numbers=fr["numbers"], positions=pos[0], cell=fr["cell_A"], pbc=True)
+        out[key] = ForceSet(sc, pos - pos[0], np.asarray(fr["forces_eV_A"], float),
+                            np.zeros_like(pos[0]), np.asarray(fr["potential_energy_eV"]),
+                            {"source": "aimd", "frames": [int(i) for i in fr["frames"]]})
+    return out
+
+
 def split(frames: list[Atoms], validation_fraction: float, seed: int
           ) -> tuple[list[Atoms], list[Atoms]]:
     """(train, held out): per material, ``round(fraction × n)`` snapshots (at least one

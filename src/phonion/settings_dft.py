@@ -106,3 +106,5 @@ class FinetuneSettings(CalculatorSettings):
     batch_size: int = 4
     seed: int = 0
     min_snapshots: int = 4
+    #: frames of each AIMD run of a training material added as training data (0: none)
+    aimd_frames: int = 20

@@ -13,6 +13,14 @@ if FINETUNE_ON:
                 stage_path("dft_forces", "forces.h5").format(mid=m)
                 for m in sorted(FINETUNE_MATERIALS)
             ],
+            # AIMD frames with their DFT forces (finetune.aimd_frames)
+            aimd=[
+                stage_path("aimd", "trajectory.h5").format(mid=m, T=T)
+                for m in sorted(FINETUNE_MATERIALS & AIMD_MATERIALS)
+                for T in AIMD_TEMPERATURES
+            ]
+            if FINETUNE["aimd_frames"]
+            else [],
         output:
             result=campaign_path("finetune/finetune.json"),
             model=FINETUNED_MODEL,
@@ -34,7 +42,8 @@ if FINETUNE_ON:
             settings=lambda wc: stage_settings("finetune", config).to_json(),
         shell:
             '"$PHONION_BACKEND_PYTHON" -m phonion finetune --dft-forces {input.results:q}'
-            " --dft-forceset {input.forcesets:q} --settings {params.settings:q}"
+            " --dft-forceset {input.forcesets:q} --aimd-trajectories {input.aimd:q}"
+            " --settings {params.settings:q}"
             ' --device "$PHONION_MD_DEVICE" --model-out {output.model:q} --arrays {output.arrays:q}'
             " --figures {output.figures:q} --out {output.result:q} > {log:q} 2>&1"
 

@@ -118,7 +118,7 @@ COMMANDS = {
                       {"--device": "cpu"}),
     "finetune": (finetune, "fine-tune the campaign model on the campaign's DFT forces",
                  ["--dft-forces", "--dft-forceset", "--model-out", "--arrays", "--figures"],
-                 {"--device": "cpu"}),
+                 {"--device": "cpu", "--aimd-trajectories": None}),
     "mlp_benchmark_table": (mlp_benchmark_table, "results/campaign/mlp_benchmark.csv "
                             "(not a stage)", ["--results", "--csv", "--summary", "--figure"], {}),
     "validation_table": (validation_table, "results/campaign/validation.csv (not a stage)",
@@ -148,7 +148,7 @@ COMMANDS = {
 #: (command, option) pairs that take a list of files.
 MANY_FILES = {("arrhenius", "--diffusion"), ("validation_table", "--results"),
               ("mlp_benchmark_table", "--results"), ("finetune", "--dft-forces"),
-              ("finetune", "--dft-forceset")}
+              ("finetune", "--dft-forceset"), ("finetune", "--aimd-trajectories")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument(opt, required=True,
                            nargs="+" if (name, opt) in MANY_FILES else None)
         for opt, default in optional.items():
-            p.add_argument(opt, default=default)
+            p.add_argument(opt, default=default,
+                           nargs="*" if (name, opt) in MANY_FILES else None)
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     return main_guard(lambda: args.func(args))

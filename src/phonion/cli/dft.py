@@ -201,6 +201,18 @@ def finetune(a: argparse.Namespace) -> int:
             forcesets[mid] = formats.read_forceset(path)
         for mid, why in excluded.items():
             ctx.log(f"left out {mid}: {why}")
+        aimd_paths = [p for p in (a.aimd_trajectories or []) if p]
+        if s.aimd_frames and aimd_paths:
+            from ..finetune import aimd_forcesets
+
+            # results/materials/<id>/aimd/<T>K/trajectory.h5 -> "<id>@aimd<T>K"
+            paths = {f"{Path(p).parents[2].name}@aimd{Path(p).parent.name}": p
+                     for p in aimd_paths if Path(p).parents[2].name in forcesets}
+            more = aimd_forcesets(paths, s.aimd_frames, ctx.log)
+            if more:
+                ctx.log(f"{sum(len(f.displacements_A) for f in more.values())} AIMD frames "
+                        f"of {len(more)} run(s) added")
+            forcesets = {**forcesets, **more}
         out, arrays = run(forcesets, s, a.model_out, a.device, log=ctx.log)
         if arrays:
             formats.write_arrays(ctx.outputs["arrays"], arrays)

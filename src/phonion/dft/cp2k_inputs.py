@@ -302,6 +302,13 @@ def _aimd_motion(s: Cp2kSettings, temperature_K: float, steps: int) -> str:
         MD 1
       &END EACH
     &END VELOCITIES
+    &FORCES
+      FORMAT XYZ
+      UNIT eV*angstrom^-1
+      &EACH
+        MD 1
+      &END EACH
+    &END FORCES
     &RESTART
       BACKUP_COPIES 0
       &EACH

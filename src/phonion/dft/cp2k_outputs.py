@@ -111,31 +111,45 @@ def _ener(directory: Path) -> dict[int, tuple[float, float]]:
 
 
 def _segment_frames(directory: Path):
-    """(symbols, steps, positions Å, velocities Å/ps, temperatures K, energies eV) of the
-    frames a segment holds both positions and velocities of."""
+    """(symbols, steps, positions Å, velocities Å/ps, temperatures K, energies eV, forces
+    eV/Å or None) of the frames a segment holds both positions and velocities of; forces
+    (``phonion-frc-1.xyz``, printed since they became training data and the committee's
+    reference) only when the segment printed them for every such frame."""
     pos = _xyz_frames(directory / f"{PROJECT}-pos-1.xyz")
     vel = _xyz_frames(directory / f"{PROJECT}-vel-1.xyz")
     if not len(pos.steps):
         raise InputRejected(directory, f"no complete frame in {PROJECT}-pos-1.xyz")
     common = np.intersect1d(pos.steps, vel.steps)
+    frc_path = directory / f"{PROJECT}-frc-1.xyz"
+    forces = None
+    if frc_path.is_file():
+        frc = _xyz_frames(frc_path)
+        if np.isin(common, frc.steps).all():
+            forces = frc.xyz[np.searchsorted(frc.steps, common)]
     ip = np.searchsorted(pos.steps, common)
     iv = np.searchsorted(vel.steps, common)
     ener = _ener(directory)
     temps = np.array([ener.get(int(k), (np.nan, np.nan))[0] for k in common])
     epot = np.array([ener.get(int(k), (np.nan, np.nan))[1] for k in common])
-    return (pos.symbols, common, pos.xyz[ip], vel.xyz[iv] * VELOCITY_AU_A_PS, temps, epot)
+    return (pos.symbols, common, pos.xyz[ip], vel.xyz[iv] * VELOCITY_AU_A_PS, temps, epot,
+            forces)
 
 
-def _trajectory(symbols, cell, steps, pos_A, vel_A_ps, temps, epot, dt_fs, target) -> dict:
-    """CP2K frames (Cartesian positions, velocities, per-frame temperature and energy) as a
-    trajectory; the frame interval is the smallest step difference."""
+def _trajectory(symbols, cell, steps, pos_A, vel_A_ps, temps, epot, dt_fs, target,
+                forces=None) -> dict:
+    """CP2K frames (Cartesian positions, velocities, per-frame temperature and energy, and
+    forces when printed) as a trajectory; the frame interval is the smallest step
+    difference."""
     cell = np.asarray(cell, float)
     frac = np.linalg.solve(cell.T, pos_A.reshape(-1, 3).T).T.reshape(pos_A.shape)
     steps = np.asarray(steps, int)
     interval = int(np.min(np.diff(steps))) if len(steps) > 1 else 1
-    return trajectory_record(symbols, cell, frac, steps, float(dt_fs), interval, target,
-                             velocities_A_ps=vel_A_ps, temperatures_K=temps,
-                             energies_eV=epot if np.isfinite(epot).all() else None)
+    out = trajectory_record(symbols, cell, frac, steps, float(dt_fs), interval, target,
+                            velocities_A_ps=vel_A_ps, temperatures_K=temps,
+                            energies_eV=epot if np.isfinite(epot).all() else None)
+    if forces is not None:
+        out["forces_eV_A"] = np.asarray(forces, float)
+    return out
 
 
 def read_trajectory(directory: str | os.PathLike, temperature_K: float | None = None) -> dict:
@@ -148,10 +162,10 @@ def read_trajectory(directory: str | os.PathLike, temperature_K: float | None = 
     :func:`check` first to refuse it)."""
     d = Path(directory)
     meta = _meta_of(d)
-    symbols, steps, pos, vel, temps, epot = _segment_frames(d)
+    symbols, steps, pos, vel, temps, epot, forces = _segment_frames(d)
     target = temperature_K if temperature_K is not None else meta.get("temperature_K")
     return _trajectory(symbols, meta["cell_A"], steps, pos, vel, temps, epot,
-                       meta["timestep_fs"], target)
+                       meta["timestep_fs"], target, forces)
 
 
 def concatenate_segments(directories: list[str | os.PathLike],
@@ -170,8 +184,11 @@ def concatenate_segments(directories: list[str | os.PathLike],
     steps, pos, vel, temps, epot = (
         np.concatenate([f[i][m] for (_, f), m in zip(segs, keep, strict=True)])
         for i in range(1, 6))
+    # forces only when every segment printed them (segments before they were printed: none)
+    forces = (np.concatenate([f[6][m] for (_, f), m in zip(segs, keep, strict=True)])
+              if all(f[6] is not None for _, f in segs) else None)
     target = temperature_K if temperature_K is not None else meta.get("temperature_K")
     out = _trajectory(symbols, meta["cell_A"], steps, pos, vel, temps, epot,
-                      meta["timestep_fs"], target)
+                      meta["timestep_fs"], target, forces)
     out["segments"] = [os.fspath(d) for d, _ in segs]
     return out

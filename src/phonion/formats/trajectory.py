@@ -173,6 +173,7 @@ def read_frames_with_forces(path: str | os.PathLike, n_frames: int) -> dict:
             kept = FORCES_DATASET in h5 and len(h5[FORCES_DATASET]) >= n
             out = {"frames": idx, "positions_A": h5["positions_A"][idx],
                    "forces_eV_A": h5[FORCES_DATASET][idx].astype(float) if kept else None,
+                   "potential_energy_eV": h5["potential_energy_eV"][idx].astype(float),
                    "cell_A": h5.attrs["cell_A"], "numbers": h5.attrs["numbers"],
                    "target_temperature_K": float(h5.attrs["target_temperature_K"]),
                    "n_frames": n}
@@ -269,6 +270,8 @@ def write_trajectory(path: str | os.PathLike, traj: dict) -> None:
                 h5.attrs[key] = traj[key]
         for name, data in frames.items():
             h5.create_dataset(name, data=data)
+        if traj.get("forces_eV_A") is not None:  # the DFT forces of an AIMD, every frame
+            h5.create_dataset(FORCES_DATASET, data=np.asarray(traj["forces_eV_A"], "f4"))
         h5.create_dataset("state/positions_A", data=pos[-1])
         h5.create_dataset("state/momenta_ase", data=np.zeros_like(pos[-1]))
         h5.attrs["state/thermostat"] = ""
