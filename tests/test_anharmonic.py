@@ -127,9 +127,10 @@ def test_debye_temperature_of_a_debye_spectrum():
 
 
 def test_lindemann_ratio_of_an_einstein_crystal():
-    """Rock-salt sites (nearest neighbours 2.82 Å) with Gaussian displacements of σ per
-    component, the whole crystal drifting: γ = √3 σ √(1 − 1/N) / d_nn, the factor being
-    the share of the scatter left once the host centre is held fixed (N host atoms)."""
+    """Rock-salt sites with Gaussian displacements of σ per component, the whole crystal
+    drifting, Cl the host (nearest Cl–Cl 3.99 Å = a/√2): γ = √3 σ √(1 − 1/N) / d_nn, the
+    factor being the share of the scatter left once the host centre is held fixed (N host
+    atoms)."""
     from ase.build import bulk
 
     crystal = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(2)
@@ -140,7 +141,8 @@ def test_lindemann_ratio_of_an_einstein_crystal():
     host = np.array(crystal.get_chemical_symbols()) == "Cl"
     gamma = lindemann_ratio(pos, crystal.cell.array, host)
     n = host.sum()
-    assert gamma == pytest.approx(np.sqrt(3 * (1 - 1 / n)) * sigma / 2.82, rel=0.005)
+    assert gamma == pytest.approx(np.sqrt(3 * (1 - 1 / n)) * sigma / (5.64 / np.sqrt(2)),
+                                  rel=0.005)
 
 
 def test_modes_per_atom_remove_the_translation_by_mass_share():
@@ -220,3 +222,50 @@ def test_md_vibrational_msd_equals_the_harmonic_msd_of_the_same_modes():
                       / harmonic)
     assert np.mean(ratios) == pytest.approx(1.0, abs=0.03), ratios
     assert supercell_msd(ph, [T], na, classical=False)[0] > harmonic
+
+
+def test_short_runs_get_no_anharmonic_descriptors_and_one_family_per_spectrum():
+    """A run shorter than diffusion.min_duration_ps resolves its VDOS too coarsely: the
+    descriptors are not computed and the result says why; in the correlogram the VDOS
+    thermodynamics of one set of atoms are one quantity."""
+    from phonion.campaign.families import family
+    from phonion.diffusion import analyze_trajectory
+    from phonion.settings import DiffusionSettings
+
+    rng = np.random.default_rng(0)
+    pos = 5.0 * rng.random((1, 8, 3)) + rng.normal(0, 0.05, (40, 8, 3))
+    traj = {"positions_A": pos, "velocities_A_ps": rng.normal(0, 5, pos.shape),
+            "numbers": np.array([11] * 4 + [17] * 4), "cell_A": np.eye(3) * 5.0,
+            "frame_dt_ps": 0.004, "target_temperature_K": 300.0}
+    out, _ = analyze_trajectory(traj, DiffusionSettings(mobile_ion="Na"))
+    assert "anharmonic" not in out and "VDOS not resolved" in out["anharmonic_reason"]
+    out, _ = analyze_trajectory(traj, DiffusionSettings(mobile_ion="Na",
+                                                        min_duration_ps=0.1))
+    assert out["anharmonic"]["cv_all_kB_atom"] > 0
+    assert family("an_f_vib_host_meV_atom") == family("an_s_vib_host_kB_atom") == \
+        family("an_debye_temperature_host_K") == "an_vdos_host"
+    assert family("an_cv_all_kB_atom") != family("an_cv_mobile_kB_atom")
+
+
+def test_md_vibrational_msd_of_a_diffusing_ion_is_the_offset_of_its_raw_msd():
+    """Brownian ions (D = 0.05 Å²/ps) that also vibrate with σ = 0.15 Å per component about
+    their path: MSD = 2·3σ² + 6Dt, so the vibrational ⟨u_α²⟩ is σ², the offset of D's
+    generalised-least-squares fit / 6 (measured 0.02256); none with the seed000
+    estimator, which fits through the origin."""
+    from phonion.diffusion import analyze_trajectory, md_vibrational_msd
+    from phonion.settings import DiffusionSettings
+
+    rng = np.random.default_rng(3)
+    frames, n, dt, d, sigma = 3000, 48, 0.01, 0.05, 0.15
+    walk = np.cumsum(rng.normal(0, np.sqrt(2 * d * dt), (frames, n, 3)), axis=0)
+    na = 10.0 * rng.random((1, n, 3)) + walk + rng.normal(0, sigma, (frames, n, 3))
+    host = np.repeat(10.0 * rng.random((1, 16, 3)), frames, axis=0)
+    traj = {"positions_A": np.concatenate([na, host], axis=1),
+            "numbers": np.array([11] * n + [17] * 16), "cell_A": np.eye(3) * 10.0,
+            "frame_dt_ps": dt}
+    out, _ = analyze_trajectory(traj, DiffusionSettings(mobile_ion="Na", min_duration_ps=1.0))
+    assert out["diffusive"]
+    assert md_vibrational_msd(traj, out) == pytest.approx(sigma**2, rel=0.05)
+    seed, _ = analyze_trajectory(traj, DiffusionSettings(mobile_ion="Na", min_duration_ps=1.0,
+                                                         estimator="seed000"))
+    assert seed["diffusive"] and md_vibrational_msd(traj, seed) is None

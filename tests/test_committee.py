@@ -196,8 +196,8 @@ def test_a_committee_of_three_reports_every_member_and_the_spread():
 
     from phonion.displace import displace
     from phonion.fit_ifc import fit_symfc
-    from phonion.formats import atoms_to_dict
     from phonion.forces import compute_forces
+    from phonion.formats import atoms_to_dict
     from phonion.harmonic import phonopy_from_displace
     from phonion.potentials import RigidIonPotential
     from phonion.settings import DisplaceSettings

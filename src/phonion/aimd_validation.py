@@ -88,26 +88,30 @@ def _overlap(x: np.ndarray, f: np.ndarray, g: np.ndarray) -> float:
 
 def _angle_overlaps(runs: dict, mobile_ion: str, arrays: dict) -> dict:
     """Overlap of the ligand–ligand–ligand angle distributions ρ(θ) of each tetrahedral
-    polyanion (seed 002 eq. 4) between the two runs, units found in the AIMD's first frame
-    (none: nothing)."""
+    polyanion (seed 002 eq. 4) between the two runs, the units of each run found in its
+    own first frame (none in either: nothing)."""
     from .dynamics import find_polyanions, tetrahedral_angles
     from .geometry import symbols_of
 
-    aimd = runs["aimd"]
-    symbols = symbols_of(aimd["numbers"])
-    units = [u for u in find_polyanions(np.asarray(aimd["positions_A"], float), aimd["cell_A"],
-                                        symbols, mobile_ion) if u.ligands.shape[1] == 4]
-    out = {}
     edges = np.arange(30.0, 90.5, 1.0)
     theta = 0.5 * (edges[1:] + edges[:-1])
-    for u in units:
-        rho = {who: np.histogram(tetrahedral_angles(u.vectors(np.asarray(tr["positions_A"],
-                                                                         float))),
-                                 edges, density=True)[0] for who, tr in runs.items()}
-        out[f"tetrahedral_angle_overlap_{u.name}"] = _overlap(theta, rho["mlp"], rho["aimd"])
-        for who, r in rho.items():
-            arrays[f"angles/{who}/{u.name}"] = r
-        arrays["angles/theta_deg"] = theta
+    rho: dict = {}
+    for who, tr in runs.items():
+        # the units of each run from its own first frame: a VASP AIMD lists the atoms by
+        # species, the MLP run in the input order, so indices do not carry over
+        pos = np.asarray(tr["positions_A"], float)
+        for u in find_polyanions(pos, tr["cell_A"], symbols_of(tr["numbers"]), mobile_ion):
+            if u.ligands.shape[1] == 4:
+                rho.setdefault(u.name, {})[who] = np.histogram(
+                    tetrahedral_angles(u.vectors(pos)), edges, density=True)[0]
+    out = {}
+    for name, both in rho.items():
+        if len(both) == 2:
+            out[f"tetrahedral_angle_overlap_{name}"] = _overlap(theta, both["mlp"],
+                                                                both["aimd"])
+            for who, r in both.items():
+                arrays[f"angles/{who}/{name}"] = r
+            arrays["angles/theta_deg"] = theta
     return out
 
 
@@ -144,8 +148,13 @@ def compare_structure(mlp_traj: dict, aimd_traj: dict, mobile_ion: str, lag_ps: 
         out[f"rdf_first_peak_shift_{name}_A"] = float(r[np.argmax(a)] - r[np.argmax(b)])
     key = f"vdos/{mobile_ion}"
     if key in mlp_arrays and key in aimd_arrays:
+        from .correlations import vdos_support_max
+
         fm, fa = mlp_arrays["vdos/frequency_THz"], aimd_arrays["vdos/frequency_THz"]
-        top = min(fm[-1], fa[-1])
+        # up to the end of the spectra above their noise floors, which depend on the frame
+        # spacing (AIMD every step, MLP MD every few)
+        top = max(vdos_support_max(fm, mlp_arrays[key]), vdos_support_max(fa, aimd_arrays[key]))
+        top = min(top, fm[-1], fa[-1])
         nu = np.linspace(0.0, top, 2000)
         vm, va = np.interp(nu, fm, mlp_arrays[key]), np.interp(nu, fa, aimd_arrays[key])
         out["vdos_overlap_mobile"] = _overlap(nu, vm, va)
@@ -158,7 +167,7 @@ def compare_structure(mlp_traj: dict, aimd_traj: dict, mobile_ion: str, lag_ps: 
         r_s, gs[who] = van_hove_self(tr["positions_A"][:, mob], dt, lag, r_max_A, bin_A)
         r_d, g_d, _ = van_hove_distinct(tr["positions_A"][:, mob], tr["cell_A"], dt, lag,
                                         r_max_A, bin_A, max_frames)
-        rho = mob.sum() / abs(np.linalg.det(np.asarray(tr["cell_A"])))
+        rho = (mob.sum() - 1) / abs(np.linalg.det(np.asarray(tr["cell_A"])))  # j ≠ i
         gd[who] = g_d[0] / rho
         arrays[f"van_hove/{who}/G_s_A-3"] = gs[who][0]
         arrays[f"van_hove/{who}/G_d_over_rho"] = gd[who]

@@ -24,8 +24,8 @@ Definitions (frequencies ν in THz, ħω = hν):
   (a Debye spectrum g ∝ ν² up to ν_D has ⟨ν²⟩ = 3ν_D²/5; Grimvall, *Thermophysical
   Properties of Materials*, θ_D(2)).
 * Lindemann ratio γ: √⟨|r − ⟨r⟩|²⟩ of the host atoms about their time-averaged sites over
-  the mean distance from a host atom to its nearest neighbour in the time-averaged
-  structure.
+  the mean distance from a host atom to its nearest host neighbour in the time-averaged
+  structure (the mobile ions' averages are no sites when they diffuse).
 
 Hand-written: the thermodynamic integrals over a given spectrum are a few lines, and
 phonopy evaluates them only on its own mesh frequencies, not on an MD spectrum.
@@ -97,7 +97,7 @@ def debye_temperature_K(freq_THz: np.ndarray, g: np.ndarray, nu_max_THz: float |
     above the noise floor)."""
     if nu_max_THz is None:
         nu_max_THz = vdos_support_max(freq_THz, g)
-    sel = freq_THz <= nu_max_THz
+    sel = (freq_THz > 0) & (freq_THz <= nu_max_THz)  # as the thermodynamics: no ν = 0
     m2 = np.trapezoid(g[sel] * freq_THz[sel] ** 2, freq_THz[sel]) / np.trapezoid(
         g[sel], freq_THz[sel])
     return float(H_OVER_KB_K_THZ * np.sqrt(5.0 * m2 / 3.0))
@@ -106,8 +106,8 @@ def debye_temperature_K(freq_THz: np.ndarray, g: np.ndarray, nu_max_THz: float |
 def lindemann_ratio(positions_A: np.ndarray, cell_A: np.ndarray, host: np.ndarray) -> float:
     """γ = √⟨|r − ⟨r⟩|²⟩ / d_nn of the ``host`` atoms (boolean mask): the RMS displacement
     about the time-averaged sites (unwrapped positions, frames × atoms × 3, Å; drift of the
-    host centre removed) over the mean nearest-neighbour distance of a host atom (to any
-    atom, minimum image) in the time-averaged structure."""
+    host centre removed) over the mean distance from a host atom to its nearest host atom
+    (minimum image) in the time-averaged structure."""
     from ase import Atoms
     from ase.neighborlist import neighbor_list
 
@@ -115,17 +115,18 @@ def lindemann_ratio(positions_A: np.ndarray, cell_A: np.ndarray, host: np.ndarra
     pos = pos - (pos[:, host].mean(axis=1) - pos[0, host].mean(axis=0))[:, None, :]
     mean = pos.mean(axis=0)
     u2 = ((pos[:, host] - mean[host]) ** 2).sum(axis=2).mean()
-    atoms = Atoms(positions=mean, cell=cell_A, pbc=True)
+    # the host's own sites: a diffusing ion's time average is no site
+    atoms = Atoms(positions=mean[host], cell=cell_A, pbc=True)
     atoms.wrap()
     cutoff = 1.0
     while True:  # grow the search radius until every host atom has a neighbour
         i, d = neighbor_list("id", atoms, cutoff)
         nearest = np.full(len(atoms), np.inf)
         np.minimum.at(nearest, i, d)
-        if np.isfinite(nearest[host]).all() or cutoff > 20:
+        if np.isfinite(nearest).all() or cutoff > 20:
             break
         cutoff *= 1.5
-    return float(np.sqrt(u2) / nearest[host].mean())
+    return float(np.sqrt(u2) / nearest.mean())
 
 
 def anharmonic_descriptors(traj: dict, mobile_ion: str, temperature_K: float,

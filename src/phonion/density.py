@@ -154,10 +154,13 @@ def density_analysis(traj: dict, mobile_ion: str, temperature_K: float, spacing_
                      ) -> tuple[dict, dict]:
     """The mobile ion's density on a grid of ``spacing_A`` over the MD cell, its
     percolation (:func:`percolation`) and the grid for the volume file and the figure."""
+    from .errors import PhonionError
     from .geometry import symbols_of
 
     symbols = symbols_of(traj["numbers"])
     mobile = symbols == mobile_ion
+    if not mobile.any():
+        raise PhonionError(f"no {mobile_ion} atoms in the trajectory: no density")
     cell = np.asarray(traj["cell_A"], float)
     pos = np.asarray(traj["positions_A"], float)[:, mobile]  # unwrapped
     shape = grid_shape(cell, spacing_A)

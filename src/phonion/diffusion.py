@@ -272,16 +272,23 @@ def md_vibrational_msd(traj: dict, result: dict) -> float | None:
     mean square displacement of each ion about its time-averaged position, from the raw
     positions (the MD holds the centre of mass fixed, as the harmonic modes without the Γ
     translations do; the diffusion analysis's host-centre correction would add the host's
-    own vibration). When D is resolved, the vibrational offset c of MSD = c + 6Dt, which
-    levels off at 2⟨|u|²⟩ = 6⟨u_α²⟩."""
-    if result.get("diffusive"):
-        c = result.get("d_avg_intercept_A2")
-        return None if c is None else float(c) / 6.0
+    own vibration). When D is resolved, the vibrational offset c of D's fit MSD = c + 6Dt
+    (the vibrational part of the MSD levels off at 2⟨|u|²⟩ = 6⟨u_α²⟩): c/6, or None for
+    the seed000 estimator (no offset) or an offset that is not positive."""
     symbols = symbols_of(traj["numbers"])
     pos = np.asarray(traj["positions_A"], float)[:, symbols == result["mobile_ion"]]
     if len(pos) < 2:
         return None
-    return float(((pos - pos.mean(axis=0)) ** 2).mean())
+    if not result.get("diffusive"):
+        return float(((pos - pos.mean(axis=0)) ** 2).mean())
+    # diffusive: the vibrational offset of D's own fit (generalised least squares weighs
+    # the lags by their covariance; a plain line through the MSD is dominated by the noise
+    # of the long lags). It is of the host-centred positions (the host centre's own
+    # vibration, ~1/N_host of a host atom's, rides along); seed000 fits through the origin.
+    c = result.get("d_avg_intercept_A2")
+    if result.get("estimator") == "seed000" or c is None or c <= 0:
+        return None
+    return float(c) / 6.0
 
 
 def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
@@ -356,7 +363,12 @@ def analyze_trajectory(traj: dict, s: DiffusionSettings = DiffusionSettings(),
         from .anharmonic import anharmonic_descriptors
 
         T = target if target is not None else out["temperature_mean_K"]
-        if T:
+        if duration < s.min_duration_ps:
+            # the VDOS of a short run is resolved to 1/duration only (6.7 THz at 0.15 ps):
+            # its thermodynamics and mean frequencies would be descriptors of the window
+            out["anharmonic_reason"] = (f"run of {duration:.2f} ps < diffusion."
+                                        "min_duration_ps: VDOS not resolved")
+        elif T:
             out["anharmonic"], more = anharmonic_descriptors(traj, ion, float(T), symbols)
             arrays.update(more)
     if acoustic_cutoff_THz and out["vdos_centre_mobile_THz"]:

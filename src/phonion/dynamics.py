@@ -250,7 +250,10 @@ def rotation_diffusion_category(positions_A: np.ndarray, symbols: np.ndarray, mo
     rotation meaning C(t) at half the run below ``s.rotation_threshold`` (0.9) for some
     unit, diffusion a mobile-ion TMSD above ``s.diffusion_tmsd_A2`` (5 Å²: hops of ≥ 2.2 Å).
     No polyanions: no category."""
-    out: dict = {"mobile_tmsd_A2": tmsd_A2(positions_A[:, symbols == mobile])}
+    out: dict = {"mobile_tmsd_A2": tmsd_A2(positions_A[:, symbols == mobile]),
+                 "category_thresholds": {"rotation_C": s.rotation_threshold,
+                                         "diffusion_tmsd_A2": s.diffusion_tmsd_A2,
+                                         "melt_tmsd_A2": s.melt_tmsd_A2}}
     if not units:
         out["rotation_diffusion_category"] = None
         return out
@@ -316,7 +319,7 @@ def analyze_dynamics(traj: dict, s: DynamicsSettings) -> tuple[dict, dict]:
         # liquid of the same density (seed 002: > random = ions take over each other's sites)
         near = r_d < 1.0
         shell_d = _radial_grid(r_max_d, bin_a)[2]
-        rho = len(mobile) / abs(np.linalg.det(cell))
+        rho = (len(mobile) - 1) / abs(np.linalg.det(cell))  # the other ions: j ≠ i
         out["van_hove_distinct_within_1A"] = float((gd[:, near] * shell_d[near]).sum(axis=1)
                                                    .max())
         out["van_hove_distinct_within_1A_random"] = float(rho * 4.0 / 3.0 * np.pi)

@@ -20,7 +20,8 @@ from .stability_recheck import force_disagreement
 
 def committee_on_frames(frames: dict, calculator, s: MdCommitteeSettings,
                         log: Callable[[str], None] = print,
-                        snapshot_relative: float | None = None) -> dict:
+                        snapshot_relative: float | None = None,
+                        name: str | None = None) -> dict:
     """Forces of ``calculator`` (the second model) on ``frames``
     (:func:`phonion.formats.read_frames_with_forces`: positions Å, the first model's forces
     eV/Å, cell, numbers) and the disagreement of the two models (:func:`force_disagreement`:
@@ -42,7 +43,8 @@ def committee_on_frames(frames: dict, calculator, s: MdCommitteeSettings,
     rel = out["force_disagreement_relative"]
     out["extrapolating"] = bool(rel > s.extrapolating_above)
     T = frames["target_temperature_K"]
-    reason = (f"{s.backend}:{s.model} on {len(second)} of {frames['n_frames']} frames at "
+    name = name or f"{s.backend}:{s.model}"
+    reason = (f"{name} on {len(second)} of {frames['n_frames']} frames at "
               f"{T:g} K: forces differ by {out['force_disagreement_rms_meV_A']:.3g} meV/Å "
               f"RMS ({100 * rel:.0f} % of the forces)")
     if snapshot_relative:
@@ -52,7 +54,7 @@ def committee_on_frames(frames: dict, calculator, s: MdCommitteeSettings,
         reason += (f"; above stability_recheck.extrapolating_above = "
                    f"{s.extrapolating_above:g}: the models extrapolate in this MD")
     log(reason)
-    return {**out, "temperature_K": T, "second_model": f"{s.backend}:{s.model}",
+    return {**out, "temperature_K": T, "second_model": name,
             "frames": [int(i) for i in frames["frames"]], "status": "ok", "reason": reason}
 
 
@@ -62,10 +64,11 @@ def committee_on_frames_all(frames: dict, members: list[tuple[str, object]],
     """:func:`committee_on_frames` for the second model (the first of ``members``: (name,
     calculator) pairs) and every further one (``further_models`` in the result, each
     against the first model's forces); ``extrapolating`` when any of them is."""
-    out = committee_on_frames(frames, members[0][1], s, log, snapshot_relative)
+    out = committee_on_frames(frames, members[0][1], s, log, snapshot_relative,
+                              members[0][0])
     rows = []
     for name, calc in members[1:]:
-        res = committee_on_frames(frames, calc, s, log)
+        res = committee_on_frames(frames, calc, s, log, name=name)
         rows.append({"model": name, **{k: v for k, v in res.items()
                                        if k.startswith("force_disagreement")
                                        or k == "extrapolating"}})

@@ -33,7 +33,9 @@ def plot_density(arrays: dict, result: dict, title: str, base: str | Path) -> No
     barriers = ", ".join(
         f"{d}D {result[f'density_percolation_barrier_{d}d_eV']:.2f} eV" for d in (1, 2, 3)
         if result.get(f"density_percolation_barrier_{d}d_eV") is not None)
-    fig.suptitle(f"{title}: paths percolate in {result['density_dimensionality']}D"
+    dim = result["density_dimensionality"]
+    fig.suptitle(f"{title}: " + (f"paths percolate in {dim}D" if dim else
+                                 "no path through the cell in this run (0D)")
                  + (f" (barriers {barriers})" if barriers else ""), fontsize=10)
     _save(fig, base)
 
@@ -65,7 +67,7 @@ def plot_dynamics(arrays: dict, result: dict, title: str, base: str | Path) -> N
         elif name == "van_hove_distinct":
             r = arrays["van_hove/r_distinct_A"]
             gd = arrays["van_hove/G_d_A-3"]
-            rho = gd[:, len(r) // 2:].mean()  # the long-range level, for the ratio
+            rho = gd[:, len(r) // 2:].mean()  # the long-range level, (N − 1)/V
             for lag, g in zip(arrays["van_hove/lag_ps"], gd, strict=True):
                 ax.plot(r, g / rho, label=f"{lag:.2g} ps")
             ax.axhline(1.0, color="k", ls=":", lw=1)

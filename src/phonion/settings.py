@@ -246,6 +246,7 @@ class StabilityRecheckSettings(CalculatorSettings):
     relax_cell_filter: str = _from("relax.cell_filter", "frechet")
     relax_two_stage: bool = _from("relax.two_stage", False)
     relax_fix_symmetry: bool = _from("relax.fix_symmetry", True)
+    relax_on_symmetry_change: str = _from("relax.on_symmetry_change", "fail")
     relax_symprec: float = _from("relax.symprec", 0.01)
     displace_symprec: float = _from("phonons.symprec", 1e-3)
 
@@ -263,6 +264,7 @@ class StabilityRecheckSettings(CalculatorSettings):
                              max_steps=self.relax_max_steps, optimizer=self.relax_optimizer,
                              cell_filter=self.relax_cell_filter,
                              two_stage=self.relax_two_stage, fix_symmetry=self.relax_fix_symmetry,
+                             on_symmetry_change=self.relax_on_symmetry_change,
                              symprec=self.relax_symprec)
 
 

@@ -111,10 +111,11 @@ def own_cell(displace_result: dict, calculator, s: StabilityRecheckSettings,
 
 
 def mobile_msd_A2(ph, s: StabilityRecheckSettings) -> list[float]:
-    """Harmonic mean-square displacement of the mobile ion (Å², one value per
-    ``s.temperatures_K``) on the Γ-centred stability mesh: the same mesh for both models,
-    not converged in q (a few % low for every model alike, docs/phonons.md), so the ratio
-    of two models is what it is for."""
+    """Harmonic mean-square displacement ⟨u_α²⟩ of the mobile ion (Å², per direction and
+    mean over its atoms, as ``msd_mobile_mean_A2``; one value per ``s.temperatures_K``) on
+    the mesh of ``s.mesh_length_A``: the same mesh for both models, not converged in q (a
+    few % low for every model alike, docs/phonons.md), so the ratio of two models is what
+    it is for."""
     from .harmonic import mesh_numbers
     from .phonon_descriptors import mesh_msd
 
@@ -122,7 +123,7 @@ def mobile_msd_A2(ph, s: StabilityRecheckSettings) -> list[float]:
     if not mobile.any():
         return []
     tensor = mesh_msd(ph, mesh_numbers(ph, s.mesh_length_A), s.temperatures_K)
-    return [float(tensor[i][mobile].sum(axis=1).mean()) for i in range(len(s.temperatures_K))]
+    return [float(tensor[i][mobile].mean()) for i in range(len(s.temperatures_K))]
 
 
 def _fit_and_screen(ph, supercell: Atoms, listed: np.ndarray, calculator, reference: bool,
@@ -146,7 +147,8 @@ def _judge(name: str, calculator, displace_result: dict, sc: Atoms, listed: np.n
            log: Callable[[str], None], start: Atoms | None) -> dict:
     """One model of the committee: its forces on the first model's snapshots (the shared
     cell), the verdict there, and — with ``s.own_relaxation`` — at its own relaxed cell,
-    which is then its verdict. Raises :class:`RecheckFailed`."""
+    which is then its verdict; where its own cell cannot be had (:class:`RecheckFailed`)
+    the shared-cell verdict stands and ``own_relaxation_failed`` says why."""
     from .harmonic import phonopy_from_displace
 
     ph_shared = phonopy_from_displace(displace_result)
@@ -155,7 +157,14 @@ def _judge(name: str, calculator, displace_result: dict, sc: Atoms, listed: np.n
     out = {"name": name, "forces": fs, "shared": shared, "verdict": shared, "ph": ph_shared,
            "info": {}, "n_eval": len(listed) + int(reference)}
     if s.own_relaxation:
-        ph, sc_own, info = own_cell(displace_result, calculator, s, log, start)
+        try:
+            ph, sc_own, info = own_cell(displace_result, calculator, s, log, start)
+        except RecheckFailed as err:
+            # no own cell (its relaxation failed, or it found another arrangement): the
+            # verdict at the first model's cell stands, with the reason beside it
+            log(f"{name}: {err}; judged at the first model's cell")
+            out["info"] = {"own_relaxation_failed": str(err)}
+            return out
         _, st = _fit_and_screen(ph, sc_own, listed, calculator, reference, s, None)
         out.update(verdict=st, ph=ph, info=info)
         out["n_eval"] += len(listed) + int(reference) + info["own_relaxation_steps"]
@@ -253,11 +262,8 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
     for who, load in specs:
         if who != name:
             log(f"committee member {who}")
-        try:
-            members.append(_judge(who, load(), displace_result, sc, listed, reference, s,
-                                  basis_cache, log, start))
-        except RecheckFailed as err:
-            return {"second_model": name, "status": "failed", "reason": f"{who}: {err}"}
+        members.append(_judge(who, load(), displace_result, sc, listed, reference, s,
+                              basis_cache, log, start))
     second = members[0]
     fs, shared, st, ph2 = second["forces"], second["shared"], second["verdict"], second["ph"]
     out: dict = {"second_model": name, "own_relaxation": s.own_relaxation,
@@ -274,12 +280,15 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
         ("; agrees with the first model" if agree else
          f"; the first model says {'stable' if first_stable else 'unstable'} "
          f"({first['lowest_frequency_THz']:.2f} THz): the verdict depends on the model"))
-    if s.own_relaxation and shared["stable"] != st["stable"]:
+    if "own_relaxation_failed" in second["info"]:
+        reason += f" (at the first model's cell: {second['info']['own_relaxation_failed']})"
+    elif s.own_relaxation and shared["stable"] != st["stable"]:
         reason += (f" (at the first model's cell {shared['lowest_frequency_THz']:.2f} THz, "
                    f"{'stable' if shared['stable'] else 'unstable'}: the verdict depends on "
                    "the cell)")
     symbols = np.array(sc.get_chemical_symbols())
-    same_snapshots = first_forces is not None and np.allclose(
+    same_snapshots = first_forces is not None and len(first_forces.forces_eV_A) > 0 \
+        and np.allclose(
         first_forces.displacements_A[:len(fs.displacements_A)],
         fs.displacements_A[:len(first_forces.displacements_A)], atol=1e-8)
     if same_snapshots:

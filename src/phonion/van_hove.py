@@ -49,8 +49,9 @@ def van_hove_distinct(positions_A: np.ndarray, cell_A: np.ndarray, dt_ps: float,
     atoms (unwrapped, frames × atoms × 3): the density of the *other* atoms j ≠ i at time t
     around where atom i is at t + Δt, (1/(4πr² N)) ⟨Σ_i Σ_{j≠i} δ(r − |r_i(t+Δt) − r_j(t)|)⟩,
     all periodic images, averaged over up to ``max_origins`` evenly spaced time origins.
-    G_d → ρ = N/V at long range; G_d(r, 0) = ρ (N − 1)/N · g(r). A peak at r → 0 growing
-    with Δt is one ion arriving where another was (seed 002: concerted migration).
+    G_d → (N − 1)/V at long range (the other atoms only); G_d(r, 0) = (N − 1)/V · g(r).
+    A peak at r → 0 growing with Δt is one ion arriving where another was (seed 002:
+    concerted migration).
     ``r_max_A`` is capped at the cell's inscribed diameter (every pair among the 27 nearest
     images). Returns bin centres (Å), G_d (lags × bins, Å⁻³) and the r_max used."""
     x = np.asarray(positions_A, float)

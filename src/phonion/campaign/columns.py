@@ -56,6 +56,9 @@ def dynamics_columns(res: dict | None) -> dict:
         row["rotation_diffusion_category"] = res["rotation_diffusion_category"]
         row["polyanion_C_half_run_min"] = _float(res.get("polyanion_C_half_run_min"))
         row["mobile_tmsd_A2"] = _float(res.get("mobile_tmsd_A2"))
+        limits = res.get("category_thresholds") or {}
+        row["rotation_threshold_C"] = _float(limits.get("rotation_C"))
+        row["diffusion_threshold_tmsd_A2"] = _float(limits.get("diffusion_tmsd_A2"))
     if "van_hove_distinct_within_1A" in res:  # seed 002: ions taking each other's sites
         row["van_hove_distinct_within_1A"] = _float(res.get("van_hove_distinct_within_1A"))
         row["van_hove_distinct_within_1A_random"] = _float(

@@ -21,11 +21,23 @@ _VARIANT = re.compile(r"_(mean|max|min|voigt|reuss|hill|longitudinal|transverse|
 _ALIASES = {"st_number_density_per_A3": "st_volume_per_atom_A3"}
 
 
+#: Seed 003's MD-VDOS descriptors of one set of atoms (all, host, mobile) are functionals of
+#: one spectrum at one temperature: E, F, S, C_V (F = E − TS) and the moments (mean
+#: frequencies, Debye temperature) move together by construction.
+_VDOS = re.compile(r"^an_(?:(?:e_vib|f_vib|s_vib|cv)_(all|host|mobile)_(?:meV|kB)_atom"
+                   r"|(?:mean_frequency|mean_frequency_30meV)_(all|host|mobile)_THz"
+                   r"|debye_temperature_(all|host|mobile)_K)$")
+
+
 def family(name: str) -> str:
     """The quantity of a descriptor column: ``ph_msd_mobile_mean_300K_A2`` and
     ``ph_msd_mobile_max_800K_A2`` → ``ph_msd_mobile_A2``; ``el_bulk_modulus_voigt_GPa``,
     ``el_bulk_modulus_reuss_GPa`` and ``el_bulk_modulus_GPa`` (Hill) → ``el_bulk_modulus_GPa``;
-    the number density → ``st_volume_per_atom_A3`` (its inverse)."""
+    the number density → ``st_volume_per_atom_A3`` (its inverse); the MD-VDOS
+    thermodynamics and frequency moments of one set of atoms → ``an_vdos_{set}``."""
+    m = _VDOS.match(name)
+    if m:
+        return f"an_vdos_{next(g for g in m.groups() if g)}"
     return _ALIASES.get(name) or _VARIANT.sub("", name)
 
 

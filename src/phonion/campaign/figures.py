@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from ..plots import _save  # noqa: E402
 from .families import representatives  # noqa: E402
@@ -306,9 +307,13 @@ def rotation_figure(table, model: dict, T: float | None, base: Path) -> bool:
         ax.scatter(rows["mobile_tmsd_A2"][sel], rows["polyanion_C_half_run_min"][sel],
                    c=colour, label=label, s=25)
     rot = model.get("rotation_classifier", {})
-    # the default thresholds of dynamics.rotation_threshold and dynamics.diffusion_tmsd_A2
-    ax.axhline(0.9, color="tab:red", ls=":", lw=1, label="C = 0.9 (default threshold)")
-    ax.axvline(5.0, color="tab:blue", ls=":", lw=1, label="TMSD = 5 Å² (default threshold)")
+    # the thresholds the runs were categorised with (dynamics.rotation_threshold,
+    # dynamics.diffusion_tmsd_A2; the defaults for results that do not record them)
+    c_max = float(rows.get("rotation_threshold_C", pd.Series([0.9])).fillna(0.9).iloc[0])
+    d_min = float(rows.get("diffusion_threshold_tmsd_A2", pd.Series([5.0])).fillna(5.0)
+                  .iloc[0])
+    ax.axhline(c_max, color="tab:red", ls=":", lw=1, label=f"C = {c_max:g}")
+    ax.axvline(d_min, color="tab:blue", ls=":", lw=1, label=f"TMSD = {d_min:g} Å²")
     ax.set(xscale="symlog", xlabel="mobile-ion TMSD at half the run (Å²)",
            ylabel="polyanion C(t) at half the run", title=f"(a) categories at {T:g} K")
     ax.legend(fontsize=7)

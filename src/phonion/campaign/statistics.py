@@ -173,18 +173,19 @@ def campaign_statistics(table, descriptors,
     ``s.n_bootstrap`` bootstrap resamples (seed ``s.seed``) and Benjamini–Hochberg at
     ``s.fdr_alpha``. Returns the result and the same numbers as long-form rows
     (correlations.csv)."""
-    from .table import materials_table
+    from .table import materials_table, per_material
 
     n_boot, seed, alpha = s.n_bootstrap, s.seed, s.fdr_alpha
     mats = materials_table(table)
-    data = {c: mats[c].to_numpy(float) for c in descriptors}
+    over_materials = per_material(descriptors)  # the MD-VDOS ones only against D, per T
+    data = {c: mats[c].to_numpy(float) for c in over_materials}
     gram = correlogram(data, n_boot, seed, alpha)
     rows = []
     for method in METHODS:
         m = gram[method]
-        for i, a in enumerate(descriptors):
-            for j in range(i + 1, len(descriptors)):
-                rows.append({"x": a, "y": descriptors[j], "method": method,
+        for i, a in enumerate(over_materials):
+            for j in range(i + 1, len(over_materials)):
+                rows.append({"x": a, "y": over_materials[j], "method": method,
                              "temperature_K": None,
                              **{k: m[k][i][j] for k in ("r", "p", "q", "ci95_low",
                                                          "ci95_high", "n", "significant")}})

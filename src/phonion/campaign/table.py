@@ -318,6 +318,15 @@ def descriptor_columns(table: pd.DataFrame, wanted: Iterable[str] = ()) -> list[
             and pd.to_numeric(table[c], errors="coerce").notna().any()]
 
 
+def per_material(columns: Iterable[str]) -> list[str]:
+    """The descriptors that belong to a material whatever the MD temperature: all but the
+    MD-VDOS (``an_``) ones, which are per temperature and enter only the analyses done at
+    one temperature (the correlations with D, the model), never the correlogram, PCA and
+    k-means over materials (one row per material: an ``an_`` value would be that of
+    whichever temperature comes first, and materials without MD would drop out of PCA)."""
+    return [c for c in columns if not c.startswith(ANHARMONIC_PREFIX)]
+
+
 def materials_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per material (its descriptors; the first row of each id)."""
     return table.drop_duplicates("id").reset_index(drop=True)

@@ -56,11 +56,18 @@ def campaign_clustering(a: argparse.Namespace) -> int:
     def body(ctx: Context) -> dict:
         from ..campaign.clustering import campaign_clustering as cluster
         from ..campaign.io import finite, write_rows
-        from ..campaign.table import analysed, descriptor_columns, materials_table, read_table
+        from ..campaign.table import (
+            analysed,
+            descriptor_columns,
+            materials_table,
+            per_material,
+            read_table,
+        )
 
         s = ctx.settings
         frame = analysed(read_table(a.table))
-        out, per = cluster(materials_table(frame), descriptor_columns(frame, s.descriptors), s)
+        out, per = cluster(materials_table(frame),
+                           per_material(descriptor_columns(frame, s.descriptors)), s)
         write_rows(ctx.outputs["csv"], per, ["id", "cluster", "PC1", "PC2", "PC3"])
         ctx.log(out.get("skipped") or f"k = {out['best_k']}, sizes {out.get('cluster_sizes')}")
         return finite(out)
