@@ -37,11 +37,12 @@ def _forceset(n: int, seed: int = 0, calc=None) -> ForceSet:
     return ForceSet(sc, u, forces, np.zeros((len(sc), 3)), energies)
 
 
-def test_only_single_fidelity_sevenn_is_tunable():
-    assert tunable("sevenn") == ""
-    for backend in ("chgnet", "mace", "fairchem", "rigid_ion"):
+def test_only_single_fidelity_sevenn_and_single_head_mace_are_tunable():
+    assert tunable("sevenn") == "" and tunable("mace") == ""
+    for backend in ("chgnet", "fairchem", "rigid_ion"):
         assert tunable(backend), backend
     assert "multi-fidelity" in tunable("sevenn", "PBE")
+    assert "multi-head" in tunable("mace", "omat")
 
 
 def test_split_holds_out_per_material_and_never_everything():

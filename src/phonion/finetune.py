@@ -19,8 +19,9 @@ ones, evaluated through the written model file with the campaign's own calculato
 (:func:`phonion.calculators.get_calculator`), not the trainer's internal numbers.
 
 Training uses SevenNet's own trainer (:class:`sevenn.train.trainer.Trainer`, its loss
-definitions and graph builder) from the base checkpoint; every epoch writes a resumable
-checkpoint, so a job killed at its wall time continues where it stopped.
+definitions and graph builder) from the base checkpoint, or MACE's (``mace_run_train
+--foundation_model``, :mod:`phonion.finetune_mace`) for a MACE campaign; every epoch writes
+a resumable checkpoint, so a job killed at its wall time continues where it stopped.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ NOT_TUNABLE = {
               "CHGNet dataset classes); use a SevenNet model for a fine-tuned campaign",
     "fairchem": "fairchem fine-tuning needs fairchem's own training stack (hydra configs, "
                 "the [train] extra); not wired into phonion",
-    "mace": "MACE fine-tuning (mace_run_train --foundation_model) is not wired into "
-            "phonion yet; use a SevenNet model for a fine-tuned campaign",
     "rigid_ion": "the rigid-ion test potential has no trainable parameters",
 }
 
 
 def tunable(backend: str, modal: str = "") -> str:
     """Why ``backend`` (with ``modal``) cannot be fine-tuned here; empty when it can."""
+    if backend == "mace":
+        return ("fine-tuning one head of a multi-head MACE model (calculator.modal = "
+                f"'{modal}') is not supported: use a single-head model" if modal else "")
     if backend != "sevenn":
         return NOT_TUNABLE.get(backend, f"backend '{backend}' cannot be fine-tuned here")
     if modal:
@@ -294,8 +296,19 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
     resume = model_out.with_name(model_out.name + ".resume")
     digest = data_digest(train, labels, s.to_json(), base.description.get("sha256", ""))
     t0 = time.process_time()
-    history = train_sevenn(base_path, train, labels, held, s, model_out, resume, digest,
-                           device, log)
+    if s.backend == "mace":  # MACE's own trainer, in a subprocess (phonion.finetune_mace)
+        from .finetune_mace import train_mace
+
+        c0 = os.times()
+        held_labels = energy_labels(held, at(base_fs, held, "energies_eV"))
+        history = train_mace(base_path, train, labels, held, held_labels, s, model_out,
+                             digest, device, log)
+        c1 = os.times()
+        t0 -= (c1.children_user + c1.children_system) - (c0.children_user
+                                                          + c0.children_system)
+    else:
+        history = train_sevenn(base_path, train, labels, held, s, model_out, resume, digest,
+                               device, log)
     cpu_s = time.process_time() - t0
     tuned = get_calculator(s.backend, str(model_out), device, s.dtype)
     tuned_fs = model_forces(tuned.calculator, forcesets)
