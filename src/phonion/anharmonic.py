@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .correlations import vdos, vdos_centre, vdos_support_max
+from .correlations import spectrum, vacf_per_atom, vdos_centre, vdos_support_max
 
 #: h/k_B in K/THz and h in meV/THz
 H_OVER_KB_K_THZ = 47.99243073
@@ -56,13 +56,17 @@ def modes_per_atom(masses_amu: np.ndarray, subset: np.ndarray) -> float:
 
 
 def mass_weighted_vdos(velocities_A_ps: np.ndarray, dt_ps: float, masses_amu: np.ndarray,
-                       subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       subset: np.ndarray | None = None, acf: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """The phonon-DOS-like spectrum of the atoms in ``subset`` (default all; frequency THz,
     g integrating to :func:`modes_per_atom`): the mass-weighted velocity autocorrelation of
-    :func:`phonion.correlations.vdos`."""
+    :func:`phonion.correlations.vdos` (``acf``: the per-atom VACF when already at hand,
+    :func:`phonion.correlations.vacf_per_atom`)."""
     masses = np.asarray(masses_amu, float)
     subset = np.ones(len(masses), bool) if subset is None else np.asarray(subset, bool)
-    freq, g = vdos(np.asarray(velocities_A_ps)[:, subset], dt_ps, masses[subset])
+    if acf is None:
+        acf = vacf_per_atom(velocities_A_ps)
+    freq, g = spectrum(acf @ np.where(subset, masses, 0.0), dt_ps)
     return freq, modes_per_atom(masses, subset) * g
 
 
@@ -138,6 +142,7 @@ def anharmonic_descriptors(traj: dict, mobile_ion: str, temperature_K: float,
     mass-weighted VDOS; the host's Lindemann ratio. Returns the scalars and the spectra."""
     vel = np.asarray(traj["velocities_A_ps"], float)
     dt = float(traj["frame_dt_ps"])
+    acf = vacf_per_atom(vel)  # one FFT for every subset and weighting below
     if traj.get("masses_amu") is not None:
         masses = np.asarray(traj["masses_amu"], float)
     else:  # a trajectory dict without masses: the standard atomic masses of its elements
@@ -151,12 +156,12 @@ def anharmonic_descriptors(traj: dict, mobile_ion: str, temperature_K: float,
                        ("mobile", mobile)):
         if not sel.any():
             continue
-        freq, g_plain = vdos(vel[:, sel], dt)  # eq. 5
+        freq, g_plain = spectrum(acf @ sel.astype(float), dt)  # eq. 5
         top = vdos_support_max(freq, g_plain)
         out[f"mean_frequency_{label}_THz"] = vdos_centre(freq, g_plain, top)  # eq. 6
         out[f"mean_frequency_30meV_{label}_THz"] = vdos_centre(  # eq. 7
             freq, g_plain, min(NU_30MEV_THZ, top))
-        freq, g = mass_weighted_vdos(vel, dt, masses, sel)
+        freq, g = mass_weighted_vdos(vel, dt, masses, sel, acf)
         top = vdos_support_max(freq, g)
         for key, value in thermodynamics(freq, g, temperature_K, top).items():
             out[key.replace("_meV_atom", f"_{label}_meV_atom").replace(

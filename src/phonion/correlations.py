@@ -34,6 +34,25 @@ def msd(positions_A: np.ndarray) -> np.ndarray:
     return s1 - 2 * s2 / (n - np.arange(n))[:, None, None]
 
 
+def vacf_per_atom(velocities_A_ps: np.ndarray) -> np.ndarray:
+    """Velocity autocorrelation of every atom, summed over x, y, z and averaged over all
+    time origins by FFT ((frames, atoms), Å²/ps²): any weighted sum over atoms of it is the
+    VACF of those atoms (:func:`spectrum`)."""
+    v = np.asarray(velocities_A_ps, dtype=float)
+    n = v.shape[0]
+    return _autocorrelation(v).sum(axis=2) / (n - np.arange(n))[:, None]
+
+
+def spectrum(c: np.ndarray, dt_ps: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided power spectrum of an autocorrelation ``c`` (lags every ``dt_ps``), Hann
+    window, normalised to 1: (frequency THz, g)."""
+    n = len(c)
+    c = c * np.hanning(2 * n)[n:]
+    spec = np.abs(np.fft.rfft(np.concatenate([c, c[-1:0:-1]])))
+    freq = np.fft.rfftfreq(2 * n - 1, d=dt_ps)  # 1/ps = THz
+    return freq, spec / np.trapezoid(spec, freq)
+
+
 def vdos(velocities_A_ps: np.ndarray, dt_ps: float, masses_amu: np.ndarray | None = None
          ) -> tuple[np.ndarray, np.ndarray]:
     """Vibrational DOS from the velocity autocorrelation (frequency THz, g normalised to 1).
@@ -41,16 +60,9 @@ def vdos(velocities_A_ps: np.ndarray, dt_ps: float, masses_amu: np.ndarray | Non
     VACF by FFT over all time origins and atoms (mass-weighted when ``masses_amu`` is
     given), Hann window, one-sided power spectrum.
     """
-    v = np.asarray(velocities_A_ps, dtype=float)
-    n = v.shape[0]
-    acf = _autocorrelation(v)  # (n, atoms, 3)
-    w = np.ones(v.shape[1]) if masses_amu is None else np.asarray(masses_amu, float)
-    c = np.einsum("tai,a->t", acf, w) / (n - np.arange(n))
-    c = c * np.hanning(2 * n)[n:]
-    spec = np.abs(np.fft.rfft(np.concatenate([c, c[-1:0:-1]])))
-    freq = np.fft.rfftfreq(2 * n - 1, d=dt_ps)  # 1/ps = THz
-    spec /= np.trapezoid(spec, freq)
-    return freq, spec
+    acf = vacf_per_atom(velocities_A_ps)
+    w = np.ones(acf.shape[1]) if masses_amu is None else np.asarray(masses_amu, float)
+    return spectrum(acf @ w, dt_ps)
 
 
 def vdos_support_max(freq_THz: np.ndarray, g: np.ndarray, floor: float = 0.01,

@@ -217,23 +217,31 @@ class StabilitySettings(CalculatorSettings):
 
 
 @dataclass(frozen=True)
-class StabilityRecheckSettings(CalculatorSettings):
-    """The stability screen again with a second MLP on the same displaced supercells
-    (config ``stability_recheck``): which instabilities depend on the model."""
+class CommitteeSettings(CalculatorSettings):
+    """The committee's models (config ``stability_recheck``): the second model, further
+    ones of its backend, and the disagreement that flags ``extrapolating``; shared by the
+    re-check of the phonon screen and the committee on MD frames."""
 
     SECTION: ClassVar[str] = "stability_recheck"
     backend: str = _from("stability_recheck.backend", "sevenn")
     model: str = _from("stability_recheck.model", "7net-l3i5")
     dtype: str = _from("stability_recheck.dtype", "float64")
     modal: str = _from("stability_recheck.modal", "")
-    #: relative force disagreement of the two models above which the material is flagged
+    #: more models of the same backend in the committee ("model" or "model:modal")
+    further_models: tuple[str, ...] = _from("stability_recheck.further_models", ())
+    #: relative force disagreement of two models above which the material is flagged
     #: ``extrapolating`` (calibrated against CP2K and VASP: docs/relax.md)
     extrapolating_above: float = _from("stability_recheck.extrapolating_above", 0.15)
+
+
+@dataclass(frozen=True)
+class StabilityRecheckSettings(CommitteeSettings):
+    """The stability screen again with a second MLP on the same displaced supercells
+    (config ``stability_recheck``): which instabilities depend on the model."""
+
     #: relax the cell with the second model before its verdict (a verdict near the
     #: tolerance depends on the cell as much as on the model: docs/relax.md)
     own_relaxation: bool = _from("stability_recheck.own_relaxation", True)
-    #: more models of the same backend in the committee ("model" or "model:modal")
-    further_models: tuple[str, ...] = _from("stability_recheck.further_models", ())
     tolerance_THz: float = _from("phonons.stability_tolerance_THz", 0.1)
     mesh_length_A: float = _from("phonons.stability_mesh_length_A", 30.0)
     band_points: int = _from("phonons.band_points", 51)
@@ -269,18 +277,11 @@ class StabilityRecheckSettings(CalculatorSettings):
 
 
 @dataclass(frozen=True)
-class MdCommitteeSettings(CalculatorSettings):
-    """The second model of ``stability_recheck`` on frames of each MD run
-    (``stability_recheck.md_frames``): the committee on MD configurations."""
+class MdCommitteeSettings(CommitteeSettings):
+    """The committee's models on frames of each MD run (``stability_recheck.md_frames``):
+    the committee on MD configurations."""
 
-    SECTION: ClassVar[str] = "stability_recheck"
-    backend: str = _from("stability_recheck.backend", "sevenn")
-    model: str = _from("stability_recheck.model", "7net-l3i5")
-    dtype: str = _from("stability_recheck.dtype", "float64")
-    modal: str = _from("stability_recheck.modal", "")
     n_frames: int = _from("stability_recheck.md_frames", 10)
-    further_models: tuple[str, ...] = _from("stability_recheck.further_models", ())
-    extrapolating_above: float = _from("stability_recheck.extrapolating_above", 0.15)
 
 
 @dataclass(frozen=True)

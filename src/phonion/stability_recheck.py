@@ -127,23 +127,25 @@ def mobile_msd_A2(ph, s: StabilityRecheckSettings) -> list[float]:
 
 
 def _fit_and_screen(ph, supercell: Atoms, listed: np.ndarray, calculator, reference: bool,
-                    s: StabilityRecheckSettings, cache: Path | None):
+                    s: StabilityRecheckSettings, basis=None):
     """Forces of ``calculator`` on the patterns ``listed`` on ``supercell``, their symfc fc2
-    (set on ``ph``) and the stability verdict. Returns (forces, verdict dict)."""
+    (set on ``ph``; ``basis``: the supercell's symfc basis, built when None) and the
+    stability verdict. Returns (forces, verdict dict)."""
     from .displace import symfc_basis
     from .fit_ifc import fit_symfc
     from .forces import compute_forces
     from .stability import assess_stability
 
     fs = compute_forces(supercell, listed, calculator, reference=reference)
-    basis = symfc_basis(supercell, cache=cache)
+    if basis is None:
+        basis = symfc_basis(supercell)
     ph.force_constants = fit_symfc(ph, fs.displacements_A, fs.forces_eV_A, basis=basis)
     st, _ = assess_stability(ph, s)
     return fs, st
 
 
 def _judge(name: str, calculator, displace_result: dict, sc: Atoms, listed: np.ndarray,
-           reference: bool, s: StabilityRecheckSettings, basis_cache: Path | None,
+           reference: bool, s: StabilityRecheckSettings, basis,
            log: Callable[[str], None], start: Atoms | None) -> dict:
     """One model of the committee: its forces on the first model's snapshots (the shared
     cell), the verdict there, and — with ``s.own_relaxation`` — at its own relaxed cell,
@@ -152,8 +154,7 @@ def _judge(name: str, calculator, displace_result: dict, sc: Atoms, listed: np.n
     from .harmonic import phonopy_from_displace
 
     ph_shared = phonopy_from_displace(displace_result)
-    fs, shared = _fit_and_screen(ph_shared, sc, listed, calculator, reference, s,
-                                 basis_cache)
+    fs, shared = _fit_and_screen(ph_shared, sc, listed, calculator, reference, s, basis)
     out = {"name": name, "forces": fs, "shared": shared, "verdict": shared, "ph": ph_shared,
            "info": {}, "n_eval": len(listed) + int(reference)}
     if s.own_relaxation:
@@ -165,7 +166,7 @@ def _judge(name: str, calculator, displace_result: dict, sc: Atoms, listed: np.n
             log(f"{name}: {err}; judged at the first model's cell")
             out["info"] = {"own_relaxation_failed": str(err)}
             return out
-        _, st = _fit_and_screen(ph, sc_own, listed, calculator, reference, s, None)
+        _, st = _fit_and_screen(ph, sc_own, listed, calculator, reference, s)
         out.update(verdict=st, ph=ph, info=info)
         out["n_eval"] += len(listed) + int(reference) + info["own_relaxation_steps"]
     return out
@@ -175,8 +176,11 @@ def _agrees(first_stable, member: dict) -> bool | None:
     return None if first_stable is None else first_stable == member["verdict"]["stable"]
 
 
-def _further(member: dict, first_stable, first_forces, symbols, first_msd, s) -> dict:
-    """The summary of a further committee member for the result."""
+def _member_row(member: dict, first_stable, first_forces, symbols, first_msd, s) -> dict:
+    """What one committee member says beside the first model: its verdict, its force
+    disagreement with the first model on the same snapshots (with ``first_forces``) and
+    the ratio of the harmonic mobile-ion MSDs when both call the material stable
+    (``first_msd``: the first model's); ``msd_mobile_A2``: its own MSDs, for the reason."""
     st = member["verdict"]
     row = {"model": member["name"], "stable": st["stable"],
            "lowest_frequency_THz": st["lowest_frequency_THz"],
@@ -189,6 +193,7 @@ def _further(member: dict, first_stable, first_forces, symbols, first_msd, s) ->
                                       member["forces"].forces_eV_A[:n], symbols))
     if first_msd and st["stable"]:
         msd = mobile_msd_A2(member["ph"], s)
+        row["msd_mobile_A2"] = msd
         row["msd_mobile_ratio_by_temperature_K"] = {
             f"{T:g}": b / a for T, a, b in zip(s.temperatures_K, first_msd, msd, strict=True)}
     return row
@@ -248,7 +253,8 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
 
     sc = atoms_from_dict(displace_result["supercell"])
     listed = np.asarray(displace_result["displacements_A"])[:displace_result["n_snapshots"]]
-    n_free = free_parameters(symfc_basis(sc, cache=basis_cache))[2]
+    basis = symfc_basis(sc, cache=basis_cache)  # every member's shared-cell fit uses it
+    n_free = free_parameters(basis)[2]
     n_eq = independent_equations(listed)
     if n_eq < n_free:
         return {"status": "failed", "reason": (
@@ -263,9 +269,9 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
         if who != name:
             log(f"committee member {who}")
         members.append(_judge(who, load(), displace_result, sc, listed, reference, s,
-                              basis_cache, log, start))
+                              basis, log, start))
     second = members[0]
-    fs, shared, st, ph2 = second["forces"], second["shared"], second["verdict"], second["ph"]
+    fs, shared, st = second["forces"], second["shared"], second["verdict"]
     out: dict = {"second_model": name, "own_relaxation": s.own_relaxation,
                  "shared_cell_stable": shared["stable"],
                  "shared_cell_lowest_frequency_THz": shared["lowest_frequency_THz"],
@@ -291,35 +297,34 @@ def recheck(displace_result: dict, first: dict, s: StabilityRecheckSettings,
         and np.allclose(
         first_forces.displacements_A[:len(fs.displacements_A)],
         fs.displacements_A[:len(first_forces.displacements_A)], atol=1e-8)
+    msd1 = []
+    if first_fc2 is not None and first_stable:
+        msd1 = mobile_msd_A2(phonopy_from_displace(displace_result, first_fc2), s)
+    rows = [_member_row(m, first_stable, first_forces if same_snapshots else None, symbols,
+                        msd1, s) for m in members]
+    row2 = rows[0]
     if same_snapshots:
-        n = min(len(first_forces.forces_eV_A), len(fs.forces_eV_A))
-        out.update(force_disagreement(first_forces.forces_eV_A[:n], fs.forces_eV_A[:n],
-                                      symbols))
+        out.update({k: v for k, v in row2.items() if k.startswith("force_disagreement")})
         rel = out["force_disagreement_relative"]
         out["extrapolating"] = bool(rel > s.extrapolating_above)
         reason += (f"; forces differ by {out['force_disagreement_rms_meV_A']:.2g} "
                    f"meV/Å RMS ({100 * rel:.0f} % of the forces)")
-    msd1 = []
-    if first_fc2 is not None and first_stable:
-        msd1 = mobile_msd_A2(phonopy_from_displace(displace_result, first_fc2), s)
-    if msd1 and st["stable"]:
-        msd2 = mobile_msd_A2(ph2, s)
-        out["msd_mobile_ratio_by_temperature_K"] = {
-            f"{T:g}": b / a for T, a, b in zip(s.temperatures_K, msd1, msd2, strict=True)}
+    if "msd_mobile_ratio_by_temperature_K" in row2:
+        out["msd_mobile_ratio_by_temperature_K"] = row2["msd_mobile_ratio_by_temperature_K"]
+        msd2 = row2["msd_mobile_A2"]
         hot = max(range(len(msd1)), key=lambda i: s.temperatures_K[i])
         reason += (f"; {s.mobile_ion} MSD {msd2[hot]:.3f} vs {msd1[hot]:.3f} Å² at "
                    f"{s.temperatures_K[hot]:g} K")
     dependent = None if agree is None else not agree
     if len(members) > 1:
-        rows = [_further(m, first_stable, first_forces if same_snapshots else None, symbols,
-                         msd1, s) for m in members[1:]]
-        out["further_models"] = rows
+        further = [{k: v for k, v in r.items() if k != "msd_mobile_A2"} for r in rows[1:]]
+        out["further_models"] = further
         if same_snapshots:
             out.update(committee_spread(first_forces, members, first))
-            worst = max(r["force_disagreement_relative"] for r in rows)
+            worst = max(r["force_disagreement_relative"] for r in further)
             out["extrapolating"] = bool(out["extrapolating"]
                                         or worst > s.extrapolating_above)
-        differ = [r["model"] for r in rows if r["verdict_differs"]]
+        differ = [r["model"] for r in further if r["verdict_differs"]]
         if dependent is not None:
             dependent = dependent or bool(differ)
         reason += (f"; committee of {len(members) + 1}"

@@ -9,6 +9,7 @@ import math
 
 
 def _float(value) -> float:
+    """A finite float, or NaN for anything else (the table's one conversion)."""
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..formats import read_result
 from ..status import material_of, material_status
-from .columns import aimd_columns, dynamics_columns, md_committee_columns
+from .columns import _float, aimd_columns, dynamics_columns, md_committee_columns
 
 #: Flags of a diffusion result that make its D no diffusion coefficient.
 FLAGS = ("too_short", "melted")
@@ -71,14 +71,6 @@ def collect(result_files: Iterable[str | Path]) -> dict[str, list[dict]]:
 
 def _ok(res: dict | None) -> bool:
     return bool(res) and res.get("status") == "ok"
-
-
-def _float(value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return v if math.isfinite(v) else math.nan
 
 
 def material_row(results: list[dict]) -> dict:
