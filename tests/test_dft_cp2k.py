@@ -240,6 +240,18 @@ def test_relax_positions(tmp_path):
     shift = relaxed.positions[0] - relaxed.positions[1] - (sc.positions[0] - sc.positions[1])
     assert np.abs(shift).max() < 0.01
     np.testing.assert_allclose(relaxed.cell[:], sc.cell[:])
+    # every BFGS step with its forces and energy (fine-tuning data): a static run on one
+    # step's positions gives that step's forces and energy (an independent route)
+    path = engine.read_relax_path(tmp_path)
+    assert len(path["steps"]) >= 2 and path["symbols"] == at.get_chemical_symbols()
+    np.testing.assert_allclose(path["positions_A"][-1], relaxed.positions, atol=1e-9)
+    k = 1
+    step = at.copy()
+    step.positions = path["positions_A"][k]
+    forces, energy = _static(step, tmp_path / "static", s)
+    np.testing.assert_allclose(path["forces_eV_A"][k], forces, atol=1e-4)
+    assert path["energies_eV"][k] == pytest.approx(energy, abs=1e-5)
+    assert path["energies_eV"][-1] <= path["energies_eV"][0]
 
 
 def test_cell_relax_runs_and_unconverged_is_failed(tmp_path):
@@ -258,6 +270,17 @@ def test_cell_relax_runs_and_unconverged_is_failed(tmp_path):
     assert (tmp_path / f"{cp2k.PROJECT}-1.cell").is_file()
     with pytest.raises(DFTRunFailed):
         cp2k.read_relaxed(tmp_path)
+    # the step's own cell, forces and energy: a static run at that cell gives them
+    path = cp2k.read_relax_path(tmp_path)
+    assert len(path["steps"]) == 1
+    cell = path["cells_A"][0]
+    assert abs(np.linalg.det(cell) / prim.get_volume() - 1) > 1e-3  # the cell moved
+    step = prim.copy()
+    step.set_cell(cell)
+    step.positions = path["positions_A"][0]
+    forces, energy = _static(step, tmp_path / "static", _settings())
+    np.testing.assert_allclose(path["forces_eV_A"][0], forces, atol=1e-4)
+    assert path["energies_eV"][0] == pytest.approx(energy, abs=1e-5)
 
 
 def test_command_and_settings_errors(tmp_path):

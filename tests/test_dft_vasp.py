@@ -479,7 +479,47 @@ def test_relaxed_structure_comes_back_in_input_order(tmp_path, monkeypatch):
     np.testing.assert_allclose(relaxed.get_scaled_positions(wrap=False),
                                final.frac_coords[perm], atol=1e-12)
     assert relaxed.info["energy_eV"] == pytest.approx(-216.82820693, abs=1e-8)
+    # every ionic step with its forces (fine-tuning data), in the input order: the real
+    # vasprun's forces are FORCE_SETS's first displacement
+    from phonopy.file_IO import parse_FORCE_SETS
+
+    ref = parse_FORCE_SETS(filename=str(FD / "FORCE_SETS"))["first_atoms"][0]["forces"]
+    path = engine.read_relax_path(run)
+    assert list(path["steps"]) == [1, 2, 3]
+    assert path["symbols"] == atoms[perm].get_chemical_symbols()
+    np.testing.assert_allclose(path["positions_A"][-1], relaxed.positions, atol=1e-9)
+    for k in range(3):
+        np.testing.assert_allclose(path["forces_eV_A"][k], np.asarray(ref)[perm], atol=1e-6)
+        np.testing.assert_allclose(path["cells_A"][k], final.lattice.matrix, atol=1e-12)
+    np.testing.assert_allclose(path["energies_eV"], -216.82820693, atol=1e-8)
     # a relaxation that used all its steps is failed, not read
     md_vasprun(run, 3, 3, ibrion=2)
     with pytest.raises(DFTRunFailed, match="relaxation not converged"):
         engine.read_relaxed(run)
+
+
+def test_aimd_frames_carry_the_forces_of_vasprun(tmp_path):
+    """An AIMD run folder (XDATCAR every step, NBLOCK 1): vasprun.xml holds the forces of
+    every ionic step, which the trajectory keeps as DFT forces (fine-tuning data,
+    ``finetune.aimd_frames``); here 3 real ionic steps, whose forces are FORCE_SETS's first
+    displacement. A vasprun.xml that stops short of the XDATCAR gives no forces."""
+    from ase.io import write
+    from phonopy.file_IO import parse_FORCE_SETS
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.vasp import Vasprun
+
+    md_vasprun(tmp_path, 3, 3)
+    st = Vasprun(tmp_path / "vasprun.xml", parse_potcar_file=False).final_structure
+    frame = AseAtomsAdaptor.get_atoms(st)
+    write(tmp_path / "XDATCAR", [frame] * 3, format="vasp-xdatcar")
+    (tmp_path / "INCAR").write_text("IBRION = 0\nPOTIM = 1.5\nNBLOCK = 1\nTEBEG = 800\n"
+                                    "NSW = 3\n")
+    traj = vasp.read_trajectory(tmp_path)
+    ref = np.asarray(parse_FORCE_SETS(filename=str(FD / "FORCE_SETS"))["first_atoms"][0][
+        "forces"])
+    assert traj["forces_eV_A"].shape == (3, 64, 3)
+    np.testing.assert_allclose(traj["forces_eV_A"], np.broadcast_to(ref, (3, 64, 3)),
+                               atol=1e-6)
+    np.testing.assert_allclose(traj["potential_energy_eV"], -216.82820693, atol=1e-8)
+    md_vasprun(tmp_path, 2, 3)  # vasprun.xml behind the XDATCAR
+    assert "forces_eV_A" not in vasp.read_trajectory(tmp_path)

@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
+from phonion import formats
+
 from conftest import CP2K as BINARY
 from conftest import DEMO, RIGID, needs_cp2k, snakemake
 
@@ -245,6 +247,24 @@ def test_relax_engine_cp2k_through_snakemake(tmp_path):
     disp = json.loads((tmp_path / target).read_text())
     assert disp["status"] == "ok" and disp["n_atoms_supercell"] in (8, 16)
 
+    # the relaxation path with CP2K's forces per step (fine-tuning data): NaCl on its sites
+    path = formats.read_arrays(tmp_path / "results/materials/NaCl/relax/relax_path.h5")
+    assert res["relax_path_steps"] == len(path["steps"]) >= 1
+    assert path["forces_eV_A"].shape == (len(path["steps"]), 2, 3)
+    assert np.abs(path["forces_eV_A"]).max() < 0.02  # eV/Å: no force on a rock-salt site
+
     snakemake(tmp_path, "--cores", "2", target, "--forcerun", "dft_relax")
     res = json.loads((tmp_path / "results/materials/NaCl/relax/relax.json").read_text())
     assert res["status"] == "ok" and res["reused"] is True
+
+    # fine-tuning with a DFT relax engine: its steps are training data, and the re-screen
+    # "NaCl+finetuned" relaxes with the fine-tuned MLP (the CP2K relaxation is NaCl's)
+    config = {**config, "calculator": {"backend": "sevenn", "model": "7net-0"},
+              "dft": {**config["dft"], "validate": ["NaCl"]},
+              "finetune": {"enabled": True, "rescreen": ["NaCl"]}}
+    dry = snakemake(tmp_path, "-n", "-p", "--forceall",
+                    "results/materials/NaCl+finetuned/relax/relax.json", config=config)
+    out = dry.stdout
+    assert "--relax-paths results/materials/NaCl/relax/relax_path.h5" in out
+    assert "phonion relax --intake results/materials/NaCl+finetuned" in out
+    assert "dft_relax --intake results/materials/NaCl+finetuned" not in out

@@ -71,15 +71,17 @@ def test_energy_labels_keep_dft_differences_and_the_model_zero():
 
 
 def test_reasons_to_stop(tmp_path):
-    from phonion.finetune import finetune
+    from phonion.finetune import dft_frames, finetune
 
     s = FinetuneSettings(backend="rigid_ion", model="")
-    out, arrays = finetune({"A": _forceset(8)}, s, tmp_path / "m.pth", log=lambda m: None)
+    out, arrays = finetune(dft_frames({"A": _forceset(8)}), s, tmp_path / "m.pth",
+                           log=lambda m: None)
     assert out["status"] == "skipped" and "no trainable" in out["reason"] and not arrays
     s = FinetuneSettings(min_snapshots=4)
-    out, _ = finetune({"A": _forceset(3)}, s, tmp_path / "m.pth", log=lambda m: None)
+    out, _ = finetune(dft_frames({"A": _forceset(3)}), s, tmp_path / "m.pth",
+                      log=lambda m: None)
     assert out["status"] == "skipped" and "fewer than finetune.min_snapshots" in out["reason"]
-    out, _ = finetune({m: _forceset(1) for m in "ABCD"}, s, tmp_path / "m.pth",
+    out, _ = finetune(dft_frames({m: _forceset(1) for m in "ABCD"}), s, tmp_path / "m.pth",
                       log=lambda m: None)
     assert out["status"] == "skipped" and "held out" in out["reason"]
 
@@ -232,15 +234,16 @@ def test_the_campaign_analyses_count_a_rescreened_material_once():
     assert head.startswith("**2 materials: 2 passed") and "1 screened again" in head
 
 
-def test_aimd_frames_join_the_training_data_with_their_dft_forces(tmp_path):
+def test_aimd_frames_and_relax_steps_join_the_training_data(tmp_path):
     """finetune.aimd_frames: frames of an AIMD run of a training material, with the forces
     and energies the AIMD printed, join its displaced snapshots as a group of their own
-    ("<id>@aimd<T>K"); an AIMD trajectory that kept no forces is left out with the reason."""
+    ("<id>@aimd<T>K"); an AIMD trajectory that kept no forces is left out with the reason.
+    finetune.relax_frames: steps of its DFT relaxation, each at its own cell ("<id>@relax")."""
     from ase.build import bulk
 
     from phonion.calculators import get_calculator
     from phonion.cli import main
-    from phonion.finetune import aimd_forcesets, dft_frames
+    from phonion.finetune import aimd_forcesets, dft_frames, relax_frames
 
     base = get_calculator("sevenn", "7net-0").calculator
     mat = tmp_path / "results/materials/A"
@@ -278,18 +281,46 @@ def test_aimd_frames_join_the_training_data_with_their_dft_forces(tmp_path):
     assert aimd_forcesets({"A@aimd900K": mat / "aimd/900K/trajectory.h5"}, 5,
                           said.append) == {}
     assert "keeps no DFT forces" in said[0]
-    # through the command: the AIMD frames are part of the training and held-out data
+    # a DFT cell relaxation of 7 steps (the cell shrinks 3 % → 0): each step at its own cell
+    cells = [sc.cell.array * (0.97 + 0.005 * k) for k in range(7)]
+    steps = []
+    for k, cell in enumerate(cells):
+        at = sc.copy()
+        at.set_cell(cell, scale_atoms=True)
+        at.positions += rng.normal(0, 0.02, at.positions.shape) * (6 - k) / 6
+        at.calc = base
+        steps.append((at.positions.copy(), 1.3 * at.get_forces(),
+                      -90.0 + at.get_potential_energy()))
+    (mat / "relax").mkdir()
+    formats.write_arrays(mat / "relax/relax_path.h5", {
+        "numbers": sc.numbers, "positions_A": np.array([p for p, _, _ in steps]),
+        "cells_A": np.array(cells), "forces_eV_A": np.array([f for _, f, _ in steps]),
+        "energies_eV": np.array([e for _, _, e in steps]), "steps": np.arange(1, 8)})
+    relaxed = relax_frames({"A@relax": mat / "relax/relax_path.h5"}, 4)
+    assert len(relaxed) == 4 and {f.info["material"] for f in relaxed} == {"A@relax"}
+    np.testing.assert_allclose(relaxed[0].cell[:], cells[0])  # first and last step kept,
+    np.testing.assert_allclose(relaxed[-1].cell[:], cells[-1])  # each at its own cell
+    np.testing.assert_allclose(relaxed[-1].arrays["dft_forces"], steps[-1][1])
+    assert relaxed[1].info["dft_energy"] == pytest.approx(steps[2][2])
+    # an MLP relaxation keeps no path (a flagged, empty file): left out, said why
+    formats.write_arrays(tmp_path / "empty.h5", {})
+    said = []
+    assert relax_frames({"B@relax": tmp_path / "empty.h5"}, 4, said.append) == []
+    assert "no steps with DFT forces" in said[0]
+    # through the command: the AIMD frames and the relaxation steps are part of the
+    # training and held-out data
     out = tmp_path / "finetune.json"
-    s = FinetuneSettings(epochs=1, batch_size=4, aimd_frames=6)
+    s = FinetuneSettings(epochs=1, batch_size=4, aimd_frames=6, relax_frames=5)
     rc = main(["finetune", "--dft-forces", str(mat / "dft_forces/dft_forces.json"),
                "--dft-forceset", str(mat / "dft_forces/forces.h5"),
                "--aimd-trajectories", str(mat / "aimd/800K/trajectory.h5"),
                str(mat / "aimd/900K/trajectory.h5"),
+               "--relax-paths", str(mat / "relax/relax_path.h5"),
                "--settings", s.to_json(), "--model-out", str(tmp_path / "model.pth"),
                "--arrays", str(tmp_path / "ft.h5"), "--figures", str(tmp_path / "figures"),
                "--out", str(out)])
     res = json.loads(out.read_text())
     assert rc == 0 and res["status"] == "ok", res.get("reason")
-    assert res["materials"] == ["A", "A@aimd800K"]
-    assert res["n_train"] + res["n_held_out"] == 6 + 6
+    assert res["materials"] == ["A", "A@aimd800K", "A@relax"]
+    assert res["n_train"] + res["n_held_out"] == 6 + 6 + 5
     assert any(m == "A@aimd800K" for m, _ in res["held_out"])

@@ -104,6 +104,36 @@ def aimd_forcesets(trajectories: Mapping[str, str | os.PathLike], n_frames: int,
     return out
 
 
+def relax_frames(paths: Mapping[str, str | os.PathLike], n_frames: int,
+                 log: Callable[[str], None] = print) -> list[Atoms]:
+    """``n_frames`` steps spread over each DFT relaxation path (key → ``relax_path.h5`` of
+    the ``relax`` stage with ``relax.engine: vasp | cp2k``), first and last included, as
+    training frames of the group ``key``: each with its own cell (a cell relaxation changes
+    it step by step), the DFT forces and energy of that step. The path's energies share one
+    protocol, so they get one reference in :func:`energy_labels`: the model learns the
+    energy differences along the relaxation, volume changes included. A path that holds no
+    frames (an MLP relaxation; a DFT run written before forces were printed) is left out,
+    with its reason in the log."""
+    from .formats import read_arrays
+
+    frames = []
+    for key, path in sorted(paths.items()):
+        arr = read_arrays(path)
+        if "forces_eV_A" not in arr or not len(arr["forces_eV_A"]):
+            log(f"left out {key}: the relaxation kept no steps with DFT forces")
+            continue
+        n = len(arr["forces_eV_A"])
+        picked = np.unique(np.linspace(0, n - 1, min(n, n_frames)).round().astype(int))
+        for k, i in enumerate(picked):
+            at = Atoms(arr["numbers"], positions=arr["positions_A"][i],
+                       cell=arr["cells_A"][i], pbc=True)
+            at.arrays["dft_forces"] = np.asarray(arr["forces_eV_A"][i], float)
+            at.info.update(dft_energy=float(arr["energies_eV"][i]), material=key,
+                           snapshot=k)
+            frames.append(at)
+    return frames
+
+
 def split(frames: list[Atoms], validation_fraction: float, seed: int
           ) -> tuple[list[Atoms], list[Atoms]]:
     """(train, held out): per material, ``round(fraction × n)`` snapshots (at least one
@@ -120,19 +150,16 @@ def split(frames: list[Atoms], validation_fraction: float, seed: int
     return train, held
 
 
-def model_forces(calculator, forcesets: Mapping[str, ForceSet]) -> dict[str, ForceSet]:
-    """``calculator`` on every snapshot of every material (no residual subtracted: the
-    forces of the configuration, as :func:`dft_frames` holds DFT's)."""
-    from .forces import compute_forces
-
-    return {m: compute_forces(fs.supercell, fs.displacements_A, calculator, log=None,
-                              reference=False) for m, fs in forcesets.items()}
-
-
-def at(evaluated: Mapping[str, ForceSet], frames: list[Atoms], what: str = "forces_eV_A"
-       ) -> list:
-    """The ``what`` array (forces eV/Å, energies eV) of each frame in ``evaluated``."""
-    return [getattr(evaluated[f.info["material"]], what)[f.info["snapshot"]] for f in frames]
+def evaluate(calculator, frames: list[Atoms]) -> tuple[list[np.ndarray], list[float]]:
+    """``calculator``'s forces (eV/Å) and energies (eV) on every frame, each at its own
+    cell (the displaced snapshots share one; relaxation steps do not)."""
+    forces, energies = [], []
+    for f in frames:
+        at = Atoms(f.numbers, positions=f.positions, cell=f.cell, pbc=True)
+        at.calc = calculator
+        forces.append(at.get_forces().copy())
+        energies.append(float(at.get_potential_energy()))
+    return forces, energies
 
 
 def force_errors(frames: list[Atoms], forces: list[np.ndarray]) -> dict:
@@ -260,26 +287,28 @@ def train_sevenn(base_checkpoint: Path, train: list[Atoms], labels: np.ndarray,
     return history
 
 
-def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
+def finetune(frames: list[Atoms], s, model_out: str | os.PathLike,
              device: str = "cpu", log: Callable[[str], None] = print
              ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Fine-tune the campaign model (``s.backend``/``s.model``) on ``forcesets`` (material →
-    DFT force set) and write it to ``model_out``. Returns the stage result: held-out force
-    errors of the base and the fine-tuned model, training history, data counts, and the new
-    model's hash; ``status: skipped`` with the reason when the model cannot be fine-tuned
-    or there are too few snapshots. Second: the held-out forces (eV/Å; ``dft``, ``base``,
+    """Fine-tune the campaign model (``s.backend``/``s.model``) on ``frames`` (DFT
+    configurations with ``arrays['dft_forces']``, ``info['dft_energy']``, ``material``: the
+    group, ``snapshot``; :func:`dft_frames`, :func:`relax_frames`) and write it to
+    ``model_out``. Returns the stage result: held-out force errors of the base and the
+    fine-tuned model, training history, data counts, and the new model's hash; ``status:
+    skipped`` with the reason when the model cannot be fine-tuned or there are too few
+    snapshots. Second: the held-out forces (eV/Å; ``dft``, ``base``,
     ``finetuned``, flattened) and the epoch curve, for the parity figure."""
     from .calculators import get_calculator, model_file
 
     why = tunable(s.backend, s.modal)
     if why:
         return {"status": "skipped", "reason": why}, {}
-    frames = dft_frames(forcesets)
     if len(frames) < s.min_snapshots:
         return {"status": "skipped",
                 "reason": f"{len(frames)} DFT snapshots, fewer than finetune.min_snapshots "
                           f"= {s.min_snapshots}: nothing to learn from (validate more "
                           "materials with dft.validate)"}, {}
+    groups = sorted({f.info["material"] for f in frames})
     train, held = split(frames, s.validation_fraction, s.seed)
     if not held:
         return {"status": "skipped", "reason": "no material has two or more DFT snapshots: "
@@ -287,10 +316,9 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
     base = get_calculator(s.backend, s.model, device, s.dtype)
     base_path = model_file(s.backend, s.model)
     log(f"{len(train)} training and {len(held)} held-out snapshots of "
-        f"{len(forcesets)} material(s); base model {s.model}")
-    base_fs = model_forces(base.calculator, forcesets)
-    base_train_f, base_held_f = at(base_fs, train), at(base_fs, held)
-    base_train_e = at(base_fs, train, "energies_eV")
+        f"{len(groups)} group(s); base model {s.model}")
+    base_train_f, base_train_e = evaluate(base.calculator, train)
+    base_held_f, base_held_e = evaluate(base.calculator, held)
     labels = energy_labels(train, base_train_e)
     model_out = Path(model_out)
     resume = model_out.with_name(model_out.name + ".resume")
@@ -300,7 +328,7 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
         from .finetune_mace import train_mace
 
         c0 = os.times()
-        held_labels = energy_labels(held, at(base_fs, held, "energies_eV"))
+        held_labels = energy_labels(held, base_held_e)
         history = train_mace(base_path, train, labels, held, held_labels, s, model_out,
                              digest, device, log)
         c1 = os.times()
@@ -311,8 +339,8 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
                                device, log)
     cpu_s = time.process_time() - t0
     tuned = get_calculator(s.backend, str(model_out), device, s.dtype)
-    tuned_fs = model_forces(tuned.calculator, forcesets)
-    tuned_train_f, tuned_held_f = at(tuned_fs, train), at(tuned_fs, held)
+    tuned_train_f, _ = evaluate(tuned.calculator, train)
+    tuned_held_f, _ = evaluate(tuned.calculator, held)
     resume.unlink(missing_ok=True)
     before, after = force_errors(held, base_held_f), force_errors(held, tuned_held_f)
     gain = 1 - after["rmse_meV_A"] / before["rmse_meV_A"]
@@ -327,7 +355,7 @@ def finetune(forcesets: Mapping[str, ForceSet], s, model_out: str | os.PathLike,
     return {
         "base_model": base.description, "model_file": str(model_out),
         "model_sha256": tuned.description["sha256"],
-        "materials": sorted(forcesets), "n_train": len(train), "n_held_out": len(held),
+        "materials": groups, "n_train": len(train), "n_held_out": len(held),
         "held_out": [[f.info["material"], int(f.info["snapshot"])] for f in held],
         "held_out_base": before, "held_out_finetuned": after,
         "train_base": force_errors(train, base_train_f),

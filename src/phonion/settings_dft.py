@@ -108,3 +108,5 @@ class FinetuneSettings(CalculatorSettings):
     min_snapshots: int = 4
     #: frames of each AIMD run of a training material added as training data (0: none)
     aimd_frames: int = 20
+    #: steps of each DFT relaxation (relax.engine vasp | cp2k) added as training data
+    relax_frames: int = 10

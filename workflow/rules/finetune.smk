@@ -21,6 +21,13 @@ if FINETUNE_ON:
             ]
             if FINETUNE["aimd_frames"]
             else [],
+            # DFT relaxation steps with their forces (finetune.relax_frames)
+            relax=[
+                stage_path("relax", "relax_path.h5").format(mid=m)
+                for m in sorted(FINETUNE_MATERIALS)
+            ]
+            if FINETUNE["relax_frames"] and config["relax"]["engine"] != "mlp"
+            else [],
         output:
             result=campaign_path("finetune/finetune.json"),
             model=FINETUNED_MODEL,
@@ -43,6 +50,7 @@ if FINETUNE_ON:
         shell:
             '"$PHONION_BACKEND_PYTHON" -m phonion finetune --dft-forces {input.results:q}'
             " --dft-forceset {input.forcesets:q} --aimd-trajectories {input.aimd:q}"
+            " --relax-paths {input.relax:q}"
             " --settings {params.settings:q}"
             ' --device "$PHONION_MD_DEVICE" --model-out {output.model:q} --arrays {output.arrays:q}'
             " --figures {output.figures:q} --out {output.result:q} > {log:q} 2>&1"

@@ -1,6 +1,12 @@
-if config["relax"]["engine"] == "mlp":
+# with a DFT relax.engine, the materials screened again with the fine-tuned model
+# ("<id>+finetuned") still relax with the MLP (the DFT relaxation is <id>'s, reused)
+if config["relax"]["engine"] == "mlp" or FINETUNE_ON:
 
     rule relax:
+        wildcard_constraints:
+            mid=r"[A-Za-z0-9][A-Za-z0-9._+-]*"
+            if config["relax"]["engine"] == "mlp"
+            else r"[A-Za-z0-9][A-Za-z0-9._+-]*\+finetuned",
         input:
             intake=stage_path("intake"),
         output:
@@ -21,7 +27,10 @@ if config["relax"]["engine"] == "mlp":
             ' --out {output.result:q} --poscar {output.poscar:q}'
             " > {log:q} 2>&1"
 
-else:
+if config["relax"]["engine"] != "mlp":
+    if FINETUNE_ON:
+
+        ruleorder: relax > dft_relax
 
     # relax.engine vasp | cp2k: the same outputs from one DFT run (MPI resources: profile)
     rule dft_relax:
@@ -29,6 +38,8 @@ else:
             intake=stage_path("intake"),
         output:
             **stage_outputs("relax"),
+            # every step with its DFT forces: training data of the finetune stage
+            path=stage_path("relax", "relax_path.h5"),
         log:
             stage_log("relax"),
         benchmark:
@@ -41,4 +52,5 @@ else:
         shell:
             '"$PHONION_PYTHON" -m phonion dft_relax --intake {input.intake:q} --settings {params.settings:q}'
             ' --workdir {params.workdir:q} --run-command="$PHONION_DFT_COMMAND" --gamma-command="$PHONION_DFT_GAMMA_COMMAND"'
-            ' --timeout-min="$PHONION_DFT_TIMEOUT_MIN" --out {output.result:q} --poscar {output.poscar:q} > {log:q} 2>&1'
+            ' --timeout-min="$PHONION_DFT_TIMEOUT_MIN" --out {output.result:q} --poscar {output.poscar:q}'
+            " --path {output.path:q} > {log:q} 2>&1"

@@ -63,7 +63,8 @@ COMMANDS = {
               {"--device": "cpu"}),
     "dft_relax": (dft_relax, "relax one material with the DFT engine of relax.engine",
                   ["--intake", "--poscar", "--workdir"],
-                  {"--run-command": "", "--gamma-command": "", "--timeout-min": ""}),
+                  {"--run-command": "", "--gamma-command": "", "--timeout-min": "",
+                   "--path": None}),
     "displace": (displace, "supercell and random displacements", ["--relax"], {}),
     "forces": (forces, "MLP forces on all displaced supercells", ["--displace", "--forceset"],
                {"--device": "cpu"}),
@@ -118,7 +119,7 @@ COMMANDS = {
                       {"--device": "cpu"}),
     "finetune": (finetune, "fine-tune the campaign model on the campaign's DFT forces",
                  ["--dft-forces", "--dft-forceset", "--model-out", "--arrays", "--figures"],
-                 {"--device": "cpu", "--aimd-trajectories": None}),
+                 {"--device": "cpu", "--aimd-trajectories": None, "--relax-paths": None}),
     "mlp_benchmark_table": (mlp_benchmark_table, "results/campaign/mlp_benchmark.csv "
                             "(not a stage)", ["--results", "--csv", "--summary", "--figure"], {}),
     "validation_table": (validation_table, "results/campaign/validation.csv (not a stage)",
@@ -148,7 +149,8 @@ COMMANDS = {
 #: (command, option) pairs that take a list of files.
 MANY_FILES = {("arrhenius", "--diffusion"), ("validation_table", "--results"),
               ("mlp_benchmark_table", "--results"), ("finetune", "--dft-forces"),
-              ("finetune", "--dft-forceset"), ("finetune", "--aimd-trajectories")}
+              ("finetune", "--dft-forceset"), ("finetune", "--aimd-trajectories"),
+              ("finetune", "--relax-paths")}
 
 
 def main(argv: list[str] | None = None) -> int:

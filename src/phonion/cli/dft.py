@@ -185,6 +185,7 @@ def finetune(a: argparse.Namespace) -> int:
     (:mod:`phonion.finetune`); a material whose DFT run failed is left out with its reason."""
 
     def body(ctx: Context) -> dict:
+        from ..finetune import dft_frames, relax_frames
         from ..finetune import finetune as run
         from ..plots import plot_finetune
 
@@ -213,7 +214,17 @@ def finetune(a: argparse.Namespace) -> int:
                 ctx.log(f"{sum(len(f.displacements_A) for f in more.values())} AIMD frames "
                         f"of {len(more)} run(s) added")
             forcesets = {**forcesets, **more}
-        out, arrays = run(forcesets, s, a.model_out, a.device, log=ctx.log)
+        frames = dft_frames(forcesets)
+        relax_paths = [p for p in (a.relax_paths or []) if p]
+        if s.relax_frames and relax_paths:
+            # results/materials/<id>/relax/relax_path.h5 -> "<id>@relax"
+            paths = {f"{Path(p).parents[1].name}@relax": p for p in relax_paths
+                     if Path(p).parents[1].name in forcesets}
+            more_frames = relax_frames(paths, s.relax_frames, ctx.log)
+            if more_frames:
+                ctx.log(f"{len(more_frames)} DFT relaxation steps added")
+            frames += more_frames
+        out, arrays = run(frames, s, a.model_out, a.device, log=ctx.log)
         if arrays:
             formats.write_arrays(ctx.outputs["arrays"], arrays)
             plot_finetune(arrays, out, str(Path(a.figures) / "finetune"))

@@ -82,7 +82,10 @@ def dft_relax(a: argparse.Namespace) -> int:
     the same request)."""
 
     def body(ctx: Context) -> dict:
+        from ase import Atoms
+
         from ..dft.relax import run_relax
+        from ..errors import InputRejected
         from ..relax import compare_symmetry, symmetry_change, symmetry_verdict
 
         s = ctx.settings
@@ -90,6 +93,19 @@ def dft_relax(a: argparse.Namespace) -> int:
         engine, protocol, run_protocol, kwargs = dft_run_setup(s, a)
         relaxed, record = run_relax(engine, protocol, atoms, a.workdir, kwargs, log=ctx.log,
                                     run_protocol=run_protocol)
+        path_steps = 0
+        if "path" in ctx.outputs:  # every step with its DFT forces: fine-tuning data
+            try:
+                path = engine.read_relax_path(a.workdir)
+            except InputRejected as exc:
+                ctx.log(f"no relaxation path kept: {exc}")
+            else:
+                formats.write_arrays(ctx.outputs["path"], {
+                    "numbers": Atoms(path["symbols"]).numbers,
+                    **{k: path[k] for k in ("positions_A", "cells_A", "forces_eV_A",
+                                            "energies_eV", "steps")}})
+                path_steps = len(path["steps"])
+                ctx.log(f"relaxation path: {path_steps} steps with DFT forces kept")
         sg0, sg1, superg = compare_symmetry(atoms, relaxed, s.symprec)
         status, reason = symmetry_verdict(sg0, sg1, superg, s.on_symmetry_change)
         if status == "ok":
@@ -107,11 +123,11 @@ def dft_relax(a: argparse.Namespace) -> int:
                 "spacegroup_initial": sg0[0], "spacegroup_number_initial": sg0[1],
                 "spacegroup_final": sg1[0], "spacegroup_number_final": sg1[1],
                 "symmetry_change": symmetry_change(sg0, sg1, superg),
-                "workdir": str(a.workdir), **record,
+                "workdir": str(a.workdir), "relax_path_steps": path_steps, **record,
                 "structure": formats.atoms_to_dict(relaxed)}
 
     return run_stage("relax", body, a.out, {"intake": a.intake}, settings_of(a),
-                     {"poscar": a.poscar})
+                     {"poscar": a.poscar, "path": a.path})
 
 
 def structure_descriptors(a: argparse.Namespace) -> int:

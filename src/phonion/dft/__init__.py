@@ -60,6 +60,10 @@ class DFTEngine(Protocol):
         """The relaxed structure of a checked relaxation, atoms in the order of the input,
         its energy (eV) in ``info["energy_eV"]``; :class:`DFTRunFailed` otherwise."""
 
+    def read_relax_path(self, directory: str | os.PathLike) -> dict:
+        """Every step of a relaxation with its DFT forces: ``symbols``, ``positions_A``,
+        ``cells_A``, ``forces_eV_A``, ``energies_eV``, ``steps`` (atoms in input order)."""
+
     def read_trajectory(self, directory: str | os.PathLike, **kwargs: Any) -> dict:
         """The AIMD trajectory of a run directory in :func:`~phonion.formats.read_trajectory`'s
         layout."""
@@ -98,6 +102,9 @@ class ModuleEngine:
 
     def read_relaxed(self, directory):
         return self.module.read_relaxed(directory)
+
+    def read_relax_path(self, directory):
+        return self.module.read_relax_path(directory)
 
     def read_trajectory(self, directory, **kwargs):
         return self.module.read_trajectory(directory, **kwargs)

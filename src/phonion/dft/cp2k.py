@@ -189,6 +189,20 @@ def read_forces(directory: str | os.PathLike) -> tuple[np.ndarray, float]:
     return np.asarray(rows) * FORCE_AU_EV_A, energy
 
 
+def _cells(directory: Path, meta: dict) -> dict[int, np.ndarray]:
+    """Optimiser step → cell (Å) of ``phonion-1.cell`` (CELL_OPT); {} for GEO_OPT."""
+    cfile = directory / f"{PROJECT}-1.cell"
+    if meta["settings"].get("relax_cell") and not cfile.is_file():
+        raise DFTRunFailed(directory, f"cell relaxation without {cfile.name}")
+    out = {}
+    if cfile.is_file():
+        for ln in cfile.read_text().splitlines():
+            row = ln.split()
+            if len(row) >= 11 and not ln.lstrip().startswith("#"):
+                out[int(row[0])] = np.asarray([float(v) for v in row[2:11]]).reshape(3, 3)
+    return out
+
+
 def read_relaxed(directory: str | os.PathLike) -> Atoms:
     """The relaxed structure of a checked relaxation: last frame of ``phonion-pos-1.xyz``
     with the last cell of ``phonion-1.cell`` (the input cell for GEO_OPT); the last total
@@ -199,19 +213,47 @@ def read_relaxed(directory: str | os.PathLike) -> Atoms:
         raise DFTRunFailed(directory, why)
     meta = _meta_of(directory)
     x = _xyz_frames(directory / f"{PROJECT}-pos-1.xyz")
-    cell = np.asarray(meta["cell_A"])
-    cfile = directory / f"{PROJECT}-1.cell"
-    if meta["settings"].get("relax_cell") and not cfile.is_file():
-        raise DFTRunFailed(directory, f"cell relaxation without {cfile.name}")
-    if cfile.is_file():
-        rows = [ln.split() for ln in cfile.read_text().splitlines()
-                if ln.strip() and not ln.lstrip().startswith("#")]
-        cell = np.asarray([float(v) for v in rows[-1][2:11]]).reshape(3, 3)
+    cells = _cells(directory, meta)
+    cell = cells[max(cells)] if cells else np.asarray(meta["cell_A"])
     atoms = Atoms(symbols=x.symbols, positions=x.xyz[-1], cell=cell, pbc=True)
     energies = _ENERGY.findall((directory / OUTPUT).read_text(errors="replace"))
     if energies:
         atoms.info["energy_eV"] = float(energies[-1]) * HARTREE_EV
     return atoms
+
+
+_STEP_ENERGY = re.compile(r"i\s*=\s*(\d+),\s*E\s*=\s*([-\d.Ee+]+)")
+
+
+def read_relax_path(directory: str | os.PathLike) -> dict:
+    """Every optimiser step of a relaxation with its DFT forces: ``symbols``,
+    ``positions_A`` (steps × atoms × 3), ``cells_A`` (steps × 3 × 3), ``forces_eV_A``,
+    ``energies_eV`` (the total energy of that configuration) and ``steps``. CP2K prints
+    positions, energy (xyz comment, Hartree), forces (``phonion-frc-1.xyz``, eV/Å) and,
+    for CELL_OPT, the cell at every step; a static run on a step's positions and cell gives
+    the same forces to 1e-5 eV/Å (tests/test_dft_cp2k.py). Steps without forces, energy or
+    cell are left out; :class:`~phonion.errors.InputRejected` when none is left (a run
+    written before the forces were printed)."""
+    directory = Path(directory)
+    meta = _meta_of(directory)
+    pos_path, frc_path = (directory / f"{PROJECT}-{k}-1.xyz" for k in ("pos", "frc"))
+    if not (pos_path.is_file() and frc_path.is_file()):
+        raise InputRejected(directory, f"no {pos_path.name} and {frc_path.name}: the "
+                            "relaxation printed no forces per step")
+    pos, frc = _xyz_frames(pos_path), _xyz_frames(frc_path)
+    energy = {int(m.group(1)): float(m.group(2)) * HARTREE_EV
+              for m in _STEP_ENERGY.finditer(pos_path.read_text(errors="replace"))}
+    cells = _cells(directory, meta)
+    fixed = None if meta["settings"].get("relax_cell") else np.asarray(meta["cell_A"])
+    steps = [int(k) for k in pos.steps if k in set(frc.steps.tolist()) and k in energy
+             and (fixed is not None or k in cells)]
+    if not steps:
+        raise InputRejected(directory, "no relaxation step with positions, forces and "
+                            "energy")
+    ip, jf = np.searchsorted(pos.steps, steps), np.searchsorted(frc.steps, steps)
+    return {"symbols": pos.symbols, "positions_A": pos.xyz[ip], "forces_eV_A": frc.xyz[jf],
+            "cells_A": np.array([fixed if fixed is not None else cells[k] for k in steps]),
+            "energies_eV": np.array([energy[k] for k in steps]), "steps": np.array(steps)}
 
 
 # --- AIMD continuation -----------------------------------------------------------------------

@@ -258,15 +258,27 @@ def write_relax(atoms: Atoms, directory: str | os.PathLike, settings: Cp2kSettin
     MAX_FORCE {s.relax_max_force_au:g}
     TYPE DIRECT_CELL_OPT
   &END CELL_OPT
-  &PRINT
-    &CELL
+"""
+    # every optimiser step's positions (default), forces and cell: the relaxation path with
+    # its DFT forces is training data for the fine-tuning (phonion.dft.cp2k.read_relax_path)
+    task = "CELL_OPT" if s.relax_cell else "GEO_OPT"
+    cell_print = """    &CELL
       &EACH
         CELL_OPT 1
       &END EACH
     &END CELL
-  &END PRINT
+""" if s.relax_cell else ""
+    prints = f"""  &PRINT
+    &FORCES
+      FORMAT XYZ
+      UNIT eV*angstrom^-1
+      &EACH
+        {task} 1
+      &END EACH
+    &END FORCES
+{cell_print}  &END PRINT
 """
-    motion = "&MOTION\n" + (cell if s.relax_cell else geo) + "&END MOTION\n"
+    motion = "&MOTION\n" + (cell if s.relax_cell else geo) + prints + "&END MOTION\n"
     _write(directory, _global("CELL_OPT" if s.relax_cell else "GEO_OPT", s)
            + _force_eval(atoms, s, stress=s.relax_cell) + motion, _meta(atoms, "relax", s))
 

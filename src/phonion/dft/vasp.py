@@ -206,6 +206,43 @@ def read_relaxed(directory: str | os.PathLike) -> Atoms:
     return atoms
 
 
+def read_relax_path(directory: str | os.PathLike) -> dict:
+    """Every ionic step of a VASP relaxation with its DFT forces (vasprun.xml: structure,
+    forces and free energy e_fr_energy of each step), atoms back in the order phonion wrote
+    them: ``symbols``, ``positions_A``, ``cells_A``, ``forces_eV_A``, ``energies_eV``,
+    ``steps`` (1-based ionic step). Steps without forces are left out;
+    :class:`~phonion.errors.InputRejected` when none is left or vasprun.xml is unreadable."""
+    from pymatgen.io.vasp import Vasprun
+
+    path = Path(directory) / "vasprun.xml"
+    try:
+        v = Vasprun(path, parse_potcar_file=False, parse_dos=False, parse_eigen=False,
+                    parse_projected_eigen=False)
+    except Exception as exc:  # noqa: BLE001 - pymatgen raises anything on a bad file
+        raise InputRejected(path, f"vasprun.xml not parseable ({s_one_line(exc)})") from None
+    order_file = Path(directory) / ORDER_FILE
+    order = (np.asarray(json.loads(order_file.read_text())["poscar_to_input"])
+             if order_file.is_file() else None)
+    keep = [k for k, st in enumerate(v.ionic_steps)
+            if np.asarray(st.get("forces", []), float).ndim == 2]
+    if not keep:
+        raise InputRejected(path, "no ionic step with forces")
+    steps = [v.ionic_steps[k] for k in keep]
+    pos = np.array([st["structure"].cart_coords for st in steps])
+    frc = np.array([st["forces"] for st in steps], float)
+    symbols = [sp.symbol for sp in steps[0]["structure"].species]
+    if order is not None:  # input atom i is POSCAR atom argsort(order)[i]
+        if sorted(order.tolist()) != list(range(pos.shape[1])):
+            raise InputRejected(path, f"{ORDER_FILE} does not match the {pos.shape[1]} "
+                                "atoms of vasprun.xml")
+        back = np.argsort(order)
+        pos, frc, symbols = pos[:, back], frc[:, back], [symbols[i] for i in back]
+    return {"symbols": symbols, "positions_A": pos, "forces_eV_A": frc,
+            "cells_A": np.array([st["structure"].lattice.matrix for st in steps]),
+            "energies_eV": np.array([float(st["e_fr_energy"]) for st in steps]),
+            "steps": np.array(keep) + 1}
+
+
 # --- AIMD continuation -----------------------------------------------------------------------
 
 def continue_aimd(previous: str | os.PathLike, directory: str | os.PathLike,

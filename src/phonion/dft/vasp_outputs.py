@@ -13,7 +13,8 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,21 @@ class VasprunScan:
     parameters: dict[str, Any]
     scf_steps: list[int]  # per complete ionic step
     energies_eV: list[float]  # e_fr_energy per complete ionic step
+    #: ionic step index (0-based) → forces (eV/Å, POSCAR order), for the steps asked for
+    forces_eV_A: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def scan_vasprun(path: str | os.PathLike) -> VasprunScan:
+def scan_vasprun(path: str | os.PathLike, forces_of: Collection[int] = ()) -> VasprunScan:
     """Count the complete ionic steps of a vasprun.xml (a run killed mid-way leaves a
     truncated one), their SCF iterations and free energies, and the run's NELM/NSW/IBRION,
-    without building the whole tree (AIMD vasprun files reach gigabytes)."""
+    without building the whole tree (AIMD vasprun files reach gigabytes); the forces of the
+    ionic steps in ``forces_of`` (0-based), so that memory grows with the frames kept, not
+    with the run."""
     params: dict[str, Any] = {}
     nscf: list[int] = []
     energies: list[float] = []
+    forces: dict[int, np.ndarray] = {}
+    wanted = set(int(k) for k in forces_of)
     complete, error = False, ""
     depth_params = 0
     opener = gzip.open if str(path).endswith(".gz") else open
@@ -73,6 +80,10 @@ def scan_vasprun(path: str | os.PathLike) -> VasprunScan:
                     nscf.append(len(el.findall("scstep")))
                     e = el.find("energy/i[@name='e_fr_energy']")
                     energies.append(float(e.text) if e is not None else float("nan"))
+                    f = el.find("varray[@name='forces']") if len(nscf) - 1 in wanted else None
+                    if f is not None:
+                        forces[len(nscf) - 1] = np.array(
+                            [[float(x) for x in (v.text or "").split()] for v in f.findall("v")])
                     el.clear()
                 elif tag == "modeling":
                     complete = True
@@ -80,7 +91,7 @@ def scan_vasprun(path: str | os.PathLike) -> VasprunScan:
         error = f"XML stops: {exc}"
     except (OSError, EOFError) as exc:
         error = s_one_line(exc)
-    return VasprunScan(complete, error, params, nscf, energies)
+    return VasprunScan(complete, error, params, nscf, energies, forces)
 
 
 @dataclass
@@ -193,23 +204,33 @@ def _segment(directory: Path) -> dict:
 
 
 def _trajectory(symbols, cell, frac, steps, potim_fs, nblock, temperature_K,
-                energies=None) -> dict:
+                energies=None, forces=None) -> dict:
     """XDATCAR frames as a trajectory: POTIM × NBLOCK between frames, velocities from the
-    positions, the thermostat's target as each frame's temperature."""
+    positions, the thermostat's target as each frame's temperature; the DFT forces of the
+    frames when vasprun.xml holds them."""
     temps = None if temperature_K is None else np.full(len(frac), float(temperature_K))
-    return trajectory_record(symbols, cell, frac, steps, float(potim_fs), int(nblock),
-                             temperature_K, temperatures_K=temps, energies_eV=energies)
+    out = trajectory_record(symbols, cell, frac, steps, float(potim_fs), int(nblock),
+                            temperature_K, temperatures_K=temps, energies_eV=energies)
+    if forces is not None:
+        out["forces_eV_A"] = np.asarray(forces, float)
+    return out
 
 
-def _energies_of(directory: Path, steps: np.ndarray) -> np.ndarray | None:
+def _energies_forces_of(directory: Path, steps: np.ndarray
+                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Free energies (eV) and forces (eV/Å) of the ionic ``steps`` (1-based) from the run's
+    vasprun.xml (VASP writes every ionic step there, the XDATCAR every NBLOCK-th); None for
+    either when vasprun.xml does not cover every step."""
     vr = directory / "vasprun.xml"
-    if not vr.is_file():
-        return None
-    e = np.asarray(scan_vasprun(vr).energies_eV)
-    idx = np.asarray(steps) - 1
-    if len(idx) == 0 or idx.max() >= len(e) or not np.isfinite(e[idx]).all():
-        return None
-    return e[idx]
+    idx = np.asarray(steps, int) - 1
+    if not vr.is_file() or len(idx) == 0:
+        return None, None
+    scan = scan_vasprun(vr, forces_of=idx.tolist())
+    e = np.asarray(scan.energies_eV)
+    energies = (e[idx] if idx.max() < len(e) and np.isfinite(e[idx]).all() else None)
+    forces = (np.array([scan.forces_eV_A[k] for k in idx])
+              if all(k in scan.forces_eV_A for k in idx.tolist()) else None)
+    return energies, forces
 
 
 def read_trajectory(directory: str | os.PathLike, frame_dt_ps: float | None = None,
@@ -235,8 +256,9 @@ def read_trajectory(directory: str | os.PathLike, frame_dt_ps: float | None = No
         raise InputRejected(xpath, "no INCAR/vasprun.xml with POTIM beside it: give "
                             "frame_dt_ps")
     temp = temperature_K if temperature_K is not None else params.get("TEBEG")
+    energies, forces = (None, None) if p.is_file() else _energies_forces_of(d, x.steps)
     return _trajectory(x.symbols, x.cells_A[0], x.frac, x.steps, potim, nblock, temp,
-                       None if p.is_file() else _energies_of(d, x.steps))
+                       energies, forces)
 
 
 def concatenate_segments(directories: list[str | os.PathLike],
@@ -258,12 +280,14 @@ def concatenate_segments(directories: list[str | os.PathLike],
     keep = stitch(directories, [g for _, _, g, _ in segs], nblock)
     frac = np.concatenate([x.frac[m] for (_, x, _, _), m in zip(segs, keep, strict=True)])
     steps = np.concatenate([g[m] for (_, _, g, _), m in zip(segs, keep, strict=True)])
-    energies = [_energies_of(d, x.steps[m]) for (d, x, _, _), m in zip(segs, keep, strict=True)]
+    ef = [_energies_forces_of(d, x.steps[m]) for (d, x, _, _), m in zip(segs, keep, strict=True)]
     # unwrap across the seams too: the segments' wrapped coordinates continue each other
     potim = float(segs[0][3]["POTIM"])
     temp = temperature_K if temperature_K is not None else segs[0][3].get("TEBEG")
-    e_all = np.concatenate(energies) if all(e is not None for e in energies) else None
-    out = _trajectory(symbols, segs[0][1].cells_A[0], frac, steps, potim, nblock, temp, e_all)
+    e_all = np.concatenate([e for e, _ in ef]) if all(e is not None for e, _ in ef) else None
+    f_all = np.concatenate([f for _, f in ef]) if all(f is not None for _, f in ef) else None
+    out = _trajectory(symbols, segs[0][1].cells_A[0], frac, steps, potim, nblock, temp, e_all,
+                      f_all)
     out["segments"] = [os.fspath(d) for d, *_ in segs]
     return out
 
