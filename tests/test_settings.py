@@ -296,6 +296,8 @@ def test_pyproject_extras_hold_what_the_commands_import():
             assert not missing, f"{command}: pip install '.[workflow]' lacks {missing}"
         else:  # a backend environment: core + that backend's extra
             others = (set(BACKEND_PACKAGES.values()) - {None}) | WITH_EVERY_BACKEND
+            if command == "md_batch":  # md.engine torch_sim: the extra phonion[batch]
+                others |= extras["batch"]
             missing = needed - core - others
             assert not missing, f"{command}: the core dependencies lack {missing}"
 

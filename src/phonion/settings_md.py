@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .settings_base import CalculatorSettings, Settings
+from .settings_base import CalculatorSettings, Settings, canonical_json
 from .settings_base import config_field as _from
 
 
@@ -25,6 +25,9 @@ class MDSettings(CalculatorSettings):
     production_steps: int = 40_000
     interval: int = 4
     thermostat: str = "langevin"  # langevin | bussi | nose_hoover_chain
+    #: ase: one ASE loop per run; torch_sim: the material's temperatures as one batch
+    #: (phonion.md_batch), part of the fingerprint: another engine starts the run over
+    engine: str = "ase"
     initial_state: str = "harmonic"  # harmonic (from fc2, when given) | maxwell_boltzmann
     friction_per_fs: float = 0.01  # Langevin
     tau_fs: float = 100.0  # Bussi / Nosé–Hoover damping time
@@ -52,10 +55,17 @@ class MDSettings(CalculatorSettings):
                 mobile_ion="Na")
         return s
 
+    def to_json(self) -> str:
+        # the default engine is left out: campaigns (and trajectories) made before the
+        # engine became a setting keep their params, and their MD does not rerun
+        return canonical_json(self, () if self.engine != "ase" else ("engine",))
+
     def run_fingerprint(self) -> dict:
         """The settings that define a trajectory apart from its length (a longer run
         extends an existing trajectory instead of restarting it)."""
         d = dataclasses.asdict(self)
+        if d["engine"] == "ase":  # as trajectories written before the engine setting
+            d.pop("engine")
         for key in ("production_steps", "mobile_ion"):
             d.pop(key)
         for key in [k for k in d if k.startswith("adaptive")]:

@@ -200,6 +200,8 @@ def stage_outputs(stage):
 
 
 def stage_log(stage):
+    if stage == "md" and MD_BATCH:  # one job, one log for every temperature
+        return f"{MATERIALS_DIR}/{{mid}}/md/md_batch.log"
     return stage_path(stage, f"{stage}.log")
 
 
@@ -339,6 +341,20 @@ if _unknown:
     )
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 
+#: md.engine torch_sim: every temperature of a material in one batched job (md.smk); what
+#: cannot run batched (another thermostat, md.adaptive, no torch-sim in the MD
+#: environment) stops here with the reason
+MD_BATCH = config["md"]["enabled"] and config["md"]["engine"] == "torch_sim"
+MD_BATCH_SIZE = len(MD_TEMPERATURES)
+if MD_BATCH:
+    from phonion.md_batch import engine_problem, torch_sim_missing
+
+    _why = engine_problem(stage_settings("md", config), check_import=False)
+    if not _why and not CONDA:
+        _why = torch_sim_missing(_BACKEND_PYTHON)
+    if _why:
+        raise ValueError(_why)
+
 
 def _benchmark_key(entry):
     """Folder name of a benchmarked MLP: backend-model[-modal], file-name safe."""
@@ -460,11 +476,13 @@ def _stable(stability_result):
         return True
 
 
-def md_resource(input, key, attempt=1):
+def md_resource(input, key, attempt=1, members=1):
     """SLURM shape of an MD job: GPUs, cores, memory and wall time from config ``slurm`` on
     the GPU partition (``PHONION_GPU_PARTITION``) for a dynamically stable material; a few
     minutes on one core of the default partition for any other, whose md job only writes
-    ``skipped``: an unstable material costs no GPU time. A retry (the profiles' ``retries``)
+    ``skipped``: an unstable material costs no GPU time. A batched job (``members`` runs,
+    md.engine torch_sim) gets the memory of that many runs and the wall time of one: its
+    runs advance together. A retry (the profiles' ``retries``)
     gets ``attempt`` times the wall time and memory: a job that SLURM killed at its time or
     memory limit resumes from its checkpoint with more."""
     env = os.environ
@@ -481,7 +499,8 @@ def md_resource(input, key, attempt=1):
         shape = {
             "gpu": config["slurm"]["md_gpus"],
             "cpus_per_task": config["slurm"]["md_cpus"],
-            "mem_mb": config["slurm"]["md_mem_mb"] * attempt,
+            # a batch holds every member's graph at once (md.engine torch_sim)
+            "mem_mb": config["slurm"]["md_mem_mb"] * attempt * members,
             "runtime": config["slurm"]["md_runtime_min"] * attempt,
             "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
         }

@@ -41,7 +41,7 @@ from .dft import (
     mlp_benchmark_table,
     validation_table,
 )
-from .md import arrhenius, diffusion, dynamics, md, md_committee
+from .md import arrhenius, diffusion, dynamics, md, md_batch, md_committee
 from .phonons import (
     displace,
     fd_check,
@@ -84,6 +84,10 @@ COMMANDS = {
     "md": (md, "NVT MD with the MLP (resumable)",
            ["--displace", "--stability", "--fc2", "--temperature-K", "--trajectory"],
            {"--device": "cpu"}),
+    "md_batch": (md_batch, "NVT MD of every temperature of a material as one batch "
+                 "(md.engine torch_sim; resumable)",
+                 ["--displace", "--stability", "--fc2", "--temperatures-K", "--trajectory"],
+                 {"--device": "cpu"}),
     "md_committee": (md_committee, "the second model's forces on frames of one MD run",
                      ["--md", "--trajectory"], {"--device": "cpu", "--recheck": ""}),
     "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory (workflow: "
@@ -150,7 +154,9 @@ COMMANDS = {
 MANY_FILES = {("arrhenius", "--diffusion"), ("validation_table", "--results"),
               ("mlp_benchmark_table", "--results"), ("finetune", "--dft-forces"),
               ("finetune", "--dft-forceset"), ("finetune", "--aimd-trajectories"),
-              ("finetune", "--relax-paths")}
+              ("finetune", "--relax-paths"),
+              ("md_batch", "--temperatures-K"), ("md_batch", "--trajectory"),
+              ("md_batch", "--out")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,14 @@ on any trajectory), and the Arrhenius fit over temperatures."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 from pathlib import Path
 
 from .. import formats
+from ..errors import ConfigError
 from ..runner import Context, run_stage
+from ..settings import SETTINGS
 from .common import load_calculator, load_member, settings_of
 
 
@@ -33,6 +37,60 @@ def md(a: argparse.Namespace) -> int:
 
     return run_stage("md", body, a.out, {"displace": a.displace, "stability": a.stability},
                      s, {"trajectory": a.trajectory})
+
+
+def md_batch(a: argparse.Namespace) -> int:
+    """``md.engine: torch_sim``: every temperature of one material as one batch
+    (:mod:`phonion.md_batch`); one ``md`` result and trajectory per temperature, as the
+    ``md`` command writes them. A run that diverges fails alone."""
+    from ..md_batch import Member, batch_model, engine_problem, run_batch
+
+    temps = [float(t) for t in a.temperatures_K]
+    if not (len(temps) == len(a.trajectory) == len(a.out)):
+        raise SystemExit("md_batch: one --trajectory and one --out per --temperatures-K")
+    base = SETTINGS["md"].from_json(a.settings, temperature_K=temps[0])
+    outcome: dict = {}
+
+    def run_all(ctx: Context) -> None:
+        """The batch, run once (by the first temperature whose upstream is ok)."""
+        why = engine_problem(base)
+        if why:
+            raise ConfigError(why)
+        model, ctx.model = batch_model(base.backend, base.model, a.device, base.modal)
+        from ..calculators import check_elements, get_calculator
+
+        atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
+        check_elements(get_calculator(base.backend, base.model, "cpu", base.dtype,
+                                      base.modal), atoms.get_chemical_symbols())
+        fc = formats.read_fc2(a.fc2) if base.initial_state == "harmonic" else None
+        members = [Member(f"{T:g}K", atoms, dataclasses.replace(base, temperature_K=T),
+                          Path(tr).with_suffix(".partial.h5"), fc)
+                   for T, tr in zip(temps, a.trajectory, strict=True)]
+        how = "batched" if getattr(model, "batched", False) else "system by system"
+        ctx.log(f"{len(atoms)} atoms, {', '.join(m.key for m in members)} as one batch "
+                f"(torch_sim, {how} on {a.device}), {base.equilibration_steps} + "
+                f"{base.production_steps} steps of {base.timestep_fs} fs")
+        outcome.update(run_batch(members, model))
+        outcome["model"] = ctx.model
+
+    rc = 0
+    for T, tr, out in zip(temps, a.trajectory, a.out, strict=True):
+        s = dataclasses.replace(base, temperature_K=T)
+
+        def body(ctx: Context, T=T, tr=tr) -> dict:
+            if not outcome:
+                run_all(ctx)
+            ctx.model = outcome["model"]
+            res = outcome[f"{T:g}K"]
+            if isinstance(res, Exception):
+                raise res
+            os.replace(Path(tr).with_suffix(".partial.h5"), tr)
+            ctx.log(f"{T:g} K: {res['n_frames']} frames, {res['steps_per_s']:.2f} steps/s")
+            return {"temperature_K": T, **res}
+
+        rc |= run_stage("md", body, out, {"displace": a.displace, "stability": a.stability},
+                        s, {"trajectory": tr})
+    return rc
 
 
 def _log_diffusion(ctx: Context, label: str, out: dict) -> None:

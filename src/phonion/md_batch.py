@@ -1,0 +1,389 @@
+"""Batched NVT MD (``md.engine: torch_sim``; issue 28): many runs — the temperatures of a
+material, or several materials — integrated as one batch, one force evaluation of the whole
+batch per step, with the physics, files and checkpoints of :func:`phonion.md.run_md`.
+
+Seed 000 ran ~900 materials × several temperatures of 75 ps MLP MD; one ASE loop per run
+leaves a GPU mostly idle on 100–200-atom cells. torch-sim (``torch-sim-atomistic``) holds
+many systems in one :class:`torch_sim.SimState` and evaluates SevenNet or MACE on all of them
+in one graph (:func:`batch_model`); other backends are evaluated system by system through
+their ASE calculator (same integrator and files, no speed-up).
+
+The integrator is Langevin (BAOAB splitting, Leimkuhler & Matthews, Appl. Math. Res. Express
+2013, 34: half kick, half drift, Ornstein–Uhlenbeck step p ← c₁p + √((1−c₁²) m k_BT) ξ with
+c₁ = exp(−γ Δt), half drift, force, half kick) with ``md.friction_per_fs`` as γ, the
+friction of the ASE engine's Langevin: both sample the canonical ensemble at the same
+coupling (tests/test_md_batch.py compares temperature mean and variance and the MSD with
+ASE runs). As with the ASE engine's FixCom, the centre of mass does not move (net force and
+the noise's net momentum removed per system) and the temperature counts 3N − 3 degrees of
+freedom. Hand-written rather than torch-sim's ``nvt_langevin`` because that one draws the
+noise of all systems from torch's global generator and wraps positions into the cell:
+here every run draws from its own generator (seeded with ``md.seed``, saved in its
+checkpoint), so a run's trajectory does not depend on what it was batched with and resumes
+exactly, and positions stay unwrapped for the MSD (the model gets wrapped copies).
+
+Each run writes its own ``trajectory.h5`` (:class:`~phonion.formats.TrajectoryWriter`,
+the same frames, checkpoint and fingerprint as the ASE engine), commits every ``interval``
+steps, and stops alone: a run that diverges (the checks of :func:`phonion.md._check`) leaves
+the batch with its reason and the others go on; a run that reaches its steps leaves it.
+SIGTERM/SIGINT end every run at its last commit; a rerun resumes each to exactly its
+requested steps.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+
+from .formats import TrajectoryWriter
+from .md import V_ASE_TO_A_PS, Diverged, Interrupted, _check, _fingerprint, initial_state
+from .settings import MDSettings
+
+#: why a thermostat cannot run batched (config check at parse time reads this too)
+BATCH_THERMOSTATS = ("langevin",)
+
+
+def torch_sim_missing(python: str) -> str:
+    """Why the interpreter ``python`` (the MD jobs') cannot import torch-sim ('' when it
+    can): asked in a subprocess, at parse time, so a campaign never starts MD jobs that
+    would all fail."""
+    import subprocess
+
+    try:
+        proc = subprocess.run([python, "-c", "import torch_sim"], capture_output=True,
+                              text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"md.engine torch_sim: cannot ask {python} for torch-sim ({exc})"
+    if proc.returncode == 0:
+        return ""
+    last = (proc.stderr.strip().splitlines() or ["import failed"])[-1]
+    return (f"md.engine torch_sim needs the torch-sim-atomistic package in the MD "
+            f"environment ({python}: {last}); pip install 'torch-sim-atomistic>=0.3,<0.4' "
+            "there (the extra phonion[batch]) or use md.engine ase")
+
+
+def engine_problem(settings: MDSettings, check_import: bool = True) -> str:
+    """Why ``settings`` cannot run with ``md.engine: torch_sim`` ('' when they can)."""
+    if settings.thermostat not in BATCH_THERMOSTATS:
+        return (f"md.engine torch_sim integrates Langevin dynamics only; md.thermostat "
+                f"'{settings.thermostat}' runs with md.engine ase")
+    if settings.adaptive:
+        return ("md.adaptive extends each run by chunks until D converges: it runs with "
+                "md.engine ase")
+    if not check_import:
+        return ""
+    try:
+        import torch_sim  # noqa: F401
+    except ImportError as exc:
+        return (f"md.engine torch_sim needs the torch-sim-atomistic package ({exc}); "
+                "install it in the MD environment (envs/sevenn.yaml) or use md.engine ase")
+    return ""
+
+
+@dataclass
+class Member:
+    """One MD run of a batch: its supercell, settings (temperature included), trajectory
+    file and, for a harmonic start, the supercell's force constants (N × N × 3 × 3 eV/Å²)."""
+
+    key: str
+    atoms: Atoms
+    settings: MDSettings
+    path: Path
+    force_constants: np.ndarray | None = None
+    #: an ASE calculator of this run alone (with a :class:`CalculatorModel` batch)
+    calculator: object | None = None
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class CalculatorModel:
+    """An ASE calculator as a torch-sim model: every system of the batch evaluated in turn
+    (the backends torch-sim does not wrap, and the analytic test potential). Forces and
+    energies are the calculator's; float64."""
+
+    def __init__(self, calculator):
+        torch = _torch()
+        self.calculator = calculator
+        self.device, self.dtype = torch.device("cpu"), torch.float64
+        self.batched = False
+
+    def __call__(self, state, calculators: list | None = None) -> dict:
+        """Forces and energies of every system of ``state``; ``calculators``: one per
+        system (None: this model's)."""
+        torch = _torch()
+        pos = state.positions.detach().cpu().numpy()
+        cells = state.cell.detach().cpu().numpy()
+        idx = state.system_idx.detach().cpu().numpy()
+        z = state.atomic_numbers.detach().cpu().numpy()
+        forces, energies = np.zeros_like(pos), []
+        for s in range(len(cells)):
+            sel = idx == s
+            at = Atoms(z[sel], positions=pos[sel], cell=cells[s].T, pbc=True)
+            at.calc = (calculators[s] if calculators else None) or self.calculator
+            forces[sel] = at.get_forces()
+            energies.append(at.get_potential_energy())
+        return {"forces": torch.as_tensor(forces, dtype=torch.float64),
+                "energy": torch.as_tensor(energies, dtype=torch.float64)}
+
+
+def batch_model(backend: str, model: str, device: str, modal: str = ""):
+    """(torch-sim model, description) of the campaign's MLP: SevenNet natively batched
+    (torch-sim's wrapper of the network the ASE engine loads, forces equal to its ASE
+    calculator's, tests/test_md_batch.py); any other backend through
+    :class:`CalculatorModel` (MACE's torch-sim wrapper is not wired yet)."""
+    from .calculators import _sevenn_model, get_calculator, model_file
+
+    if backend == "sevenn":
+        import sevenn.calculator
+        import torch
+
+        # torch-sim 0.3.0 (the newest on PyPI here) imports this name, which sevenn 0.13
+        # removed with TorchScript; sevenn's own wrapper (sevenn.torchsim) needs a newer
+        # torch-sim. Supplying the name (no TorchScript model is ever loaded here) lets
+        # torch-sim's wrapper import; its forces are checked against SevenNetCalculator.
+        if not hasattr(sevenn.calculator, "torch_script_type"):
+            sevenn.calculator.torch_script_type = torch.jit.ScriptModule
+        from torch_sim.models.sevennet import SevenNetModel
+
+        loaded = get_calculator(backend, model, "cpu", "float32", modal)
+        net = _sevenn_model(model_file(backend, model), loaded.description["sha256"])
+        wrapped = SevenNetModel(model=net, modal=modal or None, device=device)
+        wrapped.batched = True
+        return wrapped, {**loaded.description, "device": device}
+    loaded = get_calculator(backend, model, device, "float64", modal)
+    return CalculatorModel(loaded.calculator), loaded.description
+
+
+class _Run:
+    """A member's live state: step counter, generator, writer."""
+
+    def __init__(self, m: Member, device):
+        torch = _torch()
+        s = m.settings
+        self.m, self.s = m, s
+        self.total = s.equilibration_steps + s.production_steps
+        atoms = m.atoms.copy()
+        meta = {"dt_fs": s.timestep_fs, "interval": s.interval,
+                "frame_dt_ps": s.timestep_fs * s.interval / 1000.0,
+                "target_temperature_K": s.temperature_K,
+                "equilibration_steps": s.equilibration_steps, "thermostat": s.thermostat,
+                "engine": "torch_sim"}
+        self.writer = TrajectoryWriter(m.path, atoms, _fingerprint(s, atoms), meta, self.total)
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(int(s.seed))
+        if self.writer.committed_step >= 0:
+            self.start, pos, mom, saved = self.writer.restore()
+            if saved:
+                state = json.loads(saved)
+                self.gen.set_state(torch.frombuffer(
+                    bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8))
+            self.resumed_from = self.start if self.start < self.total else None
+            self.started_from = self.writer.attr("initial_state", "unknown")
+        else:
+            rng = np.random.default_rng(s.seed)
+            self.started_from = initial_state(atoms, s, m.force_constants, rng)
+            self.writer.set_attr("initial_state", self.started_from)
+            pos, mom = atoms.positions.copy(), atoms.get_momenta()
+            # no centre-of-mass momentum (the ASE engine's FixCom); kept zero by the steps
+            mom = mom - atoms.get_masses()[:, None] * mom.sum(0) / atoms.get_masses().sum()
+            self.start, self.resumed_from = 0, None
+        self.positions, self.momenta = np.asarray(pos, float), np.asarray(mom, float)
+        self.done = self.start
+        self.masses = m.atoms.get_masses()
+
+    def rng_state(self) -> str:
+        return json.dumps({"torch_rng": base64.b64encode(
+            self.gen.get_state().numpy().tobytes()).decode()})
+
+
+class _Batch:
+    """The active runs as tensors: positions x and momenta p (float64, ASE units: Å,
+    amu·Å/t with t = Å·√(amu/eV)), masses, cells and the per-atom Δt, k_BT, γ of each
+    run's settings. Built again only when a run leaves."""
+
+    def __init__(self, runs: list[_Run], model):
+        torch = _torch()
+        dev, f64 = model.device, torch.float64
+        self.model, self.runs, self.f64 = model, runs, f64
+        n_at = [len(r.positions) for r in runs]
+        self.bounds = np.cumsum([0, *n_at])
+        self.sys_idx = torch.repeat_interleave(torch.arange(len(runs), device=dev),
+                                               torch.as_tensor(n_at, device=dev))
+
+        def per_atom(values, per_run=True):
+            v = torch.as_tensor(np.concatenate(values) if not per_run else values,
+                                dtype=f64, device=dev)
+            return (v[self.sys_idx] if per_run else v)[:, None]
+
+        self.x = torch.as_tensor(np.concatenate([r.positions for r in runs]), dtype=f64,
+                                 device=dev)
+        self.m = per_atom([r.masses for r in runs], per_run=False)
+        self.cell = torch.as_tensor(np.stack([r.m.atoms.cell.array.T for r in runs]),
+                                    dtype=f64, device=dev)
+        self.z = torch.as_tensor(np.concatenate([r.m.atoms.numbers for r in runs]),
+                                 device=dev)
+        self.dt = per_atom([r.s.timestep_fs * units.fs for r in runs])
+        kT = per_atom([units.kB * r.s.temperature_K for r in runs])
+        gamma = per_atom([r.s.friction_per_fs / units.fs for r in runs])
+        self.c1 = torch.exp(-gamma * self.dt)
+        self.c2 = torch.sqrt((1 - self.c1 ** 2) * kT * self.m)
+        self.m_sys = torch.zeros(len(runs), 1, dtype=f64, device=dev).index_add_(
+            0, self.sys_idx, self.m)
+        self.mdtype = getattr(model, "dtype", f64)
+        self.n_at = n_at
+        self.p = torch.as_tensor(np.concatenate([r.momenta for r in runs]), dtype=f64,
+                                 device=dev)
+        self.raw, self.epot = self.evaluate()
+        self.f = self.com_free(self.raw)
+
+    def com_free(self, v):
+        """``v`` (momenta or forces) minus m_i × (its per-system sum) / (system mass)."""
+        torch = _torch()
+        tot = torch.zeros(len(self.runs), 3, dtype=self.f64, device=v.device).index_add_(
+            0, self.sys_idx, v)
+        return v - self.m * (tot / self.m_sys)[self.sys_idx]
+
+    def evaluate(self):
+        """The model's forces (eV/Å) and energies (eV) at x: torch-sim's models get wrapped
+        copies of x (as torch-sim's own integrators give them), ASE calculators x itself
+        (as the ASE engine gives them)."""
+        from torch_sim.state import SimState
+        from torch_sim.transforms import pbc_wrap_batched
+
+        ase_calc = isinstance(self.model, CalculatorModel)
+        x = self.x if ase_calc else pbc_wrap_batched(self.x, self.cell, self.sys_idx)
+        st = SimState(positions=x.to(self.mdtype), masses=self.m[:, 0].to(self.mdtype),
+                      cell=self.cell.to(self.mdtype), pbc=True, atomic_numbers=self.z,
+                      system_idx=self.sys_idx)
+        res = (self.model(st, [r.m.calculator for r in self.runs]) if ase_calc
+               else self.model(st))
+        return res["forces"].detach().to(self.f64), res["energy"].detach().to(self.f64)
+
+    def step(self) -> None:
+        """One BAOAB step of every run (each run's noise from its own generator)."""
+        torch = _torch()
+        self.p = self.p + 0.5 * self.dt * self.f
+        self.x = self.x + 0.5 * self.dt * self.p / self.m
+        noise = torch.cat([torch.randn(k, 3, generator=r.gen, dtype=self.f64,
+                                       device=self.x.device)
+                           for k, r in zip(self.n_at, self.runs, strict=True)])
+        self.p = self.c1 * self.p + self.com_free(self.c2 * noise)
+        self.x = self.x + 0.5 * self.dt * self.p / self.m
+        self.raw, self.epot = self.evaluate()
+        self.f = self.com_free(self.raw)
+        self.p = self.p + 0.5 * self.dt * self.f
+
+    def pull(self, runs: list[_Run]) -> tuple:
+        """Positions and momenta of ``runs`` (indices into this batch) back into them;
+        returns the forces, model forces and energies of every run (NumPy)."""
+        xs, ps = self.x.cpu().numpy(), self.p.cpu().numpy()
+        for i in runs:
+            sl = slice(self.bounds[i], self.bounds[i + 1])
+            self.runs[i].positions, self.runs[i].momenta = xs[sl].copy(), ps[sl].copy()
+        return self.f.cpu().numpy(), self.raw.cpu().numpy(), self.epot.cpu().numpy()
+
+
+def run_batch(members: list[Member], model, log=sys.stdout, progress_every_s: float = 30.0
+              ) -> dict[str, dict | Exception]:
+    """Run (or resume) every member to ``equilibration + production`` steps as one batch
+    with ``model`` (:func:`batch_model`); return, per member key, :func:`phonion.md.run_md`'s
+    summary or the :class:`~phonion.md.Diverged` that stopped it. SIGTERM/SIGINT:
+    :class:`~phonion.md.Interrupted` for the members not finished (each committed)."""
+    runs = [_Run(m, model.device) for m in members]
+    out: dict[str, dict | Exception] = {}
+    stop = {"signal": None}
+
+    def handler(signum, _frame):
+        stop["signal"] = signum
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    t0 = last_report = time.perf_counter()
+    n_steps = 0
+    try:
+        for r in runs:
+            if r.done >= r.total:
+                out[r.m.key] = _summary(r, 0.0)
+        active = [r for r in runs if r.done < r.total]
+        while active:
+            batch = _Batch(active, model)
+            left = False
+            while not left:
+                if stop["signal"] is not None:
+                    raise Interrupted(f"signal {stop['signal']}; every run committed; rerun "
+                                      "to resume")
+                batch.step()
+                n_steps += 1
+                due = []
+                for i, r in enumerate(active):
+                    r.done += 1
+                    if r.done % r.s.interval == 0 or r.done >= r.total:
+                        due.append(i)
+                if not due:
+                    continue
+                fs, raws, es = batch.pull(due)
+                for i in due:
+                    sl = slice(batch.bounds[i], batch.bounds[i + 1])
+                    left |= _commit(active[i], fs[sl], raws[sl], float(es[i]), out,
+                                    time.perf_counter() - t0)
+                now = time.perf_counter()
+                if log and now - last_report > progress_every_s:
+                    print(f"[md_batch] {len(active)} runs, step "
+                          f"{min(r.done for r in active)}/{max(r.total for r in active)}, "
+                          f"{n_steps / (now - t0):.2f} batch steps/s", file=log, flush=True)
+                    last_report = now
+            batch.pull(range(len(active)))  # the runs that stay go on from here
+            active = [r for r in active if r.m.key not in out]
+    except Interrupted as exc:
+        for r in runs:
+            out.setdefault(r.m.key, exc)
+    finally:
+        for r in runs:
+            r.writer.close()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return out
+
+
+def _commit(r: _Run, forces: np.ndarray, raw: np.ndarray, epot: float, out: dict,
+            wall: float) -> bool:
+    """Check and commit run ``r`` at its current step; True when it leaves the batch
+    (finished or diverged)."""
+    s = r.s
+    atoms = Atoms(r.m.atoms.numbers, positions=r.positions, cell=r.m.atoms.cell, pbc=True,
+                  momenta=r.momenta)
+    n_dof = 3 * len(atoms) - 3
+    temp = 2 * atoms.get_kinetic_energy() / (n_dof * units.kB)
+    try:
+        _check(atoms, forces, temp, r.done, s)
+    except Diverged as exc:
+        out[r.m.key] = exc
+        return True
+    frame = raw_kept = None
+    if r.done > s.equilibration_steps and r.done % s.interval == 0:
+        frame = (r.positions.copy(), atoms.get_velocities() * V_ASE_TO_A_PS, epot, temp,
+                 r.done)
+        raw_kept = raw
+    r.writer.commit(r.done, r.positions, r.momenta, r.rng_state(), frame, raw_kept)
+    if r.done >= r.total:
+        out[r.m.key] = _summary(r, wall)
+        return True
+    return False
+
+
+def _summary(r: _Run, wall: float) -> dict:
+    done = r.done - r.start
+    return {"n_steps": r.total, "n_frames": int(r.writer.attr("n_frames")),
+            "steps_this_run": done, "initial_state": str(r.started_from),
+            "resumed_from_step": r.resumed_from, "wall_time_s": wall,
+            "steps_per_s": done / wall if wall > 0 else None, "engine": "torch_sim"}

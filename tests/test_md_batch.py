@@ -1,0 +1,240 @@
+"""Batched MD (md.engine torch_sim, issue 28): the same physics as the ASE engine, a run
+independent of what it is batched with, kill-and-resume of a batch, a diverging run that
+stops alone, SevenNet batched by torch-sim equal to its ASE calculator, and the workflow.
+
+The physics check runs the real low-symmetry structures natrite Na2CO3 (C2/m, COD 9011304)
+and zabuyelite Li2CO3 (C2/c) under harmonic spring networks (conftest.SpringNetwork: cheap,
+and harmonic, so ⟨u²⟩ ∝ T is a second, engine-free check)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from phonion.formats import read_trajectory
+from phonion.md import Diverged, run_md
+from phonion.settings import MDSettings
+
+from conftest import RIGID, ROOT, STRUCTURES, SpringNetwork, snakemake
+
+pytest.importorskip("torch_sim")
+
+from phonion.md_batch import CalculatorModel, Member, run_batch  # noqa: E402
+
+MATERIALS = {"natrite": ("Na2CO3-natrite", "Na"), "zabuyelite": ("Li2CO3-zabuyelite", "Li")}
+
+
+def _members(tmp_path, production=3000, temps=(300.0, 900.0), **kw):
+    out = []
+    for key, (name, ion) in MATERIALS.items():
+        atoms = read(STRUCTURES / f"{name}.cif")
+        calc = SpringNetwork(atoms, cutoff_A=3.5, mobile=ion).calculator
+        for T in temps:
+            s = MDSettings(**{"temperature_K": T, "equilibration_steps": 200,
+                              "production_steps": production, "interval": 4,
+                              "timestep_fs": 1.0, "seed": 3, "friction_per_fs": 0.02,
+                              "initial_state": "maxwell_boltzmann", **kw})
+            out.append(Member(f"{key}@{T:g}K", atoms, s, tmp_path / f"{key}_{T:g}.h5",
+                              calculator=calc))
+    return out
+
+
+def _blocks(x, n=10):
+    """Mean and its standard error from ``n`` blocks (frames are correlated)."""
+    means = np.array([b.mean() for b in np.array_split(np.asarray(x), n)])
+    return float(np.mean(x)), float(means.std(ddof=1) / np.sqrt(n))
+
+
+def test_a_batch_samples_what_the_ase_engine_samples(tmp_path):
+    """Two materials × two temperatures as one batch against four ASE Langevin runs of
+    the same settings: temperature mean and variance (canonical: 2T²/(3N−3)) and the
+    atoms' ⟨u²⟩ agree within their errors, and ⟨u²⟩(900 K)/⟨u²⟩(300 K) = 3 (harmonic)."""
+    members = _members(tmp_path)
+    res = run_batch(members, CalculatorModel(None), log=None)
+    assert all(r["n_frames"] == 750 and r["engine"] == "torch_sim" for r in res.values())
+    u2 = {}
+    for m in members:
+        ase_path = tmp_path / f"ase_{m.path.name}"
+        run_md(m.atoms, m.calculator, m.settings, ase_path, log=None)
+        stats = {}
+        for engine, path in (("batch", m.path), ("ase", ase_path)):
+            tr = read_trajectory(path)
+            T = tr["temperature_K"]
+            pos = tr["positions_A"]
+            stats[engine] = (_blocks(T), _blocks((T - T.mean()) ** 2),
+                             _blocks(((pos - pos.mean(0)) ** 2).sum(-1).mean(-1)))
+        target = m.settings.temperature_K
+        canonical = 2 * target ** 2 / (3 * len(m.atoms) - 3)
+        for k, what in enumerate(("T", "var T", "u2")):
+            (a, ea), (b, eb) = stats["batch"][k], stats["ase"][k]
+            assert abs(a - b) < 4 * np.hypot(ea, eb), (m.key, what, a, ea, b, eb)
+        assert stats["batch"][0][0] == pytest.approx(target, rel=0.08)
+        assert stats["batch"][1][0] == pytest.approx(canonical, rel=0.3)
+        u2[m.key] = stats["batch"][2]
+    for key in MATERIALS:
+        (hot, e_hot), (cold, e_cold) = u2[f"{key}@900K"], u2[f"{key}@300K"]
+        ratio = hot / cold
+        assert ratio == pytest.approx(3.0, abs=4 * ratio * np.hypot(e_hot / hot,
+                                                                   e_cold / cold))
+
+
+def test_a_run_does_not_depend_on_its_batch(tmp_path):
+    """Each run draws its noise from its own generator: natrite at 300 K alone and in a
+    batch of four is the same trajectory, bit for bit."""
+    batch = _members(tmp_path, production=200)
+    run_batch(batch, CalculatorModel(None), log=None)
+    alone = _members(tmp_path / "alone", production=200)[:1]
+    (tmp_path / "alone").mkdir()
+    run_batch(alone, CalculatorModel(None), log=None)
+    a, b = read_trajectory(batch[0].path), read_trajectory(alone[0].path)
+    for key in ("positions_A", "velocities_A_ps", "potential_energy_eV", "step"):
+        assert np.array_equal(a[key], b[key]), key
+
+
+RUNNER = """
+import os, signal, sys
+from dataclasses import replace
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from test_md_batch import _members
+from phonion.md_batch import CalculatorModel, run_batch
+
+class Killed(CalculatorModel):  # SIGKILLs its own process at batch force call K (0: never)
+    calls = 0
+    def __call__(self, state, calculators=None):
+        Killed.calls += 1
+        if Killed.calls == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().__call__(state, calculators)
+
+members = _members(Path(sys.argv[1]), production=200)
+members[0].settings = replace(members[0].settings, production_steps=120)  # leaves first
+res = run_batch(members, Killed(None), log=None)
+print({k: v["n_frames"] for k, v in res.items()})
+"""
+
+
+def _run_batch_process(folder, kill_at=0):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-c", RUNNER, str(folder), str(kill_at),
+                           str(ROOT / "tests")], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_killed_batch_resumes_every_run_to_its_steps(tmp_path):
+    """SIGKILL in the middle of a batch (one run already finished and gone, the others
+    mid-production): the rerun resumes each run from its own checkpoint to exactly its
+    requested steps, the same trajectories as an uninterrupted batch, bit for bit."""
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    full.mkdir()
+    broken.mkdir()
+    assert _run_batch_process(full).returncode == 0
+    proc = _run_batch_process(broken, kill_at=330)
+    assert proc.returncode == -signal.SIGKILL
+    cut = read_trajectory(broken / "natrite_300.h5")
+    assert len(cut["step"]) == 30  # the short run had finished: 120 / 4 frames
+    cut = read_trajectory(broken / "zabuyelite_900.h5")
+    assert 0 < len(cut["step"]) < 50  # the others were cut short
+    proc = _run_batch_process(broken)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("natrite_300", "natrite_900", "zabuyelite_300", "zabuyelite_900"):
+        ref, got = (read_trajectory(d / f"{name}.h5") for d in (full, broken))
+        prod = 120 if name == "natrite_300" else 200
+        assert np.array_equal(got["step"], np.arange(204, 200 + prod + 1, 4)), name
+        for key in ("positions_A", "velocities_A_ps", "potential_energy_eV"):
+            assert np.array_equal(got[key], ref[key]), (name, key)
+
+
+def test_a_diverging_run_stops_alone(tmp_path):
+    """Two atoms of one run 0.3 Å apart: that run stops with the reason at its first
+    commit, the other runs of the batch finish."""
+    members = _members(tmp_path, production=100)
+    bad = members[1].atoms.copy()
+    bad.positions[1] = bad.positions[0] + [0.3, 0.0, 0.0]
+    members[1].atoms = bad
+    res = run_batch(members, CalculatorModel(None), log=None)
+    assert isinstance(res[members[1].key], Diverged)
+    assert "apart" in str(res[members[1].key]) or "force" in str(res[members[1].key])
+    for m in (members[0], *members[2:]):
+        assert res[m.key]["n_frames"] == 25, m.key
+
+
+def test_sevennet_batched_by_torch_sim_is_its_calculator():
+    """SevenNet-0 through torch-sim's wrapper on a batch of two real cells (natrite with
+    unwrapped positions, zabuyelite) gives the forces and energies of the ASE calculator the
+    ASE engine uses."""
+    pytest.importorskip("sevenn")
+    from phonion.calculators import get_calculator
+    from phonion.md_batch import _Batch, _Run, batch_model
+
+    model, desc = batch_model("sevenn", "7net-0", "cpu")
+    assert model.batched and desc["name"] == "7net-0"
+    calc = get_calculator("sevenn", "7net-0").calculator
+    rng = np.random.default_rng(0)
+    runs = []
+    for key, (name, _) in MATERIALS.items():
+        atoms = read(STRUCTURES / f"{name}.cif")
+        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+        if key == "natrite":
+            atoms.positions[:4] += atoms.cell[0] + atoms.cell[2]  # out of the cell
+        r = _Run.__new__(_Run)
+        r.m = Member(key, atoms, MDSettings(), None)
+        r.s, r.positions = r.m.settings, atoms.positions.copy()
+        r.momenta, r.masses = np.zeros_like(atoms.positions), atoms.get_masses()
+        r.gen = None
+        runs.append(r)
+    batch = _Batch(runs, model)
+    for i, r in enumerate(runs):
+        at = r.m.atoms.copy()
+        at.calc = calc
+        sl = slice(batch.bounds[i], batch.bounds[i + 1])
+        np.testing.assert_allclose(batch.raw[sl].numpy(), at.get_forces(), atol=2e-4)
+        assert float(batch.epot[i]) == pytest.approx(at.get_potential_energy(), abs=2e-3)
+
+
+def test_md_engine_torch_sim_through_snakemake(campaign):
+    """md.engine torch_sim: one md_batch job per material writes every temperature's md
+    result and trajectory; diffusion reads them as the ASE engine's. A thermostat the batch
+    cannot run stops the campaign at parse time with the reason."""
+    config = {**RIGID, "structures": {"folder": "structures"},
+              "md": {**RIGID["md"], "engine": "torch_sim", "temperatures_K": [600, 900]}}
+    out = snakemake(campaign, "--cores", "2", "results/materials/NaCl/diffusion/900K/"
+                    "diffusion.json", config=config)
+    assert "rule md_batch" in out.stdout + out.stderr
+    for T in (600, 900):
+        md = json.loads((campaign / f"results/materials/NaCl/md/{T}K/md.json").read_text())
+        assert md["status"] == "ok", md["reason"]
+        assert md["engine"] == "torch_sim" and md["n_frames"] == 25
+        assert md["provenance"]["model"]["backend"] == "rigid_ion"
+    diff = json.loads((campaign / "results/materials/NaCl/diffusion/900K/diffusion.json"
+                       ).read_text())
+    assert diff["status"] == "ok", diff["reason"]
+    assert "600 K" in (campaign / "results/materials/NaCl/md/md_batch.log").read_text()
+    bad = {**config, "md": {**config["md"], "thermostat": "bussi"}}
+    proc = snakemake(campaign, "-n", config=bad, check=False)
+    assert proc.returncode != 0 and "Langevin dynamics only" in proc.stdout + proc.stderr
+
+
+def test_the_slurm_profile_sends_a_batch_to_the_gpu_with_its_memory(campaign):
+    """With the SLURM profile, each material's md_batch job (two temperatures) asks for
+    the GPU and for the memory of two runs; no per-temperature md job is left."""
+    import re
+
+    config = {**RIGID, "structures": {"folder": "structures"},
+              "calculator": {**RIGID["calculator"], "device": "cuda"},
+              "md": {**RIGID["md"], "engine": "torch_sim", "temperatures_K": [600, 800]},
+              "slurm": {"md_gpus": 1, "md_mem_mb": 3000}}
+    out = snakemake(campaign, "-n", "-p", "--profile", str(ROOT / "profiles/slurm"),
+                    config=config).stdout
+    blocks = re.split(r"\n(?=\s*(?:local)?rule \S+:)", out)
+    gpu = [b for b in blocks if re.search(r"resources:.*\bgpu=1", b)]
+    assert [re.match(r"\s*(?:local)?rule (\S+):", b)[1] for b in gpu] == ["md_batch"] * 2
+    assert all(re.search(r"\bmem_mb=6000\b", b) for b in gpu)
+    assert "rule md:" not in out
