@@ -85,7 +85,9 @@ def md_batch(a: argparse.Namespace) -> int:
             if isinstance(res, Exception):
                 raise res
             os.replace(Path(tr).with_suffix(".partial.h5"), tr)
-            ctx.log(f"{T:g} K: {res['n_frames']} frames, {res['steps_per_s']:.2f} steps/s")
+            rate = res["steps_per_s"]
+            ctx.log(f"{T:g} K: {res['n_frames']} frames"
+                    + (f", {rate:.2f} steps/s" if rate else " (already complete)"))
             return {"temperature_K": T, **res}
 
         rc |= run_stage("md", body, out, {"displace": a.displace, "stability": a.stability},
