@@ -73,14 +73,19 @@ def test_thermodynamics_of_a_spectrum_equal_phonopys_of_its_modes():
 
 
 def test_md_vdos_thermodynamics_equal_phonopys_for_a_harmonic_crystal():
-    """Spring network on natrite Na2CO3 (C2/m, 24 atoms, COD 9011304) at 100 K: every
-    vibrational mode of the fc2 excited with k_B T (random phases), 16 ps of NVE MD (ASE
-    velocity Verlet, 1 fs, a frame every 4 fs). E, F, S, C_V of the mass-weighted VDOS equal
-    phonopy's of the same fc2 on the same cell (measured 2026-12-06: F 47.988 vs 47.987
-    meV/atom, S 0.4938 vs 0.4902 k_B, C_V 1.0688 vs 1.0667 k_B); the plain VDOS of seed 003
-    eq. 5 does not (F +3.4 %, S −6.4 %, C_V −5.2 %). Equal energies per mode take the
-    sampling noise of a thermostat out: what is left is the method."""
+    """The harmonic crystal of natrite Na2CO3 (C2/m, 24 atoms, COD 9011304; the fc2 of a
+    spring network by phonopy, forces −Φu exactly) at 100 K: every vibrational mode excited
+    with k_B T (random phases), 16 ps of NVE MD (ASE velocity Verlet, 1 fs, a frame every
+    4 fs). E, F, S, C_V of the mass-weighted VDOS equal phonopy's of the same fc2 on the same
+    cell (measured 2026-12-07: F 48.124 vs 47.987 meV/atom, S 0.4877 vs 0.4902 k_B, C_V
+    1.0624 vs 1.0667 k_B: the spectrum's mean frequency is 0.27 % above phonopy's, part of
+    it velocity Verlet's high-frequency velocities); the plain VDOS of seed 003 eq. 5 does
+    not (F +3.8 %, S −7.6 %, C_V −5.8 %). Equal energies per mode take the sampling noise of
+    a thermostat out: what is left is the method. (The spring network itself is not
+    harmonic enough at 100 K for this: its central springs stiffen the transverse modes,
+    the MD's mean frequency +3.7 %, F +4 %.)"""
     from ase import units
+    from ase.calculators.calculator import Calculator, all_changes
     from ase.md.verlet import VelocityVerlet
 
     from phonion.correlations import vdos
@@ -93,13 +98,24 @@ def test_md_vdos_thermodynamics_equal_phonopys_for_a_harmonic_crystal():
     n, masses = len(atoms), atoms.get_masses()
     sq = np.repeat(np.sqrt(masses), 3)
     dyn_matrix = ph.force_constants.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
+    atoms_ref = atoms.copy()
+
+    class Harmonic(Calculator):  # E = ½ uᵀΦu of the fc2 phonopy's reference comes from
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            u = (self.atoms.positions - atoms_ref.positions).ravel()
+            f = -dyn_matrix @ u
+            self.results = {"energy": float(-0.5 * u @ f), "forces": f.reshape(n, 3)}
+
     w2, e = np.linalg.eigh(dyn_matrix / np.outer(sq, sq))  # (eV/Å²/amu) = ASE time⁻²
     keep = w2 > 1e-6  # not the three translations
     omega, e = np.sqrt(w2[keep]), e[:, keep]
     phase = np.random.default_rng(0).uniform(0, 2 * np.pi, keep.sum())
     amplitude = np.sqrt(2 * units.kB * T) / omega  # ½ω²A² = k_B T per mode
     md = atoms.copy()
-    md.calc = net.calculator
+    md.calc = Harmonic()
     md.positions += ((e @ (amplitude * np.cos(phase))) / sq).reshape(n, 3)
     md.set_velocities((-(e @ (amplitude * omega * np.sin(phase))) / sq).reshape(n, 3))
     dyn = VelocityVerlet(md, 1.0 * units.fs)
@@ -111,8 +127,8 @@ def test_md_vdos_thermodynamics_equal_phonopys_for_a_harmonic_crystal():
     freq, g = mass_weighted_vdos(velocities, 0.004, masses)
     assert np.trapezoid(g, freq) == pytest.approx(3 * (n - 1) / n)
     ours = thermodynamics(freq, g, T)
-    for key, tol in (("f_vib_meV_atom", 0.002), ("s_vib_kB_atom", 0.015),
-                     ("cv_kB_atom", 0.005)):
+    for key, tol in (("f_vib_meV_atom", 0.004), ("s_vib_kB_atom", 0.01),
+                     ("cv_kB_atom", 0.006)):
         assert ours[key] == pytest.approx(ref[key], rel=tol), key
     fp, gp = vdos(velocities, 0.004)  # eq. 5: light atoms weighted up
     plain = thermodynamics(fp, gp * 3 * (n - 1) / n, T)
