@@ -85,6 +85,50 @@ def test_a_batch_samples_what_the_ase_engine_samples(tmp_path):
                                                                    e_cold / cold))
 
 
+@pytest.mark.parametrize("thermostat", ["bussi", "nose_hoover_chain"])
+def test_bussi_and_nose_hoover_follow_the_ase_engine_step_for_step(tmp_path, thermostat):
+    """Bussi and the Nosé–Hoover chain batched are ASE's algorithms (same start, same random
+    stream, same splitting): two materials × two temperatures as one batch give the ASE
+    engine's trajectories frame for frame, to round-off, and the target temperature."""
+    members = _members(tmp_path, production=200, thermostat=thermostat, tau_fs=20.0)
+    res = run_batch(members, CalculatorModel(None), log=None)
+    for m in members:
+        assert res[m.key]["n_frames"] == 50, m.key
+        ase_path = tmp_path / f"ase_{m.path.name}"
+        run_md(m.atoms, m.calculator, m.settings, ase_path, log=None)
+        a, b = read_trajectory(m.path), read_trajectory(ase_path)
+        assert np.array_equal(a["step"], b["step"])
+        np.testing.assert_allclose(a["positions_A"], b["positions_A"], rtol=0, atol=1e-7)
+        np.testing.assert_allclose(a["velocities_A_ps"], b["velocities_A_ps"], rtol=0,
+                                   atol=1e-6)
+        np.testing.assert_allclose(a["temperature_K"], b["temperature_K"], rtol=1e-9)
+        T = m.settings.temperature_K
+        assert a["temperature_K"].mean() == pytest.approx(T, rel=0.2), m.key
+
+
+@pytest.mark.parametrize("thermostat", ["langevin", "bussi", "nose_hoover_chain"])
+def test_a_longer_run_extends_with_the_thermostat_state(tmp_path, thermostat):
+    """A batch run to 40 production steps, then asked for 80, resumes from its checkpoint
+    (random generators, Nosé–Hoover chain variables) into the trajectory of a straight
+    80-step run, bit for bit."""
+    straight = _members(tmp_path / "a", production=80, temps=(600.0,),
+                        thermostat=thermostat, tau_fs=20.0)
+    (tmp_path / "a").mkdir()
+    run_batch(straight, CalculatorModel(None), log=None)
+    (tmp_path / "b").mkdir()
+    short = _members(tmp_path / "b", production=40, temps=(600.0,), thermostat=thermostat,
+                     tau_fs=20.0)
+    run_batch(short, CalculatorModel(None), log=None)
+    longer = _members(tmp_path / "b", production=80, temps=(600.0,), thermostat=thermostat,
+                      tau_fs=20.0)
+    res = run_batch(longer, CalculatorModel(None), log=None)
+    assert all(r["resumed_from_step"] == 240 for r in res.values())
+    for a, b in zip(straight, longer, strict=True):
+        ta, tb = read_trajectory(a.path), read_trajectory(b.path)
+        for key in ("positions_A", "velocities_A_ps", "potential_energy_eV", "step"):
+            assert np.array_equal(ta[key], tb[key]), (a.key, key)
+
+
 def test_a_run_does_not_depend_on_its_batch(tmp_path):
     """Each run draws its noise from its own generator: natrite at 300 K alone and in a
     batch of four is the same trajectory, bit for bit."""
@@ -201,8 +245,8 @@ def test_sevennet_batched_by_torch_sim_is_its_calculator():
 
 def test_md_engine_torch_sim_through_snakemake(campaign):
     """md.engine torch_sim: one md_batch job per material writes every temperature's md
-    result and trajectory; diffusion reads them as the ASE engine's. A thermostat the batch
-    cannot run stops the campaign at parse time with the reason."""
+    result and trajectory; diffusion reads them as the ASE engine's. What the batch cannot
+    run (md.adaptive) stops the campaign at parse time with the reason."""
     config = {**RIGID, "structures": {"folder": "structures"},
               "md": {**RIGID["md"], "engine": "torch_sim", "temperatures_K": [600, 900]}}
     out = snakemake(campaign, "--cores", "2", "results/materials/NaCl/diffusion/900K/"
@@ -217,9 +261,9 @@ def test_md_engine_torch_sim_through_snakemake(campaign):
                        ).read_text())
     assert diff["status"] == "ok", diff["reason"]
     assert "600 K" in (campaign / "results/materials/NaCl/md/md_batch.log").read_text()
-    bad = {**config, "md": {**config["md"], "thermostat": "bussi"}}
+    bad = {**config, "md": {**config["md"], "adaptive": {"enabled": True}}}
     proc = snakemake(campaign, "-n", config=bad, check=False)
-    assert proc.returncode != 0 and "Langevin dynamics only" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "runs with md.engine ase" in proc.stdout + proc.stderr
 
 
 def test_the_slurm_profile_sends_a_batch_to_the_gpu_with_its_memory(campaign):

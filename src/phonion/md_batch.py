@@ -8,18 +8,33 @@ many systems in one :class:`torch_sim.SimState` and evaluates SevenNet or MACE o
 in one graph (:func:`batch_model`); other backends are evaluated system by system through
 their ASE calculator (same integrator and files, no speed-up).
 
-The integrator is Langevin (BAOAB splitting, Leimkuhler & Matthews, Appl. Math. Res. Express
-2013, 34: half kick, half drift, Ornstein–Uhlenbeck step p ← c₁p + √((1−c₁²) m k_BT) ξ with
-c₁ = exp(−γ Δt), half drift, force, half kick) with ``md.friction_per_fs`` as γ, the
-friction of the ASE engine's Langevin: both sample the canonical ensemble at the same
-coupling (tests/test_md_batch.py compares temperature mean and variance and the MSD with
-ASE runs). As with the ASE engine's FixCom, the centre of mass does not move (net force and
-the noise's net momentum removed per system) and the temperature counts 3N − 3 degrees of
-freedom. Hand-written rather than torch-sim's ``nvt_langevin`` because that one draws the
-noise of all systems from torch's global generator and wraps positions into the cell:
-here every run draws from its own generator (seeded with ``md.seed``, saved in its
-checkpoint), so a run's trajectory does not depend on what it was batched with and resumes
-exactly, and positions stay unwrapped for the MSD (the model gets wrapped copies).
+Every thermostat of the ASE engine (``md.thermostat``) runs batched, with its semantics:
+
+- ``langevin``: BAOAB splitting (Leimkuhler & Matthews, Appl. Math. Res. Express 2013, 34:
+  half kick, half drift, Ornstein–Uhlenbeck step p ← c₁p + √((1−c₁²) m k_BT) ξ with
+  c₁ = exp(−γ Δt), half drift, force, half kick) with ``md.friction_per_fs`` as γ, the
+  friction of the ASE engine's Langevin: a different discretisation of the same SDE, so the
+  two sample the same canonical ensemble at the same coupling (tests/test_md_batch.py
+  compares temperature mean and variance and ⟨u²⟩ with ASE runs). As with the ASE engine's
+  FixCom, the centre of mass does not move (net force and the noise's net momentum removed
+  per system) and the temperature counts 3N − 3 degrees of freedom. Each run's noise comes
+  from its own torch generator (seeded with ``md.seed``, saved in its checkpoint), drawn on
+  the model's device.
+- ``bussi``: stochastic velocity rescaling (Bussi, Donadio & Parrinello, J. Chem. Phys. 126,
+  014101 (2007), Eq. A7, time constant ``md.tau_fs``) before each velocity-Verlet step, 3N
+  degrees of freedom: the algorithm of ASE's ``Bussi``, drawing from the same NumPy
+  generator stream as the ASE engine (``md.seed``, after the initial state).
+- ``nose_hoover_chain``: the Nosé–Hoover chain of ASE's ``NoseHooverChainNVT`` (Martyna,
+  Klein & Tuckerman, J. Chem. Phys. 97, 2635 (1992); chain of 3, fourth-order
+  Suzuki–Yoshida factorisation, one loop, ``md.tau_fs`` as the damping time) around each
+  velocity-Verlet step, with each run's chain variables (η, p_η) in its checkpoint.
+
+Bussi and Nosé–Hoover runs follow the ASE engine's trajectory step for step (same start,
+same random stream, same operator splitting; tests/test_md_batch.py), not only its
+ensemble. Hand-written rather than torch-sim's integrators because those draw the noise of
+all systems from torch's global generator and wrap positions into the cell: here a run's
+trajectory does not depend on what it was batched with and resumes exactly, and positions
+stay unwrapped for the MSD (the model gets wrapped copies).
 
 Each run writes its own ``trajectory.h5`` (:class:`~phonion.formats.TrajectoryWriter`,
 the same frames, checkpoint and fingerprint as the ASE engine), commits every ``interval``
@@ -42,12 +57,15 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 
+from .errors import PhonionError
 from .formats import TrajectoryWriter
 from .md import V_ASE_TO_A_PS, Diverged, Interrupted, _check, _fingerprint, initial_state
 from .settings import MDSettings
 
-#: why a thermostat cannot run batched (config check at parse time reads this too)
-BATCH_THERMOSTATS = ("langevin",)
+#: the thermostats the batch integrates (all of the ASE engine's)
+BATCH_THERMOSTATS = ("langevin", "bussi", "nose_hoover_chain")
+#: Nosé–Hoover chain length, as ASE's NoseHooverChainNVT default the ASE engine uses
+NHC_LENGTH = 3
 
 
 def torch_sim_missing(python: str) -> str:
@@ -72,8 +90,8 @@ def torch_sim_missing(python: str) -> str:
 def engine_problem(settings: MDSettings, check_import: bool = True) -> str:
     """Why ``settings`` cannot run with ``md.engine: torch_sim`` ('' when they can)."""
     if settings.thermostat not in BATCH_THERMOSTATS:
-        return (f"md.engine torch_sim integrates Langevin dynamics only; md.thermostat "
-                f"'{settings.thermostat}' runs with md.engine ase")
+        return (f"md.engine torch_sim integrates {', '.join(BATCH_THERMOSTATS)}; "
+                f"md.thermostat '{settings.thermostat}' runs with md.engine ase")
     if settings.adaptive:
         return ("md.adaptive extends each run by chunks until D converges: it runs with "
                 "md.engine ase")
@@ -166,7 +184,8 @@ def batch_model(backend: str, model: str, device: str, modal: str = ""):
 
 
 class _Run:
-    """A member's live state: step counter, generator, writer."""
+    """A member's live state: step counter, random generators, Nosé–Hoover chain
+    variables, writer."""
 
     def __init__(self, m: Member, device):
         torch = _torch()
@@ -180,42 +199,69 @@ class _Run:
                 "equilibration_steps": s.equilibration_steps, "thermostat": s.thermostat,
                 "engine": "torch_sim"}
         self.writer = TrajectoryWriter(m.path, atoms, _fingerprint(s, atoms), meta, self.total)
-        self.gen = torch.Generator(device=device)
+        self.gen = torch.Generator(device=device)  # Langevin noise
         self.gen.manual_seed(int(s.seed))
+        self.rng = np.random.default_rng(s.seed)  # initial state, then Bussi (ASE engine's)
+        self.eta, self.p_eta = np.zeros(NHC_LENGTH), np.zeros(NHC_LENGTH)
         if self.writer.committed_step >= 0:
             self.start, pos, mom, saved = self.writer.restore()
             if saved:
                 state = json.loads(saved)
-                self.gen.set_state(torch.frombuffer(
-                    bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8))
+                if "torch_rng" in state:
+                    self.gen.set_state(torch.frombuffer(
+                        bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8))
+                if "rng" in state:
+                    self.rng.bit_generator.state = state["rng"]
+                if "nhc" in state:
+                    self.eta, self.p_eta = (np.array(v, float) for v in state["nhc"])
             self.resumed_from = self.start if self.start < self.total else None
             self.started_from = self.writer.attr("initial_state", "unknown")
         else:
-            rng = np.random.default_rng(s.seed)
-            self.started_from = initial_state(atoms, s, m.force_constants, rng)
+            self.started_from = initial_state(atoms, s, m.force_constants, self.rng)
             self.writer.set_attr("initial_state", self.started_from)
             pos, mom = atoms.positions.copy(), atoms.get_momenta()
-            # no centre-of-mass momentum (the ASE engine's FixCom); kept zero by the steps
-            mom = mom - atoms.get_masses()[:, None] * mom.sum(0) / atoms.get_masses().sum()
+            if s.thermostat == "langevin":
+                # no centre-of-mass momentum (the ASE engine's FixCom); kept zero by the
+                # steps. Bussi and Nosé–Hoover: the ASE engine's start (already Stationary)
+                mom = mom - atoms.get_masses()[:, None] * mom.sum(0) / atoms.get_masses().sum()
             self.start, self.resumed_from = 0, None
         self.positions, self.momenta = np.asarray(pos, float), np.asarray(mom, float)
         self.done = self.start
         self.masses = m.atoms.get_masses()
 
+    @property
+    def n_dof(self) -> int:
+        """Degrees of freedom of the temperature, as the ASE engine counts them: 3N − 3
+        with Langevin's fixed centre of mass, 3N otherwise."""
+        return 3 * len(self.masses) - (3 if self.s.thermostat == "langevin" else 0)
+
     def rng_state(self) -> str:
-        return json.dumps({"torch_rng": base64.b64encode(
-            self.gen.get_state().numpy().tobytes()).decode()})
+        """The checkpoint's thermostat state (the keys of the ASE engine's, plus the torch
+        generator of the Langevin noise)."""
+        state: dict = {"rng": self.rng.bit_generator.state}
+        if self.s.thermostat == "langevin":
+            state["torch_rng"] = base64.b64encode(self.gen.get_state().numpy().tobytes()
+                                                  ).decode()
+        if self.s.thermostat == "nose_hoover_chain":
+            state["nhc"] = [self.eta.tolist(), self.p_eta.tolist()]
+        return json.dumps(state)
 
 
 class _Batch:
     """The active runs as tensors: positions x and momenta p (float64, ASE units: Å,
-    amu·Å/t with t = Å·√(amu/eV)), masses, cells and the per-atom Δt, k_BT, γ of each
-    run's settings. Built again only when a run leaves."""
+    amu·Å/t with t = Å·√(amu/eV)), masses, cells, the per-atom Δt and each run's
+    thermostat constants (and Nosé–Hoover chain variables). One thermostat per batch.
+    Built again only when a run leaves."""
 
     def __init__(self, runs: list[_Run], model):
         torch = _torch()
         dev, f64 = model.device, torch.float64
         self.model, self.runs, self.f64 = model, runs, f64
+        kinds = {r.s.thermostat for r in runs}
+        if len(kinds) != 1 or not kinds <= set(BATCH_THERMOSTATS):
+            raise PhonionError(f"a batch integrates one of {BATCH_THERMOSTATS}, not "
+                               f"{sorted(kinds)}")
+        self.thermostat = kinds.pop()
         n_at = [len(r.positions) for r in runs]
         self.bounds = np.cumsum([0, *n_at])
         self.sys_idx = torch.repeat_interleave(torch.arange(len(runs), device=dev),
@@ -234,18 +280,37 @@ class _Batch:
         self.z = torch.as_tensor(np.concatenate([r.m.atoms.numbers for r in runs]),
                                  device=dev)
         self.dt = per_atom([r.s.timestep_fs * units.fs for r in runs])
-        kT = per_atom([units.kB * r.s.temperature_K for r in runs])
-        gamma = per_atom([r.s.friction_per_fs / units.fs for r in runs])
-        self.c1 = torch.exp(-gamma * self.dt)
-        self.c2 = torch.sqrt((1 - self.c1 ** 2) * kT * self.m)
         self.m_sys = torch.zeros(len(runs), 1, dtype=f64, device=dev).index_add_(
             0, self.sys_idx, self.m)
+
+        def per_run(values):
+            return torch.as_tensor(values, dtype=f64, device=dev)
+
+        dt_run = per_run([r.s.timestep_fs * units.fs for r in runs])
+        kT_run = per_run([units.kB * r.s.temperature_K for r in runs])
+        if self.thermostat == "langevin":
+            kT = kT_run[self.sys_idx][:, None]
+            gamma = per_atom([r.s.friction_per_fs / units.fs for r in runs])
+            self.c1 = torch.exp(-gamma * self.dt)
+            self.c2 = torch.sqrt((1 - self.c1 ** 2) * kT * self.m)
+        elif self.thermostat == "bussi":  # ASE Bussi.__init__
+            self.exp_term = [float(np.exp(-(r.s.timestep_fs * units.fs)
+                                               / (r.s.tau_fs * units.fs))) for r in runs]
+            self.target_ke = [0.5 * units.kB * r.s.temperature_K * r.n_dof for r in runs]
+        else:  # ASE NoseHooverChainThermostat.__init__
+            tau2 = per_run([(r.s.tau_fs * units.fs) ** 2 for r in runs])
+            self.n3kT = per_run([3 * len(r.masses) for r in runs]) * kT_run
+            self.kT, self.half_dt = kT_run, 0.5 * dt_run
+            self.Q = (kT_run * tau2)[:, None].repeat(1, NHC_LENGTH)
+            self.Q[:, 0] = self.n3kT * tau2
+            self.eta = per_run(np.stack([r.eta for r in runs]))
+            self.p_eta = per_run(np.stack([r.p_eta for r in runs]))
         self.mdtype = getattr(model, "dtype", f64)
         self.n_at = n_at
         self.p = torch.as_tensor(np.concatenate([r.momenta for r in runs]), dtype=f64,
                                  device=dev)
         self.raw, self.epot = self.evaluate()
-        self.f = self.com_free(self.raw)
+        self.f = self.com_free(self.raw) if self.thermostat == "langevin" else self.raw
 
     def com_free(self, v):
         """``v`` (momenta or forces) minus m_i × (its per-system sum) / (system mass)."""
@@ -271,6 +336,73 @@ class _Batch:
         return res["forces"].detach().to(self.f64), res["energy"].detach().to(self.f64)
 
     def step(self) -> None:
+        """One step of every run with the batch's thermostat."""
+        if self.thermostat == "langevin":
+            return self._baoab()
+        if self.thermostat == "bussi":  # ASE Bussi.step: rescale, then velocity Verlet
+            self.p = self.p * self._bussi_alpha()[self.sys_idx][:, None]
+            return self._verlet()
+        self._nhc(self.half_dt)  # ASE NoseHooverChainNVT.step
+        self._verlet()
+        self._nhc(self.half_dt)
+
+    def _verlet(self) -> None:
+        self.p = self.p + 0.5 * self.dt * self.f
+        self.x = self.x + self.dt * self.p / self.m
+        self.raw, self.epot = self.evaluate()
+        self.f = self.raw
+        self.p = self.p + 0.5 * self.dt * self.f
+
+    def _two_ke(self):
+        """2 × kinetic energy of each run (eV), Σ p²/m."""
+        torch = _torch()
+        return torch.zeros(len(self.runs), dtype=self.f64, device=self.p.device).index_add_(
+            0, self.sys_idx, (self.p ** 2 / self.m).sum(1))
+
+    def _bussi_alpha(self):
+        """Each run's velocity scale factor, Bussi et al. 2007 Eq. (A7), with the draws of
+        ASE's Bussi.calculate_alpha from the run's NumPy generator (a normal R₁, then
+        Σᵢ₌₂ᴺᶠ Rᵢ² as 2·Γ((N_f − 1)/2))."""
+        torch = _torch()
+        ke = (0.5 * self._two_ke()).cpu().numpy()
+        alpha = []
+        for r, k, c, target in zip(self.runs, ke, self.exp_term, self.target_ke,
+                                   strict=True):
+            scale = (1 - c) * target / k / r.n_dof
+            r1 = r.rng.standard_normal()
+            rest = 2.0 * r.rng.standard_gamma(0.5 * (r.n_dof - 1))
+            alpha.append(np.sqrt(c + scale * (rest + r1 ** 2)
+                                 + 2 * r1 * np.sqrt(c * scale)))
+        return torch.as_tensor(alpha, dtype=self.f64, device=self.p.device)
+
+    def _nhc(self, delta) -> None:
+        """exp(iL_NHC δ) for every run (δ per run): ASE's
+        NoseHooverChainThermostat.integrate_nhc with one loop, vectorised over runs."""
+        from ase.md.nose_hoover_chain import FOURTH_ORDER_COEFFS
+
+        torch = _torch()
+        for coeff in FOURTH_ORDER_COEFFS:
+            d = coeff * delta
+            for j in reversed(range(NHC_LENGTH)):
+                self._nhc_p_eta(j, d / 2, d / 4)
+            self.eta = self.eta + d[:, None] * self.p_eta / self.Q
+            scale = torch.exp(-d * self.p_eta[:, 0] / self.Q[:, 0])
+            self.p = self.p * scale[self.sys_idx][:, None]
+            for j in range(NHC_LENGTH):
+                self._nhc_p_eta(j, d / 2, d / 4)
+
+    def _nhc_p_eta(self, j: int, d2, d4) -> None:
+        torch = _torch()
+        last = j == NHC_LENGTH - 1
+        if not last:
+            self.p_eta[:, j] *= torch.exp(-d4 * self.p_eta[:, j + 1] / self.Q[:, j + 1])
+        g = (self._two_ke() - self.n3kT if j == 0
+             else self.p_eta[:, j - 1] ** 2 / self.Q[:, j - 1] - self.kT)
+        self.p_eta[:, j] += d2 * g
+        if not last:
+            self.p_eta[:, j] *= torch.exp(-d4 * self.p_eta[:, j + 1] / self.Q[:, j + 1])
+
+    def _baoab(self) -> None:
         """One BAOAB step of every run (each run's noise from its own generator)."""
         torch = _torch()
         self.p = self.p + 0.5 * self.dt * self.f
@@ -288,9 +420,13 @@ class _Batch:
         """Positions and momenta of ``runs`` (indices into this batch) back into them;
         returns the forces, model forces and energies of every run (NumPy)."""
         xs, ps = self.x.cpu().numpy(), self.p.cpu().numpy()
+        chain = ((self.eta.cpu().numpy(), self.p_eta.cpu().numpy())
+                 if self.thermostat == "nose_hoover_chain" else None)
         for i in runs:
             sl = slice(self.bounds[i], self.bounds[i + 1])
             self.runs[i].positions, self.runs[i].momenta = xs[sl].copy(), ps[sl].copy()
+            if chain:
+                self.runs[i].eta, self.runs[i].p_eta = chain[0][i].copy(), chain[1][i].copy()
         return self.f.cpu().numpy(), self.raw.cpu().numpy(), self.epot.cpu().numpy()
 
 
@@ -362,8 +498,7 @@ def _commit(r: _Run, forces: np.ndarray, raw: np.ndarray, epot: float, out: dict
     s = r.s
     atoms = Atoms(r.m.atoms.numbers, positions=r.positions, cell=r.m.atoms.cell, pbc=True,
                   momenta=r.momenta)
-    n_dof = 3 * len(atoms) - 3
-    temp = 2 * atoms.get_kinetic_energy() / (n_dof * units.kB)
+    temp = 2 * atoms.get_kinetic_energy() / (r.n_dof * units.kB)
     try:
         _check(atoms, forces, temp, r.done, s)
     except Diverged as exc:

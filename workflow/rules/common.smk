@@ -342,7 +342,7 @@ if _unknown:
 _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 
 #: md.engine torch_sim: every temperature of a material in one batched job (md.smk); what
-#: cannot run batched (another thermostat, md.adaptive, no torch-sim in the MD
+#: cannot run batched (md.adaptive, no torch-sim in the MD
 #: environment) stops here with the reason
 MD_BATCH = config["md"]["enabled"] and config["md"]["engine"] == "torch_sim"
 MD_BATCH_SIZE = len(MD_TEMPERATURES)
