@@ -216,7 +216,8 @@ def test_sevennet_batched_by_torch_sim_is_its_calculator():
     ASE engine uses."""
     pytest.importorskip("sevenn")
     from phonion.calculators import get_calculator
-    from phonion.md_batch import _Batch, _Run, batch_model
+    from phonion.md_batch import _Run, batch_model
+    from phonion.md_batch_step import Batch
 
     model, desc = batch_model("sevenn", "7net-0", "cpu")
     assert model.batched and desc["name"] == "7net-0"
@@ -234,7 +235,7 @@ def test_sevennet_batched_by_torch_sim_is_its_calculator():
         r.momenta, r.masses = np.zeros_like(atoms.positions), atoms.get_masses()
         r.gen = None
         runs.append(r)
-    batch = _Batch(runs, model)
+    batch = Batch(runs, model)
     for i, r in enumerate(runs):
         at = r.m.atoms.copy()
         at.calc = calc
