@@ -93,7 +93,9 @@ def batch_model(backend: str, model: str, device: str, modal: str = ""):
     """(torch-sim model, description) of the campaign's MLP: SevenNet natively batched
     (torch-sim's wrapper of the network the ASE engine loads, forces equal to its ASE
     calculator's, tests/test_md_batch.py); any other backend through
-    :class:`CalculatorModel` (MACE's torch-sim wrapper is not wired yet)."""
+    :class:`CalculatorModel` (MACE's torch-sim wrapper is not wired yet). The model's
+    ``loaded`` attribute is the :func:`~phonion.calculators.get_calculator` result it was
+    built from (its supported elements)."""
     from .calculators import _sevenn_model, get_calculator, model_file
 
     if backend == "sevenn":
@@ -111,10 +113,12 @@ def batch_model(backend: str, model: str, device: str, modal: str = ""):
         loaded = get_calculator(backend, model, "cpu", "float32", modal)
         net = _sevenn_model(model_file(backend, model), loaded.description["sha256"])
         wrapped = SevenNetModel(model=net, modal=modal or None, device=device)
-        wrapped.batched = True
+        wrapped.batched, wrapped.loaded = True, loaded
         return wrapped, {**loaded.description, "device": device}
     loaded = get_calculator(backend, model, device, "float64", modal)
-    return CalculatorModel(loaded.calculator), loaded.description
+    wrapped = CalculatorModel(loaded.calculator)
+    wrapped.loaded = loaded
+    return wrapped, loaded.description
 
 
 class _Run:

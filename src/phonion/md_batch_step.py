@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms, units
+from ase.md.nose_hoover_chain import FOURTH_ORDER_COEFFS
 
 from .errors import PhonionError
 
@@ -141,6 +142,11 @@ class Batch:
             self.eta = per_run(np.stack([r.eta for r in runs]))
             self.p_eta = per_run(np.stack([r.p_eta for r in runs]))
         self.mdtype = getattr(model, "dtype", f64)
+        # what evaluate() hands the model every step, built once per batch
+        self.model_masses = self.m[:, 0].to(self.mdtype)
+        self.model_cell = self.cell.to(self.mdtype)
+        self.calculators = ([r.m.calculator for r in runs]
+                            if isinstance(model, CalculatorModel) else None)
         self.n_at = n_at
         self.p = torch.as_tensor(np.concatenate([r.momenta for r in runs]), dtype=f64,
                                  device=dev)
@@ -161,12 +167,14 @@ class Batch:
         from torch_sim.state import SimState
         from torch_sim.transforms import pbc_wrap_batched
 
-        ase_calc = isinstance(self.model, CalculatorModel)
-        x = self.x if ase_calc else pbc_wrap_batched(self.x, self.cell, self.sys_idx)
-        st = SimState(positions=x.to(self.mdtype), masses=self.m[:, 0].to(self.mdtype),
-                      cell=self.cell.to(self.mdtype), pbc=True, atomic_numbers=self.z,
+        if self.calculators is not None:
+            x = self.x
+        else:
+            x = pbc_wrap_batched(self.x, self.cell, self.sys_idx)
+        st = SimState(positions=x.to(self.mdtype), masses=self.model_masses,
+                      cell=self.model_cell, pbc=True, atomic_numbers=self.z,
                       system_idx=self.sys_idx)
-        res = (self.model(st, [r.m.calculator for r in self.runs]) if ase_calc
+        res = (self.model(st, self.calculators) if self.calculators is not None
                else self.model(st))
         return res["forces"].detach().to(self.f64), res["energy"].detach().to(self.f64)
 
@@ -213,8 +221,6 @@ class Batch:
     def _nhc(self, delta) -> None:
         """exp(iL_NHC δ) for every run (δ per run): ASE's
         NoseHooverChainThermostat.integrate_nhc with one loop, vectorised over runs."""
-        from ase.md.nose_hoover_chain import FOURTH_ORDER_COEFFS
-
         torch = _torch()
         for coeff in FOURTH_ORDER_COEFFS:
             d = coeff * delta

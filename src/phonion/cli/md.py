@@ -57,11 +57,10 @@ def md_batch(a: argparse.Namespace) -> int:
         if why:
             raise ConfigError(why)
         model, ctx.model = batch_model(base.backend, base.model, a.device, base.modal)
-        from ..calculators import check_elements, get_calculator
+        from ..calculators import check_elements
 
         atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
-        check_elements(get_calculator(base.backend, base.model, "cpu", base.dtype,
-                                      base.modal), atoms.get_chemical_symbols())
+        check_elements(model.loaded, atoms.get_chemical_symbols())
         fc = formats.read_fc2(a.fc2) if base.initial_state == "harmonic" else None
         members = [Member(f"{T:g}K", atoms, dataclasses.replace(base, temperature_K=T),
                           Path(tr).with_suffix(".partial.h5"), fc)
