@@ -11,7 +11,10 @@ Two cases, each in a fresh Snakemake process:
   the whole DAG and must find nothing to do.
 
 Usage:
-    python bench/dry_run.py [N] [new|finished|both]     (defaults 4000, both)
+    python bench/dry_run.py [N] [new|finished|both] [POOL]   (defaults 4000, both)
+
+POOL > 0 plans the MD as ``md.engine: torch_sim`` with ``md.batch_materials: POOL`` (one
+md_pool rule and job per POOL materials, an md_settings job per material).
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ STAGE_ORDER = [
 ]
 
 
+#: extra --config values (bench/dry_run.py N CASE POOL)
+EXTRA: list[str] = []
+
+
 def _snakemake(folder: Path, results: Path, *extra: str) -> tuple[float, str]:
     """Run ``snakemake -n`` in a child; return (wall s, stdout+stderr); children's peak RSS
     is read by the caller from ``resource.getrusage``."""
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", *extra,
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", *extra, *EXTRA,
            "--config", f"structures={{folder: {folder}}}", f"results={results}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -115,4 +122,11 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     size = int(args[0]) if args else 4000
     which = args[1] if len(args) > 1 else "both"
+    # the demo config's fd_check names NaCl, which the copies are not called
+    extra = Path(tempfile.mkdtemp()) / "bench.yaml"
+    text = "phonons: {fd_check: {materials: []}}\n"
+    if len(args) > 2 and int(args[2]) > 0:
+        text += f"md: {{engine: torch_sim, batch_materials: {int(args[2])}}}\n"
+    extra.write_text(text)
+    EXTRA.extend(["--configfile", str(ROOT / "config/config.yaml"), str(extra)])
     main(size, ["new", "finished"] if which == "both" else [which])

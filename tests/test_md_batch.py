@@ -22,7 +22,7 @@ from phonion.formats import read_trajectory
 from phonion.md import Diverged, run_md
 from phonion.settings import MDSettings
 
-from conftest import RIGID, ROOT, STRUCTURES, SpringNetwork, snakemake
+from conftest import DEMO, RIGID, ROOT, STRUCTURES, SpringNetwork, snakemake
 
 pytest.importorskip("torch_sim")
 
@@ -210,6 +210,46 @@ def test_a_diverging_run_stops_alone(tmp_path):
         assert res[m.key]["n_frames"] == 25, m.key
 
 
+def test_a_pool_record_hands_each_run_to_its_material(tmp_path):
+    """phonion.md_pool: what a material's md_batch job takes from its pool. A finished run
+    is adopted with the pool's summary, a diverged one with its reason; a run of other
+    settings (stale record) or whose checkpoint is gone is run again; a finished
+    trajectory is passed on to a rerun pool as a hard link, without a write."""
+    from dataclasses import replace
+
+    from phonion.md_pool import adopt, adoptable, entry, partial_of, pass_on_finished
+
+    members = _members(tmp_path, production=40, temps=(300.0,))
+    finals = [tmp_path / m.key.split("@")[0] / "300K" / "trajectory.h5" for m in members]
+    for m, final in zip(members, finals, strict=True):
+        final.parent.mkdir(parents=True)
+        m.path = partial_of(final)
+    bad = members[1].atoms.copy()
+    bad.positions[1] = bad.positions[0] + [0.3, 0.0, 0.0]
+    members[1].atoms = bad
+    out = run_batch(members, CalculatorModel(None), log=None)
+    runs = {f"{i}": entry(m.settings, m.atoms, out[m.key], None)
+            for i, m in enumerate(members)}
+    record = {"pool": "0000", "runs_in_batch": 2, "runs": {"300K": runs["0"]}}
+    took = adopt(record, "300K", members[0].settings, members[0].atoms, finals[0])
+    assert took["n_frames"] == 10 and took["steps_this_run"] == 240 and took["pool_runs"] == 2
+    other = replace(members[0].settings, seed=4)  # a record of other settings: run it
+    assert adopt(record, "300K", other, members[0].atoms, finals[0]) is None
+    diverged = {**record, "runs": {"300K": runs["1"]}}
+    assert isinstance(adopt(diverged, "300K", members[1].settings, bad, finals[1]), Diverged)
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(record))
+    assert adoptable(path, [str(finals[0])])
+    members[0].path.rename(finals[0])  # the md_batch job finished it: no checkpoint left
+    assert not adoptable(path, [str(finals[0])])
+    assert adopt(record, "300K", members[0].settings, members[0].atoms, finals[0]) is None
+    stamp = finals[0].stat().st_mtime_ns
+    assert pass_on_finished(finals[0], members[0].settings, members[0].atoms)
+    assert partial_of(finals[0]).stat().st_ino == finals[0].stat().st_ino
+    assert finals[0].stat().st_mtime_ns == stamp
+    assert not pass_on_finished(finals[0], other, members[0].atoms)
+
+
 def test_sevennet_batched_by_torch_sim_is_its_calculator():
     """SevenNet-0 through torch-sim's wrapper on a batch of two real cells (natrite with
     unwrapped positions, zabuyelite) gives the forces and energies of the ASE calculator the
@@ -244,24 +284,88 @@ def test_sevennet_batched_by_torch_sim_is_its_calculator():
         assert float(batch.epot[i]) == pytest.approx(at.get_potential_energy(), abs=2e-3)
 
 
+def _md(campaign, mid, T):
+    return json.loads((campaign / f"results/materials/{mid}/md/{T}K/md.json").read_text())
+
+
+def _jobs(dry_run_output: str) -> set[tuple[str, str]]:
+    """(rule, material) of every job a dry run lists."""
+    import re
+
+    jobs = set()
+    for block in re.split(r"\n(?=\s*(?:local)?rule \S+:)", dry_run_output):
+        rule = re.match(r"\s*(?:local)?rule (\S+):", block)
+        mid = re.search(r"wildcards: .*?mid=([^,\s]+)", block)
+        if rule:
+            jobs.add((rule[1], mid[1] if mid else ""))
+    return jobs
+
+
 def test_md_engine_torch_sim_through_snakemake(campaign):
-    """md.engine torch_sim: one md_batch job per material writes every temperature's md
-    result and trajectory; diffusion reads them as the ASE engine's. What the batch cannot
-    run (md.adaptive) stops the campaign at parse time with the reason."""
+    """md.engine torch_sim with md.batch_materials 2: one md_pool job runs NaCl and NaF at
+    600 and 900 K as one batch of four runs; each material's md_batch job adopts its runs
+    and diffusion reads them as the ASE engine's. Then: a change to one material reruns
+    the pool for that material alone (the other is passed on without a step and its jobs do
+    not rerun); a deleted trajectory comes back, the run whose checkpoint is gone run again
+    to the same trajectory bit for bit; pooling switched off reruns no MD. What the batch
+    cannot run (md.adaptive) stops the campaign at parse time with the reason."""
+    mids, temps = ("NaCl", "NaF"), (600, 900)
+    (campaign / "structures/Na2O.cif").unlink()  # dynamically unstable with rigid_ion
+    (campaign / "structures/NaF.cif").write_text((DEMO / "NaF.cif").read_text())
     config = {**RIGID, "structures": {"folder": "structures"},
-              "md": {**RIGID["md"], "engine": "torch_sim", "temperatures_K": [600, 900]}}
-    out = snakemake(campaign, "--cores", "2", "results/materials/NaCl/diffusion/900K/"
-                    "diffusion.json", config=config)
-    assert "rule md_batch" in out.stdout + out.stderr
-    for T in (600, 900):
-        md = json.loads((campaign / f"results/materials/NaCl/md/{T}K/md.json").read_text())
-        assert md["status"] == "ok", md["reason"]
-        assert md["engine"] == "torch_sim" and md["n_frames"] == 25
-        assert md["provenance"]["model"]["backend"] == "rigid_ion"
+              "md": {**RIGID["md"], "engine": "torch_sim", "temperatures_K": list(temps),
+                     "batch_materials": 2, "equilibration_steps": 8, "production_steps": 40}}
+    targets = [f"results/materials/{m}/md/900K/md.json" for m in mids]
+    targets.append("results/materials/NaCl/diffusion/900K/diffusion.json")
+    out = snakemake(campaign, "--cores", "2", *targets, config=config)
+    assert {r for r, _ in _jobs(out.stdout + out.stderr)} >= {"md_pool_0000", "md_batch"}
+    for m in mids:
+        record = json.loads((campaign / f"results/materials/{m}/md/pool.json").read_text())
+        assert record["pool"] == "0000" and record["runs_in_batch"] == 4
+        for T in temps:
+            md = _md(campaign, m, T)
+            assert md["status"] == "ok", md["reason"]
+            assert md["engine"] == "torch_sim" and md["n_frames"] == 10
+            assert md["pool_runs"] == 4 and md["steps_this_run"] == 48
+            assert md["provenance"]["model"]["backend"] == "rigid_ion"
     diff = json.loads((campaign / "results/materials/NaCl/diffusion/900K/diffusion.json"
                        ).read_text())
     assert diff["status"] == "ok", diff["reason"]
-    assert "600 K" in (campaign / "results/materials/NaCl/md/md_batch.log").read_text()
+    assert "adopted 2 run(s) from pool 0000" in (
+        campaign / "results/materials/NaCl/md/md_batch.log").read_text()
+
+    # NaF changes: the pool reruns it alone; NaCl is passed on and none of its jobs rerun
+    nacl = campaign / "results/materials/NaCl/md/600K/trajectory.h5"
+    before = (nacl.stat().st_mtime_ns, read_trajectory(nacl)["positions_A"])
+    changed = {**config, "overrides": {"NaF": {"md": {"seed": 7}}}}
+    dry = _jobs(snakemake(campaign, "-n", *targets, config=changed).stdout)
+    assert ("md_pool_0000", "") in dry and ("md_batch", "NaF") in dry
+    assert not {job for job in dry if job[1] == "NaCl"}, dry
+    snakemake(campaign, "--cores", "2", *targets, config=changed)
+    runs = json.loads((campaign / "results/materials/NaCl/md/pool.json").read_text())["runs"]
+    assert all(e["already_complete"] for e in runs.values())
+    assert _md(campaign, "NaF", 600)["steps_this_run"] == 48
+    assert nacl.stat().st_mtime_ns == before[0]
+
+    # both names of NaCl's 600 K run deleted, 900 K's trajectory only: 600 K runs in its
+    # md_batch job, to the same trajectory; 900 K is adopted from its checkpoint
+    nacl.unlink()
+    nacl.with_suffix(".partial.h5").unlink()
+    (campaign / "results/materials/NaCl/md/900K/trajectory.h5").unlink()
+    snakemake(campaign, "--cores", "2", *targets, config=changed)
+    assert _md(campaign, "NaCl", 600)["steps_this_run"] == 48
+    adopted = _md(campaign, "NaCl", 900)
+    assert adopted["steps_this_run"] == 0 and adopted["already_complete"]
+    assert adopted["provenance"]["model"]["backend"] == "rigid_ion"
+    np.testing.assert_array_equal(read_trajectory(nacl)["positions_A"], before[1])
+
+    # pooling off: the md_batch jobs rerun (another input) and find every run complete
+    single = {**changed, "md": {**changed["md"], "batch_materials": 1}}
+    snakemake(campaign, "--cores", "2", *targets, config=single)
+    for m in mids:
+        for T in temps:
+            md = _md(campaign, m, T)
+            assert md["status"] == "ok" and md["steps_this_run"] == 0, md
     bad = {**config, "md": {**config["md"], "adaptive": {"enabled": True}}}
     proc = snakemake(campaign, "-n", config=bad, check=False)
     assert proc.returncode != 0 and "runs with md.engine ase" in proc.stdout + proc.stderr
@@ -283,3 +387,12 @@ def test_the_slurm_profile_sends_a_batch_to_the_gpu_with_its_memory(campaign):
     assert [re.match(r"\s*(?:local)?rule (\S+):", b)[1] for b in gpu] == ["md_batch"] * 2
     assert all(re.search(r"\bmem_mb=6000\b", b) for b in gpu)
     assert "rule md:" not in out
+    # md.batch_materials 2: one pool job asks for the GPU and the memory of four runs (its
+    # members' md_batch jobs are asked again once the pool ran: one core if they only adopt)
+    pooled = {**config, "md": {**config["md"], "batch_materials": 2}}
+    out = snakemake(campaign, "-n", "-p", "--profile", str(ROOT / "profiles/slurm"),
+                    config=pooled).stdout
+    blocks = re.split(r"\n(?=\s*(?:local)?rule \S+:)", out)
+    pool = [b for b in blocks if re.match(r"\s*(?:local)?rule md_pool_0000:", b)]
+    assert len(pool) == 1 and re.search(r"resources:.*\bgpu=1", pool[0])
+    assert re.search(r"\bmem_mb=12000\b", pool[0])

@@ -60,12 +60,14 @@ def test_each_stage_reads_only_its_own_keys():
         ("calculator", "model"): {"relax", "forces", "md", "elastic", "stability",
                                   "fd_check", "finetune"},
         ("calculator", "device"): set(),  # an execution detail
+        ("md", "batch_materials"): set(),  # so is the pool size (a run is its batch's own)
         ("dynamics", "r_max_A"): {"dynamics"},
     }
     values = {("phonons", "temperatures_K"): [300], ("diffusion", "window"): [0.2, 0.9],
               ("md", "temperatures_K"): [700, 900], ("calculator", "model"): "other",
               ("stability_recheck", "model"): "other",
-              ("calculator", "device"): "cuda", ("relax", "engine"): "cp2k"}
+              ("calculator", "device"): "cuda", ("relax", "engine"): "cp2k",
+              ("md", "batch_materials"): 4}
     for (section, key), expected in edits.items():
         cfg = json.loads(json.dumps(base))
         cfg[section][key] = values.get((section, key), 0.5)
@@ -252,8 +254,10 @@ def _rules() -> dict[str, tuple[str, str]]:
     """rule → (command it runs, conda env variable) from workflow/rules/*.smk."""
     out = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=[ ]*rule )", smk.read_text()):  # rules under an if too
-            rule = re.match(r"[ ]*rule (\w+):", block)
+        for block in re.split(r"\n(?=[ ]*rule[ :])", smk.read_text()):  # under an if too
+            # a rule made in a loop names itself (md_pool_<n>): its stem
+            rule = (re.match(r"[ ]*rule (\w+):", block)
+                    or re.match(r'[ ]*rule:\s+name:\s+f"(\w+?)_?\{', block))
             command = re.search(r"-m phonion (\w+)", block)
             env = re.search(r"conda:\n\s+(?:lambda \w+: )?(\w+)", block)
             if rule and command:
@@ -296,7 +300,7 @@ def test_pyproject_extras_hold_what_the_commands_import():
             assert not missing, f"{command}: pip install '.[workflow]' lacks {missing}"
         else:  # a backend environment: core + that backend's extra
             others = (set(BACKEND_PACKAGES.values()) - {None}) | WITH_EVERY_BACKEND
-            if command == "md_batch":  # md.engine torch_sim: the extra phonion[batch]
+            if command in ("md_batch", "md_pool"):  # md.engine torch_sim: phonion[batch]
                 others |= extras["batch"]
             missing = needed - core - others
             assert not missing, f"{command}: the core dependencies lack {missing}"

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
@@ -346,6 +347,15 @@ _BACKEND_PYTHON = _interpreter(config["environments"].get(BACKEND, ""), BACKEND)
 #: environment) stops here with the reason
 MD_BATCH = config["md"]["enabled"] and config["md"]["engine"] == "torch_sim"
 MD_BATCH_SIZE = len(MD_TEMPERATURES)
+#: md.batch_materials > 1: pool name → its materials (consecutive in campaign order; the
+#: base and the fine-tuned model never share a batch); each pool is one md_pool job
+MD_POOLS = {}
+if MD_BATCH and config["md"]["batch_materials"] > 1:
+    _n = config["md"]["batch_materials"]
+    for _tuned in (False, True):
+        _mids = [m for m in MATERIALS if bool(rescreened(m)) == _tuned]
+        for _k in range(0, len(_mids), _n):
+            MD_POOLS[f"{'finetuned_' if _tuned else ''}{_k // _n:04d}"] = _mids[_k : _k + _n]
 if MD_BATCH:
     from phonion.md_batch import engine_problem, torch_sim_missing
 
@@ -505,6 +515,44 @@ def md_resource(input, key, attempt=1, members=1):
             "slurm_partition": env.get("PHONION_GPU_PARTITION", default),
         }
     return shape[key]
+
+
+def md_settings_file(wildcards=None):
+    """A material's md settings as a file (md.batch_materials > 1; rule md_settings)."""
+    return f"{MATERIALS_DIR}/{{mid}}/md/settings.json"
+
+
+def write_md_settings(path, log, settings):
+    """Rule md_settings: the settings JSON to ``path``, its digest to ``log``."""
+    Path(path).write_text(settings)
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    Path(log).write_text(f"md settings {digest} for md_pool and md_batch\n")
+
+
+def md_pool_record(wildcards=None):
+    """The pool record a material's md_batch job reads (md.batch_materials > 1)."""
+    return f"{MATERIALS_DIR}/{{mid}}/md/pool.json"
+
+
+def md_pool_resource(input, key, attempt=1):
+    """SLURM shape of a pool job: the GPU shape of its dynamically stable materials (the
+    memory of all their runs), or a few minutes on one core when none is stable."""
+    stable = [s for s in input.stability if _stable(s)]
+    one = SimpleNamespace(stability=(stable or input.stability)[0])
+    return md_resource(one, key, attempt, max(len(stable), 1) * MD_BATCH_SIZE)
+
+
+def md_batch_resource(wildcards, input, key, attempt=1):
+    """md_batch's shape: one core for minutes when it only adopts what its pool ran
+    (phonion.md_pool.adoptable), else the GPU shape of its runs."""
+    if MD_POOLS:
+        from phonion.md_pool import adoptable
+
+        runs = expand(stage_path("md", "trajectory.h5"), mid=wildcards.mid, T=MD_TEMPERATURES)
+        if adoptable(input.pool, runs):
+            return {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 10,
+                    "slurm_partition": os.environ.get("SBATCH_PARTITION", "")}[key]
+    return md_resource(input, key, attempt, MD_BATCH_SIZE)
 
 
 # --- the campaign analysis (workflow/rules/campaign_analysis.smk) -------------------------

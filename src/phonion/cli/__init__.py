@@ -41,7 +41,7 @@ from .dft import (
     mlp_benchmark_table,
     validation_table,
 )
-from .md import arrhenius, diffusion, dynamics, md, md_batch, md_committee
+from .md import arrhenius, diffusion, dynamics, md, md_batch, md_committee, md_pool
 from .phonons import (
     displace,
     fd_check,
@@ -87,7 +87,11 @@ COMMANDS = {
     "md_batch": (md_batch, "NVT MD of every temperature of a material as one batch "
                  "(md.engine torch_sim; resumable)",
                  ["--displace", "--stability", "--fc2", "--temperatures-K", "--trajectory"],
-                 {"--device": "cpu"}),
+                 {"--device": "cpu", "--pool": ""}),
+    "md_pool": (md_pool, "NVT MD of several materials as one batch (md.batch_materials; "
+                "their md_batch jobs adopt the runs; not a stage)",
+                ["--pool", "--displace", "--stability", "--fc2", "--settings",
+                 "--temperatures-K", "--trajectory", "--out"], {"--device": "cpu"}),
     "md_committee": (md_committee, "the second model's forces on frames of one MD run",
                      ["--md", "--trajectory"], {"--device": "cpu", "--recheck": ""}),
     "diffusion": (diffusion, "MSD, D, melt filter and VDOS of one trajectory (workflow: "
@@ -156,7 +160,9 @@ MANY_FILES = {("arrhenius", "--diffusion"), ("validation_table", "--results"),
               ("finetune", "--dft-forceset"), ("finetune", "--aimd-trajectories"),
               ("finetune", "--relax-paths"),
               ("md_batch", "--temperatures-K"), ("md_batch", "--trajectory"),
-              ("md_batch", "--out")}
+              ("md_batch", "--out")} | {
+    ("md_pool", opt) for opt in ("--displace", "--stability", "--fc2", "--settings",
+                                 "--temperatures-K", "--trajectory", "--out")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, text, required, optional) in COMMANDS.items():
         p = sub.add_parser(name, help=text)
-        stage = name not in ("model", "fetch", "validation_table", "mlp_benchmark_table")
+        stage = name not in ("model", "fetch", "validation_table", "mlp_benchmark_table",
+                             "md_pool")
         if name == "fetch":
             p.add_argument("--source", nargs="+", choices=["mp", "oqmd"],
                            help="sources to query (default: databases.sources)")

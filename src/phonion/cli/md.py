@@ -42,34 +42,53 @@ def md(a: argparse.Namespace) -> int:
 def md_batch(a: argparse.Namespace) -> int:
     """``md.engine: torch_sim``: every temperature of one material as one batch
     (:mod:`phonion.md_batch`); one ``md`` result and trajectory per temperature, as the
-    ``md`` command writes them. A run that diverges fails alone."""
+    ``md`` command writes them. A run that diverges fails alone. With ``--pool`` (the
+    record of the material's pool, ``md.batch_materials`` > 1) the runs the pool finished
+    are adopted (:func:`phonion.md_pool.adopt`) and only the others run here."""
     from ..md_batch import Member, batch_model, engine_problem, run_batch
+    from ..md_pool import adopt
 
     temps = [float(t) for t in a.temperatures_K]
     if not (len(temps) == len(a.trajectory) == len(a.out)):
         raise SystemExit("md_batch: one --trajectory and one --out per --temperatures-K")
     base = SETTINGS["md"].from_json(a.settings, temperature_K=temps[0])
     outcome: dict = {}
+    models: dict = {}  # the model of each adopted run (its pool's)
 
     def run_all(ctx: Context) -> None:
         """The batch, run once (by the first temperature whose upstream is ok)."""
+        atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
+        record = formats.read_json(a.pool) if a.pool and Path(a.pool).exists() else None
+        members = []
+        for T, tr in zip(temps, a.trajectory, strict=True):
+            s = dataclasses.replace(base, temperature_K=T)
+            took = adopt(record, f"{T:g}K", s, atoms, tr)
+            if took is None:
+                members.append((T, s, tr))
+                continue
+            if isinstance(took, dict):
+                models[f"{T:g}K"] = took.pop("model")
+            outcome[f"{T:g}K"] = took
+        if record and len(members) < len(temps):
+            ctx.log(f"adopted {len(temps) - len(members)} run(s) from pool {record['pool']} "
+                    f"({record['runs_in_batch']} runs in its batch)")
+        if not members:
+            return
         why = engine_problem(base)
         if why:
             raise ConfigError(why)
         model, ctx.model = batch_model(base.backend, base.model, a.device, base.modal)
         from ..calculators import check_elements
 
-        atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
         check_elements(model.loaded, atoms.get_chemical_symbols())
         fc = formats.read_fc2(a.fc2) if base.initial_state == "harmonic" else None
-        members = [Member(f"{T:g}K", atoms, dataclasses.replace(base, temperature_K=T),
-                          Path(tr).with_suffix(".partial.h5"), fc)
-                   for T, tr in zip(temps, a.trajectory, strict=True)]
+        runs = [Member(f"{T:g}K", atoms, s, Path(tr).with_suffix(".partial.h5"), fc)
+                for T, s, tr in members]
         how = "batched" if getattr(model, "batched", False) else "system by system"
-        ctx.log(f"{len(atoms)} atoms, {', '.join(m.key for m in members)} as one batch "
+        ctx.log(f"{len(atoms)} atoms, {', '.join(m.key for m in runs)} as one batch "
                 f"(torch_sim, {how} on {a.device}), {base.equilibration_steps} + "
                 f"{base.production_steps} steps of {base.timestep_fs} fs")
-        outcome.update(run_batch(members, model))
+        outcome.update(run_batch(runs, model))
         outcome["model"] = ctx.model
 
     rc = 0
@@ -79,11 +98,11 @@ def md_batch(a: argparse.Namespace) -> int:
         def body(ctx: Context, T=T, tr=tr) -> dict:
             if not outcome:
                 run_all(ctx)
-            ctx.model = outcome["model"]
+            ctx.model = models.get(f"{T:g}K") or outcome.get("model")
             res = outcome[f"{T:g}K"]
             if isinstance(res, Exception):
                 raise res
-            os.replace(Path(tr).with_suffix(".partial.h5"), tr)
+            _finish(Path(tr).with_suffix(".partial.h5"), Path(tr), bool(a.pool))
             rate = res["steps_per_s"]
             ctx.log(f"{T:g} K: {res['n_frames']} frames"
                     + (f", {rate:.2f} steps/s" if rate else " (already complete)"))
@@ -92,6 +111,103 @@ def md_batch(a: argparse.Namespace) -> int:
         rc |= run_stage("md", body, out, {"displace": a.displace, "stability": a.stability},
                         s, {"trajectory": tr})
     return rc
+
+
+def _finish(partial: Path, trajectory: Path, keep_checkpoint: bool) -> None:
+    """Give a finished run its trajectory's name. Pooled (``keep_checkpoint``), the
+    checkpoint file stays as a hard link (no copy): a pool that reruns, or this job
+    rerun without a pool, finds the run complete instead of running it again."""
+    if keep_checkpoint:
+        try:
+            trajectory.unlink(missing_ok=True)
+            os.link(partial, trajectory)
+            return
+        except OSError:  # no hard links here: rename, as unpooled
+            pass
+    os.replace(partial, trajectory)
+
+
+def md_pool(a: argparse.Namespace) -> int:
+    """``md.batch_materials`` > 1: every temperature of several materials as one batch
+    (:mod:`phonion.md_pool`; ``--settings``: each material's md settings file). Writes
+    each run's checkpoint file and each material's pool record (``--out``), never a stage
+    result: each material's ``md_batch`` job adopts its runs. A finished run of an
+    unchanged material is passed on without a step; a member whose upstream is not ok gets
+    an empty record (its ``md_batch`` job writes the skip)."""
+    from ..calculators import check_elements
+    from ..md import Interrupted
+    from ..md_batch import Member, batch_model, engine_problem, run_batch
+    from ..md_pool import entry, partial_of, pass_on_finished, write_records
+
+    temps = [float(t) for t in a.temperatures_K]
+    n, k = len(a.out), len(temps)
+    if not (len(a.displace) == len(a.stability) == len(a.fc2) == len(a.settings) == n
+            and len(a.trajectory) == n * k):
+        raise SystemExit("md_pool: one --displace, --stability, --fc2, --settings and --out "
+                         "per material, one --trajectory per material and temperature")
+    plan, members = [], []
+    for i, record in enumerate(a.out):
+        try:
+            ups = [formats.read_result(a.displace[i]), formats.read_result(a.stability[i])]
+        except formats.DamagedFile as exc:
+            print(f"[md_pool] {record}: {exc}; its md_batch job reports it", flush=True)
+            plan.append((record, None))
+            continue
+        if any(u["status"] != "ok" for u in ups):
+            plan.append((record, None))
+            continue
+        mid = ups[0]["material_id"]
+        base = SETTINGS["md"].from_json(Path(a.settings[i]).read_text(),
+                                        temperature_K=temps[0])
+        atoms = formats.atoms_from_dict(ups[0]["supercell"])
+        fc = formats.read_fc2(a.fc2[i]) if base.initial_state == "harmonic" else None
+        for T, tr in zip(temps, a.trajectory[i * k:(i + 1) * k], strict=True):
+            s = dataclasses.replace(base, temperature_K=T)
+            if pass_on_finished(tr, s, atoms):
+                plan.append((record, (f"{T:g}K", s, atoms, None, tr)))
+            else:
+                m = Member(f"{mid}/{T:g}K", atoms, s, partial_of(tr), fc)
+                members.append(m)
+                plan.append((record, (f"{T:g}K", s, atoms, m.key, tr)))
+    outcome: dict = {}
+    description = None
+    if members:
+        why = engine_problem(members[0].settings)
+        if why:
+            raise ConfigError(why)
+        s0 = members[0].settings
+        model, description = batch_model(s0.backend, s0.model, a.device, s0.modal)
+        runnable = []
+        for m in members:
+            try:
+                check_elements(model.loaded, m.atoms.get_chemical_symbols())
+                runnable.append(m)
+            except ConfigError as exc:
+                outcome[m.key] = exc
+        # one thermostat per batch: a material whose overrides pick another runs after
+        for thermostat in dict.fromkeys(m.settings.thermostat for m in runnable):
+            group = [m for m in runnable if m.settings.thermostat == thermostat]
+            print(f"[md_pool] {a.pool}: {len(group)} runs of "
+                  f"{len({m.key.split('/')[0] for m in group})} materials as one batch "
+                  f"({thermostat}, on {a.device})", flush=True)
+            outcome.update(run_batch(group, model))
+    if any(isinstance(v, Interrupted) for v in outcome.values()):
+        print(f"[md_pool] {a.pool}: interrupted, every run committed; rerun to resume",
+              flush=True)
+        return 1
+    records: dict[str, dict] = {}
+    for record, run in plan:
+        runs = records.setdefault(record, {})
+        if run is not None:
+            key, s, atoms, mkey, tr = run
+            runs[key] = entry(s, atoms, outcome.get(mkey) if mkey else None,
+                              None if mkey else tr)
+    write_records(a.pool, records, len(members), description)
+    done = sum(isinstance(v, dict) for v in outcome.values())
+    passed = sum(1 for _, run in plan if run is not None and run[3] is None)
+    print(f"[md_pool] {a.pool}: {done} runs finished, {passed} passed on as already "
+          f"complete, {len(outcome) - done} stopped (reasons in the records)", flush=True)
+    return 0
 
 
 def _log_diffusion(ctx: Context, label: str, out: dict) -> None:
