@@ -217,7 +217,8 @@ def test_a_pool_record_hands_each_run_to_its_material(tmp_path):
     trajectory is passed on to a rerun pool as a hard link, without a write."""
     from dataclasses import replace
 
-    from phonion.md_pool import adopt, adoptable, entry, partial_of, pass_on_finished
+    from phonion import formats
+    from phonion.md_pool import adopt, adoptable, entry, partial_of, pass_on_finished, pending
 
     members = _members(tmp_path, production=40, temps=(300.0,))
     finals = [tmp_path / m.key.split("@")[0] / "300K" / "trajectory.h5" for m in members]
@@ -248,6 +249,21 @@ def test_a_pool_record_hands_each_run_to_its_material(tmp_path):
     assert partial_of(finals[0]).stat().st_ino == finals[0].stat().st_ino
     assert finals[0].stat().st_mtime_ns == stamp
     assert not pass_on_finished(finals[0], other, members[0].atoms)
+    # a shorter run is another run; a longer one extends a copy, never the finished file
+    shorter = replace(members[0].settings, production_steps=20)
+    assert not pass_on_finished(finals[0], shorter, members[0].atoms)
+    longer = replace(members[0].settings, production_steps=80)
+    assert not pass_on_finished(finals[0], longer, members[0].atoms)
+    assert partial_of(finals[0]).stat().st_ino != finals[0].stat().st_ino
+    # the SLURM shape of a pool counts the runs left: none for the finished one
+    displace = tmp_path / "displace.json"
+    formats.write_result(displace, formats.new_result(
+        "natrite", "displace", "ok", supercell=formats.atoms_to_dict(members[0].atoms)))
+    settings = tmp_path / "settings.json"
+    settings.write_text(members[0].settings.to_json())
+    assert pending(str(displace), str(settings), [str(finals[0])]) == (0, "langevin")
+    settings.write_text(longer.to_json())
+    assert pending(str(displace), str(settings), [str(finals[0])]) == (1, "langevin")
 
 
 def test_sevennet_batched_by_torch_sim_is_its_calculator():

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .formats import atomic_path
 from .md import _fingerprint, committed_production_steps
 from .settings import MDSettings
 
@@ -36,8 +37,10 @@ def partial_of(trajectory: str | os.PathLike) -> Path:
 
 
 def complete(path: str | os.PathLike, s: MDSettings, atoms) -> bool:
-    """Whether ``path`` holds every step of the run of ``s`` on ``atoms`` (same fingerprint)."""
-    return committed_production_steps(path, s, atoms) >= s.production_steps
+    """Whether ``path`` holds exactly the steps of the run of ``s`` on ``atoms`` (same
+    fingerprint; a longer run is not this one, as :class:`~phonion.formats.TrajectoryWriter`
+    starts such a file over)."""
+    return committed_production_steps(path, s, atoms) == s.production_steps
 
 
 def pass_on_finished(trajectory: str | os.PathLike, s: MDSettings, atoms) -> bool:
@@ -46,14 +49,20 @@ def pass_on_finished(trajectory: str | os.PathLike, s: MDSettings, atoms) -> boo
     written) and return True."""
     final, partial = Path(trajectory), partial_of(trajectory)
     if not complete(final, s, atoms):
+        if final.exists() and partial.exists() and os.path.samefile(final, partial):
+            # a run to extend: its checkpoint must not write into the finished file
+            import shutil
+
+            with atomic_path(partial) as tmp:
+                shutil.copyfile(final, tmp)
         return False
     if complete(partial, s, atoms):
         return True
     try:
         partial.unlink(missing_ok=True)
         os.link(final, partial)
-    except OSError:  # no hard links on this file system: the member would run it again
-        return False
+    except OSError:  # no hard links here: passed on all the same (its md_batch job does
+        pass  # not rerun; if it ever does, it runs the run itself)
     return True
 
 
@@ -101,11 +110,12 @@ def adopt(rec: dict | None, key: str, s: MDSettings, atoms, trajectory: str | os
 
     with h5py.File(partial_of(trajectory), "r") as h5:
         n_frames = int(h5.attrs["n_frames"])
+        started = str(h5.attrs.get("initial_state", "unknown"))
     pool = {"pool": rec["pool"], "pool_runs": rec["runs_in_batch"], "n_frames": n_frames,
             "model": e.get("model") or rec.get("model")}
     if e.get("already_complete"):
         return {"n_steps": s.equilibration_steps + s.production_steps, "steps_this_run": 0,
-                "initial_state": "", "resumed_from_step": None, "wall_time_s": 0.0,
+                "initial_state": started, "resumed_from_step": None, "wall_time_s": 0.0,
                 "steps_per_s": None, "engine": "torch_sim", "already_complete": True,
                 **pool}
     return {**e["summary"], **pool}
@@ -140,3 +150,23 @@ def write_records(pool: str, records: dict[str, dict], runs_in_batch: int,
     for path, runs in records.items():
         write_json(path, {"pool": pool, "runs_in_batch": runs_in_batch, "model": model,
                           "runs": runs})
+
+
+def pending(displace: str, settings: str, trajectories: list[str]) -> tuple[int, str]:
+    """(runs a pool would run for this member, its thermostat): the runs whose finished
+    trajectory is not complete for the member's settings (all of them when its upstream
+    cannot be read yet). For the SLURM shape of a pool job (``md_pool_resource``)."""
+    import dataclasses
+
+    from .formats import atoms_from_dict, read_result
+
+    try:
+        atoms = atoms_from_dict(read_result(displace)["supercell"])
+        base = MDSettings.from_json(Path(settings).read_text(), temperature_K=300.0)
+    except Exception:  # noqa: BLE001 - not there yet: count every run
+        return len(trajectories), ""
+    left = 0
+    for tr in trajectories:
+        s = dataclasses.replace(base, temperature_K=float(Path(tr).parent.name[:-1]))
+        left += not complete(tr, s, atoms)
+    return left, base.thermostat

@@ -478,7 +478,10 @@ BENCHMARK_ENVS = {
 
 def _stable(stability_result):
     """Whether a stability result says ok; True while it does not exist yet (Snakemake
-    evaluates resources again, with every input present, before it submits a job)."""
+    evaluates resources again, with every input present, before it submits a job); None:
+    no material to run."""
+    if stability_result is None:
+        return False
     try:
         with open(stability_result) as fh:
             return json.load(fh).get("status") == "ok"
@@ -535,11 +538,28 @@ def md_pool_record(wildcards=None):
 
 
 def md_pool_resource(input, key, attempt=1):
-    """SLURM shape of a pool job: the GPU shape of its dynamically stable materials (the
-    memory of all their runs), or a few minutes on one core when none is stable."""
-    stable = [s for s in input.stability if _stable(s)]
-    one = SimpleNamespace(stability=(stable or input.stability)[0])
-    return md_resource(one, key, attempt, max(len(stable), 1) * MD_BATCH_SIZE)
+    """SLURM shape of a pool job: the GPU shape for the runs it will run (its stable
+    materials' runs not yet finished with their settings, phonion.md_pool.pending), with
+    their memory and the wall time of one run per thermostat (each its own batch); a few
+    minutes on one core when it only passes finished runs on, or no member is stable."""
+    from phonion.md_pool import pending
+
+    runs, thermostats, stable = 0, set(), None
+    for displace, stability, settings in zip(input.displace, input.stability, input.settings):
+        if _stable(stability):
+            mid = Path(stability).parent.parent.name
+            left, thermostat = pending(
+                displace,
+                settings,
+                expand(stage_path("md", "trajectory.h5"), mid=mid, T=MD_TEMPERATURES),
+            )
+            runs += left
+            if left:
+                stable, thermostats = stability, thermostats | {thermostat}
+    one = SimpleNamespace(stability=stable)  # None: the one-core shape
+    if key == "runtime":
+        return md_resource(one, key, attempt) * max(len(thermostats - {""}), 1)
+    return md_resource(one, key, attempt, max(runs, 1))
 
 
 def md_batch_resource(wildcards, input, key, attempt=1):
@@ -549,7 +569,7 @@ def md_batch_resource(wildcards, input, key, attempt=1):
         from phonion.md_pool import adoptable
 
         runs = expand(stage_path("md", "trajectory.h5"), mid=wildcards.mid, T=MD_TEMPERATURES)
-        if adoptable(input.pool, runs):
+        if attempt == 1 and adoptable(input.pool, runs):
             return {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 10,
                     "slurm_partition": os.environ.get("SBATCH_PARTITION", "")}[key]
     return md_resource(input, key, attempt, MD_BATCH_SIZE)

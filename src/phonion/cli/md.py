@@ -54,11 +54,29 @@ def md_batch(a: argparse.Namespace) -> int:
     base = SETTINGS["md"].from_json(a.settings, temperature_K=temps[0])
     outcome: dict = {}
     models: dict = {}  # the model of each adopted run (its pool's)
+    ran: list = []
 
     def run_all(ctx: Context) -> None:
-        """The batch, run once (by the first temperature whose upstream is ok)."""
+        """The batch, run once (by the first temperature whose upstream is ok): every run
+        gets its summary or the exception that stopped it."""
+        ran.append(True)
+        try:
+            adopt_or_run(ctx)
+        except Exception as exc:  # noqa: BLE001 - each run not adopted reports it
+            for T in temps:
+                outcome.setdefault(f"{T:g}K", exc)
+
+    def adopt_or_run(ctx: Context) -> None:
+        why = engine_problem(base)
+        if why:
+            raise ConfigError(why)
         atoms = formats.atoms_from_dict(ctx.upstream["displace"]["supercell"])
-        record = formats.read_json(a.pool) if a.pool and Path(a.pool).exists() else None
+        record = None
+        if a.pool and Path(a.pool).exists():
+            try:
+                record = formats.read_json(a.pool)
+            except formats.DamagedFile as exc:  # then every run runs here
+                ctx.log(f"pool record unreadable ({exc}): running the runs here")
         members = []
         for T, tr in zip(temps, a.trajectory, strict=True):
             s = dataclasses.replace(base, temperature_K=T)
@@ -74,9 +92,6 @@ def md_batch(a: argparse.Namespace) -> int:
                     f"({record['runs_in_batch']} runs in its batch)")
         if not members:
             return
-        why = engine_problem(base)
-        if why:
-            raise ConfigError(why)
         model, ctx.model = batch_model(base.backend, base.model, a.device, base.modal)
         from ..calculators import check_elements
 
@@ -96,7 +111,7 @@ def md_batch(a: argparse.Namespace) -> int:
         s = dataclasses.replace(base, temperature_K=T)
 
         def body(ctx: Context, T=T, tr=tr) -> dict:
-            if not outcome:
+            if not ran:
                 run_all(ctx)
             ctx.model = models.get(f"{T:g}K") or outcome.get("model")
             res = outcome[f"{T:g}K"]
@@ -138,6 +153,7 @@ def md_pool(a: argparse.Namespace) -> int:
     from ..md import Interrupted
     from ..md_batch import Member, batch_model, engine_problem, run_batch
     from ..md_pool import entry, partial_of, pass_on_finished, write_records
+    from ..settings import MDSettings
 
     temps = [float(t) for t in a.temperatures_K]
     n, k = len(a.out), len(temps)
@@ -157,10 +173,16 @@ def md_pool(a: argparse.Namespace) -> int:
             plan.append((record, None))
             continue
         mid = ups[0]["material_id"]
-        base = SETTINGS["md"].from_json(Path(a.settings[i]).read_text(),
-                                        temperature_K=temps[0])
-        atoms = formats.atoms_from_dict(ups[0]["supercell"])
-        fc = formats.read_fc2(a.fc2[i]) if base.initial_state == "harmonic" else None
+        try:
+            base = SETTINGS["md"].from_json(Path(a.settings[i]).read_text(),
+                                            temperature_K=temps[0])
+            atoms = formats.atoms_from_dict(ups[0]["supercell"])
+            fc = formats.read_fc2(a.fc2[i]) if base.initial_state == "harmonic" else None
+        except Exception as exc:  # noqa: BLE001 - this member alone: its md_batch job runs it
+            print(f"[md_pool] {mid}: not pooled ({type(exc).__name__}: {exc}); its md_batch "
+                  "job runs it", flush=True)
+            plan.append((record, None))
+            continue
         for T, tr in zip(temps, a.trajectory[i * k:(i + 1) * k], strict=True):
             s = dataclasses.replace(base, temperature_K=T)
             if pass_on_finished(tr, s, atoms):
@@ -172,14 +194,17 @@ def md_pool(a: argparse.Namespace) -> int:
     outcome: dict = {}
     description = None
     if members:
-        why = engine_problem(members[0].settings)
+        why = engine_problem(MDSettings())  # torch-sim importable (settings: per member)
         if why:
             raise ConfigError(why)
         s0 = members[0].settings
         model, description = batch_model(s0.backend, s0.model, a.device, s0.modal)
         runnable = []
-        for m in members:
+        for m in members:  # what cannot run here is left to the material's own job
             try:
+                why = engine_problem(m.settings, check_import=False)
+                if why:
+                    raise ConfigError(why)
                 check_elements(model.loaded, m.atoms.get_chemical_symbols())
                 runnable.append(m)
             except ConfigError as exc:
@@ -190,7 +215,15 @@ def md_pool(a: argparse.Namespace) -> int:
             print(f"[md_pool] {a.pool}: {len(group)} runs of "
                   f"{len({m.key.split('/')[0] for m in group})} materials as one batch "
                   f"({thermostat}, on {a.device})", flush=True)
-            outcome.update(run_batch(group, model))
+            try:
+                outcome.update(run_batch(group, model))
+            except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: each
+                print(f"[md_pool] {a.pool}: the batch stopped ({type(exc).__name__}: "
+                      f"{exc}); each material's md_batch job runs its own", flush=True)
+                for m in group:  # material's md_batch job runs its own runs
+                    outcome.setdefault(m.key, exc)
+            if any(isinstance(v, Interrupted) for v in outcome.values()):
+                break
     if any(isinstance(v, Interrupted) for v in outcome.values()):
         print(f"[md_pool] {a.pool}: interrupted, every run committed; rerun to resume",
               flush=True)
