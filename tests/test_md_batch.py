@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -215,7 +216,6 @@ def test_a_pool_record_hands_each_run_to_its_material(tmp_path):
     is adopted with the pool's summary, a diverged one with its reason; a run of other
     settings (stale record) or whose checkpoint is gone is run again; a finished
     trajectory is passed on to a rerun pool as a hard link, without a write."""
-    from dataclasses import replace
 
     from phonion import formats
     from phonion.md_pool import adopt, adoptable, entry, partial_of, pass_on_finished, pending
@@ -264,6 +264,48 @@ def test_a_pool_record_hands_each_run_to_its_material(tmp_path):
     assert pending(str(displace), str(settings), [str(finals[0])]) == (0, "langevin")
     settings.write_text(longer.to_json())
     assert pending(str(displace), str(settings), [str(finals[0])]) == (1, "langevin")
+
+
+def test_what_a_pool_cannot_run_stays_with_its_material(tmp_path):
+    """phonion md_pool with two NaCl cells, one with an md.adaptive override (which a batch
+    cannot run): the pool runs the other, records the reason for this one, and this
+    material's own md_batch job reports it as an error; the pool job itself succeeds."""
+    from ase.build import bulk
+
+    from phonion import formats
+    from phonion.cli import main
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    base = MDSettings(backend="rigid_ion", temperature_K=600.0, equilibration_steps=4,
+                      production_steps=8, interval=4, initial_state="maxwell_boltzmann",
+                      engine="torch_sim")
+    paths = {}
+    for mid, s in (("good", base), ("adaptive", replace(base, adaptive=True))):
+        d = tmp_path / mid
+        (d / "md/600K").mkdir(parents=True)
+        formats.write_result(d / "displace.json", formats.new_result(
+            mid, "displace", "ok", supercell=formats.atoms_to_dict(atoms)))
+        formats.write_result(d / "stability.json", formats.new_result(mid, "stability", "ok"))
+        (d / "settings.json").write_text(s.to_json())
+        paths[mid] = d
+    arg = lambda name: [str(paths[m] / name) for m in paths]  # noqa: E731
+    assert main(["md_pool", "--pool", "0000", "--displace", *arg("displace.json"),
+                 "--stability", *arg("stability.json"), "--fc2", *arg("fc2.hdf5"),
+                 "--settings", *arg("settings.json"), "--temperatures-K", "600",
+                 "--trajectory", *arg("md/600K/trajectory.h5"),
+                 "--out", *arg("md/pool.json")]) == 0
+    good = json.loads((paths["good"] / "md/pool.json").read_text())["runs"]["600K"]
+    bad = json.loads((paths["adaptive"] / "md/pool.json").read_text())["runs"]["600K"]
+    assert good["status"] == "done" and good["summary"]["n_frames"] == 2
+    assert bad["status"] == "not run" and "md.adaptive" in bad["reason"]
+    d = paths["adaptive"]
+    main(["md_batch", "--displace", str(d / "displace.json"), "--stability",
+          str(d / "stability.json"), "--fc2", str(d / "fc2.hdf5"), "--temperatures-K", "600",
+          "--settings", replace(base, adaptive=True).to_json(), "--trajectory",
+          str(d / "md/600K/trajectory.h5"), "--out", str(d / "md/600K/md.json"),
+          f"--pool={d / 'md/pool.json'}"])
+    res = json.loads((d / "md/600K/md.json").read_text())
+    assert res["status"] == "failed" and "md.adaptive" in res["reason"]
 
 
 def test_sevennet_batched_by_torch_sim_is_its_calculator():
