@@ -170,3 +170,105 @@ def pending(displace: str, settings: str, trajectories: list[str]) -> tuple[int,
         s = dataclasses.replace(base, temperature_K=float(Path(tr).parent.name[:-1]))
         left += not complete(tr, s, atoms)
     return left, base.thermostat
+
+
+def run_pool(pool: str, displace: list[str], stability: list[str], fc2: list[str],
+             settings: list[str], temps: list[float], trajectories: list[str],
+             records: list[str], device: str = "cpu") -> int:
+    """Run pool ``pool``: every temperature ``temps`` (K) of its materials (per material its
+    displace and stability results, fc2 file, md settings file and record path; the
+    trajectories material by material) as one batch with :func:`phonion.md_batch.run_batch`
+    (one batch per thermostat). A finished run of an unchanged material is passed on without
+    a step (:func:`pass_on_finished`); what the batch cannot run (a member whose upstream is
+    not ok, its elements, an ``md.adaptive`` override, a batch that stops) is left to the
+    material's own ``md_batch`` job with the reason in its record. Returns 1 when a signal
+    stopped the batch (every run committed; the retry resumes), else 0 with every record
+    written."""
+    import dataclasses
+
+    from . import formats
+    from .calculators import check_elements
+    from .errors import ConfigError
+    from .md import Interrupted
+    from .md_batch import Member, batch_model, engine_problem, run_batch
+
+    k = len(temps)
+    plan, members = [], []
+    for i, record in enumerate(records):
+        try:
+            ups = [formats.read_result(displace[i]), formats.read_result(stability[i])]
+        except formats.DamagedFile as exc:
+            print(f"[md_pool] {record}: {exc}; its md_batch job reports it", flush=True)
+            plan.append((record, None))
+            continue
+        if any(u["status"] != "ok" for u in ups):
+            plan.append((record, None))
+            continue
+        mid = ups[0]["material_id"]
+        try:
+            base = MDSettings.from_json(Path(settings[i]).read_text(), temperature_K=temps[0])
+            atoms = formats.atoms_from_dict(ups[0]["supercell"])
+            fc = formats.read_fc2(fc2[i]) if base.initial_state == "harmonic" else None
+        except Exception as exc:  # noqa: BLE001 - this member alone: its md_batch job runs it
+            print(f"[md_pool] {mid}: not pooled ({type(exc).__name__}: {exc}); its md_batch "
+                  "job runs it", flush=True)
+            plan.append((record, None))
+            continue
+        for T, tr in zip(temps, trajectories[i * k:(i + 1) * k], strict=True):
+            s = dataclasses.replace(base, temperature_K=T)
+            if pass_on_finished(tr, s, atoms):
+                plan.append((record, (f"{T:g}K", s, atoms, None, tr)))
+            else:
+                m = Member(f"{mid}/{T:g}K", atoms, s, partial_of(tr), fc)
+                members.append(m)
+                plan.append((record, (f"{T:g}K", s, atoms, m.key, tr)))
+    outcome: dict = {}
+    description = None
+    if members:
+        why = engine_problem(MDSettings())  # torch-sim importable (settings: per member)
+        if why:
+            raise ConfigError(why)
+        s0 = members[0].settings
+        model, description = batch_model(s0.backend, s0.model, device, s0.modal)
+        runnable = []
+        for m in members:  # what cannot run here is left to the material's own job
+            try:
+                why = engine_problem(m.settings, check_import=False)
+                if why:
+                    raise ConfigError(why)
+                check_elements(model.loaded, m.atoms.get_chemical_symbols())
+                runnable.append(m)
+            except ConfigError as exc:
+                outcome[m.key] = exc
+        # one thermostat per batch: a material whose overrides pick another runs after
+        for thermostat in dict.fromkeys(m.settings.thermostat for m in runnable):
+            group = [m for m in runnable if m.settings.thermostat == thermostat]
+            n_mat = len({m.key.split("/")[0] for m in group})
+            print(f"[md_pool] {pool}: {len(group)} run(s) of {n_mat} material(s) as one "
+                  f"batch ({thermostat}, on {device})", flush=True)
+            try:
+                outcome.update(run_batch(group, model))
+            except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: each
+                print(f"[md_pool] {pool}: the batch stopped ({type(exc).__name__}: "
+                      f"{exc}); each material's md_batch job runs its own", flush=True)
+                for m in group:
+                    outcome.setdefault(m.key, exc)
+            if any(isinstance(v, Interrupted) for v in outcome.values()):
+                break
+    if any(isinstance(v, Interrupted) for v in outcome.values()):
+        print(f"[md_pool] {pool}: interrupted, every run committed; rerun to resume",
+              flush=True)
+        return 1
+    written: dict[str, dict] = {}
+    for record, run in plan:
+        runs = written.setdefault(record, {})
+        if run is not None:
+            key, s, atoms, mkey, tr = run
+            runs[key] = entry(s, atoms, outcome.get(mkey) if mkey else None,
+                              None if mkey else tr)
+    write_records(pool, written, len(members), description)
+    done = sum(isinstance(v, dict) for v in outcome.values())
+    passed = sum(1 for _, run in plan if run is not None and run[3] is None)
+    print(f"[md_pool] {pool}: {done} runs finished, {passed} passed on as already "
+          f"complete, {len(outcome) - done} stopped (reasons in the records)", flush=True)
+    return 0

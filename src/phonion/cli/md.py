@@ -144,16 +144,10 @@ def _finish(partial: Path, trajectory: Path, keep_checkpoint: bool) -> None:
 
 def md_pool(a: argparse.Namespace) -> int:
     """``md.batch_materials`` > 1: every temperature of several materials as one batch
-    (:mod:`phonion.md_pool`; ``--settings``: each material's md settings file). Writes
-    each run's checkpoint file and each material's pool record (``--out``), never a stage
-    result: each material's ``md_batch`` job adopts its runs. A finished run of an
-    unchanged material is passed on without a step; a member whose upstream is not ok gets
-    an empty record (its ``md_batch`` job writes the skip)."""
-    from ..calculators import check_elements
-    from ..md import Interrupted
-    from ..md_batch import Member, batch_model, engine_problem, run_batch
-    from ..md_pool import entry, partial_of, pass_on_finished, write_records
-    from ..settings import MDSettings
+    (:func:`phonion.md_pool.run_pool`; ``--settings``: each material's md settings file;
+    ``--out``: each material's pool record). Never a stage result: each material's
+    ``md_batch`` job adopts its runs."""
+    from ..md_pool import run_pool
 
     temps = [float(t) for t in a.temperatures_K]
     n, k = len(a.out), len(temps)
@@ -161,86 +155,8 @@ def md_pool(a: argparse.Namespace) -> int:
             and len(a.trajectory) == n * k):
         raise SystemExit("md_pool: one --displace, --stability, --fc2, --settings and --out "
                          "per material, one --trajectory per material and temperature")
-    plan, members = [], []
-    for i, record in enumerate(a.out):
-        try:
-            ups = [formats.read_result(a.displace[i]), formats.read_result(a.stability[i])]
-        except formats.DamagedFile as exc:
-            print(f"[md_pool] {record}: {exc}; its md_batch job reports it", flush=True)
-            plan.append((record, None))
-            continue
-        if any(u["status"] != "ok" for u in ups):
-            plan.append((record, None))
-            continue
-        mid = ups[0]["material_id"]
-        try:
-            base = SETTINGS["md"].from_json(Path(a.settings[i]).read_text(),
-                                            temperature_K=temps[0])
-            atoms = formats.atoms_from_dict(ups[0]["supercell"])
-            fc = formats.read_fc2(a.fc2[i]) if base.initial_state == "harmonic" else None
-        except Exception as exc:  # noqa: BLE001 - this member alone: its md_batch job runs it
-            print(f"[md_pool] {mid}: not pooled ({type(exc).__name__}: {exc}); its md_batch "
-                  "job runs it", flush=True)
-            plan.append((record, None))
-            continue
-        for T, tr in zip(temps, a.trajectory[i * k:(i + 1) * k], strict=True):
-            s = dataclasses.replace(base, temperature_K=T)
-            if pass_on_finished(tr, s, atoms):
-                plan.append((record, (f"{T:g}K", s, atoms, None, tr)))
-            else:
-                m = Member(f"{mid}/{T:g}K", atoms, s, partial_of(tr), fc)
-                members.append(m)
-                plan.append((record, (f"{T:g}K", s, atoms, m.key, tr)))
-    outcome: dict = {}
-    description = None
-    if members:
-        why = engine_problem(MDSettings())  # torch-sim importable (settings: per member)
-        if why:
-            raise ConfigError(why)
-        s0 = members[0].settings
-        model, description = batch_model(s0.backend, s0.model, a.device, s0.modal)
-        runnable = []
-        for m in members:  # what cannot run here is left to the material's own job
-            try:
-                why = engine_problem(m.settings, check_import=False)
-                if why:
-                    raise ConfigError(why)
-                check_elements(model.loaded, m.atoms.get_chemical_symbols())
-                runnable.append(m)
-            except ConfigError as exc:
-                outcome[m.key] = exc
-        # one thermostat per batch: a material whose overrides pick another runs after
-        for thermostat in dict.fromkeys(m.settings.thermostat for m in runnable):
-            group = [m for m in runnable if m.settings.thermostat == thermostat]
-            print(f"[md_pool] {a.pool}: {len(group)} runs of "
-                  f"{len({m.key.split('/')[0] for m in group})} materials as one batch "
-                  f"({thermostat}, on {a.device})", flush=True)
-            try:
-                outcome.update(run_batch(group, model))
-            except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: each
-                print(f"[md_pool] {a.pool}: the batch stopped ({type(exc).__name__}: "
-                      f"{exc}); each material's md_batch job runs its own", flush=True)
-                for m in group:  # material's md_batch job runs its own runs
-                    outcome.setdefault(m.key, exc)
-            if any(isinstance(v, Interrupted) for v in outcome.values()):
-                break
-    if any(isinstance(v, Interrupted) for v in outcome.values()):
-        print(f"[md_pool] {a.pool}: interrupted, every run committed; rerun to resume",
-              flush=True)
-        return 1
-    records: dict[str, dict] = {}
-    for record, run in plan:
-        runs = records.setdefault(record, {})
-        if run is not None:
-            key, s, atoms, mkey, tr = run
-            runs[key] = entry(s, atoms, outcome.get(mkey) if mkey else None,
-                              None if mkey else tr)
-    write_records(a.pool, records, len(members), description)
-    done = sum(isinstance(v, dict) for v in outcome.values())
-    passed = sum(1 for _, run in plan if run is not None and run[3] is None)
-    print(f"[md_pool] {a.pool}: {done} runs finished, {passed} passed on as already "
-          f"complete, {len(outcome) - done} stopped (reasons in the records)", flush=True)
-    return 0
+    return run_pool(a.pool, a.displace, a.stability, a.fc2, a.settings, temps, a.trajectory,
+                    a.out, a.device)
 
 
 def _log_diffusion(ctx: Context, label: str, out: dict) -> None:
