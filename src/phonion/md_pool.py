@@ -20,15 +20,15 @@ streams; ``tests/test_md_batch.py``), so pooling changes how fast, never what, M
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 from pathlib import Path
 
-from .formats import atomic_path
-from .md import _fingerprint, committed_production_steps
+from . import formats
+from .formats import atomic_path, atoms_from_dict, read_json, read_result, write_json
+from .md import Diverged, Interrupted, _fingerprint, committed_production_steps
 from .settings import MDSettings
-
-#: the record a pool leaves in each member's ``md`` folder
-RECORD = "pool.json"
 
 
 def partial_of(trajectory: str | os.PathLike) -> Path:
@@ -51,8 +51,6 @@ def pass_on_finished(trajectory: str | os.PathLike, s: MDSettings, atoms) -> boo
     if not complete(final, s, atoms):
         if final.exists() and partial.exists() and os.path.samefile(final, partial):
             # a run to extend: its checkpoint must not write into the finished file
-            import shutil
-
             with atomic_path(partial) as tmp:
                 shutil.copyfile(final, tmp)
         return False
@@ -73,8 +71,6 @@ def entry(s: MDSettings, atoms, outcome: dict | Exception | None, passed_on: str
     of its ``md.json``, if there is one, is kept for the adopting job's provenance)."""
     fp = _fingerprint(s, atoms)
     if passed_on:
-        from .formats import read_json
-
         try:
             model = read_json(Path(passed_on).parent / "md.json")["provenance"]["model"]
         except Exception:  # noqa: BLE001 - no readable result beside it
@@ -83,8 +79,6 @@ def entry(s: MDSettings, atoms, outcome: dict | Exception | None, passed_on: str
                 "model": model}
     if isinstance(outcome, dict):
         return {"fingerprint": fp, "status": "done", "summary": outcome}
-    from .md import Diverged
-
     if isinstance(outcome, Diverged):
         return {"fingerprint": fp, "status": "diverged", "reason": str(outcome)}
     return {"fingerprint": fp, "status": "not run",
@@ -97,8 +91,6 @@ def adopt(rec: dict | None, key: str, s: MDSettings, atoms, trajectory: str | os
     the pool's summary with the model that ran it under ``model`` (the run's checkpoint
     file complete for these settings), the
     :class:`~phonion.md.Diverged` the pool stopped it with, or None (run it here)."""
-    from .md import Diverged
-
     e = (rec or {}).get("runs", {}).get(key)
     if not e or e.get("fingerprint") != _fingerprint(s, atoms):
         return None
@@ -126,8 +118,6 @@ def adoptable(record_path: str | os.PathLike, trajectories: list[str]) -> bool:
     present, or diverged): the SLURM profile then sends it to one CPU for minutes. Read
     without the settings, so a stale record errs towards the GPU shape only through
     :func:`adopt` running the run after all."""
-    from .formats import read_json
-
     try:
         runs = read_json(record_path).get("runs", {})
     except Exception:  # noqa: BLE001 - no record yet: the job may run MD
@@ -145,8 +135,6 @@ def adoptable(record_path: str | os.PathLike, trajectories: list[str]) -> bool:
 def write_records(pool: str, records: dict[str, dict], runs_in_batch: int,
                   model: dict | None) -> None:
     """Write each member's record (path → {T key: entry}) atomically."""
-    from .formats import write_json
-
     for path, runs in records.items():
         write_json(path, {"pool": pool, "runs_in_batch": runs_in_batch, "model": model,
                           "runs": runs})
@@ -156,10 +144,6 @@ def pending(displace: str, settings: str, trajectories: list[str]) -> tuple[int,
     """(runs a pool would run for this member, its thermostat): the runs whose finished
     trajectory is not complete for the member's settings (all of them when its upstream
     cannot be read yet). For the SLURM shape of a pool job (``md_pool_resource``)."""
-    import dataclasses
-
-    from .formats import atoms_from_dict, read_result
-
     try:
         atoms = atoms_from_dict(read_result(displace)["supercell"])
         base = MDSettings.from_json(Path(settings).read_text(), temperature_K=300.0)
@@ -184,12 +168,8 @@ def run_pool(pool: str, displace: list[str], stability: list[str], fc2: list[str
     material's own ``md_batch`` job with the reason in its record. Returns 1 when a signal
     stopped the batch (every run committed; the retry resumes), else 0 with every record
     written."""
-    import dataclasses
-
-    from . import formats
     from .calculators import check_elements
     from .errors import ConfigError
-    from .md import Interrupted
     from .md_batch import Member, batch_model, engine_problem, run_batch
 
     k = len(temps)

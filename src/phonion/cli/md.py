@@ -46,7 +46,7 @@ def md_batch(a: argparse.Namespace) -> int:
     record of the material's pool, ``md.batch_materials`` > 1) the runs the pool finished
     are adopted (:func:`phonion.md_pool.adopt`) and only the others run here."""
     from ..md_batch import Member, batch_model, engine_problem, run_batch
-    from ..md_pool import adopt
+    from ..md_pool import adopt, partial_of
 
     temps = [float(t) for t in a.temperatures_K]
     if not (len(temps) == len(a.trajectory) == len(a.out)):
@@ -97,7 +97,7 @@ def md_batch(a: argparse.Namespace) -> int:
 
         check_elements(model.loaded, atoms.get_chemical_symbols())
         fc = formats.read_fc2(a.fc2) if base.initial_state == "harmonic" else None
-        runs = [Member(f"{T:g}K", atoms, s, Path(tr).with_suffix(".partial.h5"), fc)
+        runs = [Member(f"{T:g}K", atoms, s, partial_of(tr), fc)
                 for T, s, tr in members]
         how = "batched" if getattr(model, "batched", False) else "system by system"
         ctx.log(f"{len(atoms)} atoms, {', '.join(m.key for m in runs)} as one batch "
@@ -117,7 +117,7 @@ def md_batch(a: argparse.Namespace) -> int:
             res = outcome[f"{T:g}K"]
             if isinstance(res, Exception):
                 raise res
-            _finish(Path(tr).with_suffix(".partial.h5"), Path(tr), bool(a.pool))
+            _finish(partial_of(tr), Path(tr), bool(a.pool))
             rate = res["steps_per_s"]
             ctx.log(f"{T:g} K: {res['n_frames']} frames"
                     + (f", {rate:.2f} steps/s" if rate else " (already complete)"))
